@@ -1,0 +1,1 @@
+"""The `broadcast-bot` command line."""

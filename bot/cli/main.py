@@ -1,0 +1,79 @@
+"""Entry point of `broadcast-bot`: one group, errors as one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import click
+from redis.exceptions import ConnectionError as RedisConnectionError
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+
+from bot.cli import agents, broadcasts, configs, demo
+from bot.cli.context import CliContext, pass_cli
+from broadcasts.errors import BroadcastBotError
+from migrations import run_upgrade
+
+
+class FriendlyGroup(click.Group):
+    """Turns the errors a user can cause into one line on stderr and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BroadcastBotError as exc:
+            raise click.ClickException(str(exc)) from None
+        except (OperationalError, ProgrammingError) as exc:
+            raise click.ClickException(_database_hint(exc)) from None
+        except DBAPIError as exc:
+            raise click.ClickException(f"Database error: {exc.orig}") from None
+        except RedisConnectionError as exc:
+            raise click.ClickException(
+                f"Redis is not reachable ({exc}); check REDIS_URL and that redis-server runs."
+            ) from None
+
+
+def _database_hint(exc: DBAPIError) -> str:
+    text = str(exc.orig)
+    if "no such table" in text or ("does not exist" in text and "relation" in text):
+        return "The database has no tables yet: run `broadcast-bot migrate` first."
+    return f"Database not usable ({text.strip().splitlines()[0]}); check DATABASE_URL."
+
+
+@click.group(cls=FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log debug details to stderr.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
+    """WhatsApp Broadcast Bot: send approved WhatsApp templates to many people."""
+    ctx.call_on_close(ctx.ensure_object(CliContext).close)
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@cli.command()
+@pass_cli
+def migrate(cli_ctx: CliContext) -> None:
+    """Upgrade the database (DATABASE_URL) to the latest schema."""
+    url = cli_ctx.runtime.settings.database_url
+    run_upgrade(url)
+    click.echo(f"Database is at the latest schema ({_redact(url)}).")
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+for module in (configs, agents, broadcasts, demo):
+    module.register(cli)
+
+
+def main() -> None:
+    cli.main(prog_name="broadcast-bot")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

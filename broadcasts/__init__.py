@@ -1,0 +1,1 @@
+"""The broadcast domain: models, lifecycle, recipients, metrics and the service layer."""

@@ -1,0 +1,162 @@
+"""Recipient status changes, forward-only, each keeping the broadcast counters in step."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from broadcasts.enums import RecipientStatus as R
+from broadcasts.metrics import Counts, bump, counts_of
+from broadcasts.models import Recipient, utcnow
+
+RANK = {R.PENDING: 0, R.SENDING: 1, R.SENT: 2, R.DELIVERED: 3, R.READ: 4}
+TERMINAL = frozenset({R.FAILED, R.SKIPPED})
+
+
+@contextmanager
+def tracked(session: Session, recipient: Recipient) -> Iterator[Recipient]:
+    """Apply the changes made inside the block to the broadcast counters."""
+    before = counts_of(recipient)
+    yield recipient
+    bump(session, recipient.broadcast_id, counts_of(recipient) - before)
+
+
+def is_terminal(recipient: Recipient) -> bool:
+    return recipient.status in TERMINAL
+
+
+def mark_sent(
+    session: Session,
+    recipient: Recipient,
+    *,
+    wamid: str,
+    wa_id: str | None,
+    message_status: str | None,
+    at: datetime | None = None,
+) -> bool:
+    """Record WhatsApp's acceptance; harmless when a webhook already moved the recipient on."""
+    at = at or utcnow()
+    with tracked(session, recipient):
+        recipient.wamid = recipient.wamid or wamid
+        recipient.wa_id = recipient.wa_id or wa_id
+        recipient.message_status = message_status or recipient.message_status
+        if recipient.sent_at is None and recipient.status != R.SKIPPED:
+            recipient.sent_at = at
+        if recipient.status in (R.PENDING, R.SENDING):
+            recipient.status = R.SENT
+            recipient.next_attempt_at = None
+            return True
+    return False
+
+
+def mark_failed(
+    session: Session,
+    recipient: Recipient,
+    *,
+    code: int | None,
+    title: str | None,
+    detail: str | None,
+    at: datetime | None = None,
+) -> bool:
+    """Fail a recipient (at send time or from a webhook); delivered/read ones stay as they are."""
+    if recipient.status in TERMINAL or RANK.get(R(recipient.status), 0) >= RANK[R.DELIVERED]:
+        return False
+    with tracked(session, recipient):
+        recipient.status = R.FAILED
+        recipient.failed_at = at or utcnow()
+        recipient.error_code = code
+        recipient.error_title = (title or "")[:255] or None
+        recipient.error_detail = detail
+        recipient.next_attempt_at = None
+    return True
+
+
+def mark_skipped(session: Session, recipient: Recipient, *, reason: str) -> bool:
+    if recipient.status not in (R.PENDING, R.SENDING):
+        return False
+    with tracked(session, recipient):
+        recipient.status = R.SKIPPED
+        recipient.skipped_at = utcnow()
+        recipient.error_title = reason[:255]
+        recipient.next_attempt_at = None
+    return True
+
+
+def apply_delivery_status(
+    session: Session,
+    recipient: Recipient,
+    status: str,
+    *,
+    at: datetime,
+    wamid: str | None = None,
+    wa_id: str | None = None,
+    error_code: int | None = None,
+    error_title: str | None = None,
+    error_detail: str | None = None,
+) -> bool:
+    """Apply a webhook status (sent/delivered/read/failed); never moves backwards, never twice."""
+    if status == "failed":
+        if wamid and recipient.wamid is None:
+            recipient.wamid = wamid
+        return mark_failed(
+            session, recipient, code=error_code, title=error_title, detail=error_detail, at=at
+        )
+    if status not in ("sent", "delivered", "read") or recipient.status == R.SKIPPED:
+        return False
+    if recipient.status == R.FAILED and status == "sent":
+        return False
+    before = counts_of(recipient)
+    if wamid and recipient.wamid is None:
+        recipient.wamid = wamid
+    if wa_id and recipient.wa_id is None:
+        recipient.wa_id = wa_id
+    if recipient.sent_at is None:
+        recipient.sent_at = at
+    if status in ("delivered", "read") and recipient.delivered_at is None:
+        recipient.delivered_at = at
+    if status == "read" and recipient.read_at is None:
+        recipient.read_at = at
+    if recipient.status != R.FAILED and RANK[R(status)] > RANK[R(recipient.status)]:
+        recipient.status = R(status)
+        recipient.next_attempt_at = None
+    delta = counts_of(recipient) - before
+    bump(session, recipient.broadcast_id, delta)
+    return not delta.is_zero()
+
+
+def mark_responded(session: Session, recipient: Recipient, *, at: datetime) -> bool:
+    """Set the responded flag once (a reply also proves delivery and reading)."""
+    if recipient.responded_at is not None:
+        return False
+    with tracked(session, recipient):
+        recipient.responded_at = at
+    return True
+
+
+def skip_unsent(session: Session, broadcast_id: str, *, reason: str) -> int:
+    """Skip every recipient not yet attempted (cancel); in-flight ones finish on their own."""
+    now = utcnow()
+    result = session.execute(
+        update(Recipient)
+        .where(Recipient.broadcast_id == broadcast_id, Recipient.status == R.PENDING)
+        .values(status=R.SKIPPED, skipped_at=now, error_title=reason[:255], next_attempt_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    n = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    bump(session, broadcast_id, Counts(pending=-n, skipped=n))
+    return n
+
+
+def count_in_status(session: Session, broadcast_id: str, *statuses: R) -> int:
+    return int(
+        session.scalar(
+            select(func.count()).where(
+                Recipient.broadcast_id == broadcast_id, Recipient.status.in_(statuses)
+            )
+        )
+        or 0
+    )

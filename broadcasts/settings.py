@@ -1,0 +1,101 @@
+"""Settings read from the environment (and a `.env` file), named as in DESIGN §4."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from broadcasts.errors import SettingsError
+
+DEFAULT_KAPSO_API_URL = "https://api.kapso.ai/meta/whatsapp/v24.0"
+DEFAULT_META_API_URL = "https://graph.facebook.com/v24.0"
+DEFAULT_KAPSO_PLATFORM_URL = "https://api.kapso.ai/platform/v1"
+DEFAULT_OPT_OUT_KEYWORDS = (
+    "stop,stopall,unsubscribe,cancel,end,quit,opt out,optout,"
+    "baja,parar,alto,detener,"  # es
+    "sair,cancelar,pare,"  # pt
+    "arret,arrêt,stopper,desabonner,désabonner,"  # fr
+    "abmelden,austragen,"  # de
+    "annulla,disiscrivi"  # it
+)
+DEFAULT_OPT_IN_KEYWORDS = "start,unstop,subscribe,resume"
+
+
+class Settings(BaseSettings):
+    """Everything the processes read from the environment; secrets never leave this object."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    database_url: str = "sqlite:///./broadcasts.db"
+    redis_url: str = "redis://localhost:6379/0"
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    kapso_api_key: str | None = None
+    kapso_api_url: str = DEFAULT_KAPSO_API_URL
+    kapso_platform_url: str = DEFAULT_KAPSO_PLATFORM_URL
+    meta_api_url: str = DEFAULT_META_API_URL
+    whatsapp_app_secret: str | None = None
+    whatsapp_verify_token: str | None = None
+    kapso_webhook_secret: str | None = None
+    broadcast_admins: str = ""
+
+    # Recipients
+    phone_default_region: str | None = Field(default=None, min_length=2, max_length=2)
+    csv_max_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
+    # Replies and conversations
+    reply_attribution_hours: float = Field(default=72.0, gt=0)
+    conversation_inactivity_hours: float = Field(default=24.0, gt=0)
+    opt_out_keywords: str = DEFAULT_OPT_OUT_KEYWORDS
+    opt_in_keywords: str = DEFAULT_OPT_IN_KEYWORDS
+    # Web server and logs
+    port: int = Field(default=8000, gt=0, lt=65536)
+    webhook_max_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    # Sending
+    reaper_interval_seconds: float = Field(default=30.0, gt=0)
+    public_base_url: str | None = None
+
+    @field_validator("phone_default_region")
+    @classmethod
+    def _upper_region(cls, value: str | None) -> str | None:
+        return value.upper() if value else None
+
+    @cached_property
+    def admin_ids(self) -> frozenset[str]:
+        """Slack user and user-group ids allowed to send (empty: everyone)."""
+        return frozenset(p.strip() for p in self.broadcast_admins.split(",") if p.strip())
+
+    @cached_property
+    def opt_out_words(self) -> frozenset[str]:
+        return frozenset(
+            w.strip().casefold() for w in self.opt_out_keywords.split(",") if w.strip()
+        )
+
+    @cached_property
+    def opt_in_words(self) -> frozenset[str]:
+        return frozenset(w.strip().casefold() for w in self.opt_in_keywords.split(",") if w.strip())
+
+    def require(self, field: str, why: str) -> str:
+        """Return a setting a command cannot do without, or stop with one line naming it."""
+        value = getattr(self, field)
+        if not value:
+            raise SettingsError(f"{field.upper()} is not set: {why}.")
+        return str(value)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings, turning a validation error into one line naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]).upper() if first["loc"] else "settings"
+        raise SettingsError(f"{name} is invalid: {first['msg']}.") from None

@@ -1,0 +1,1 @@
+"""RQ side: queues, the Redis rate limiter, jobs and the worker entry."""
