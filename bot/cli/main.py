@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
+import pkgutil
 from typing import Any
 
 import click
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
-from bot.cli import agents, broadcasts, configs, demo
+import bot.cli
 from bot.cli.context import CliContext, pass_cli
 from broadcasts.errors import BroadcastBotError
 from migrations import run_upgrade
@@ -67,8 +69,16 @@ def _redact(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-for module in (configs, agents, broadcasts, demo):
-    module.register(cli)
+def _register_commands() -> None:
+    """Every module of bot.cli with a `register(cli)` adds its commands (one module per area)."""
+    for info in sorted(pkgutil.iter_modules(bot.cli.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"bot.cli.{info.name}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(cli)
+
+
+_register_commands()
 
 
 def main() -> None:

@@ -1,0 +1,27 @@
+"""Run every benchmark module (benchmarks/bench_*.py), or the ones named on the command line."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+
+import benchmarks
+
+
+def main(argv: list[str]) -> int:
+    names = sorted(
+        m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("bench_")
+    )
+    wanted = [n if n.startswith("bench_") else f"bench_{n}" for n in argv] or names
+    for name in wanted:
+        if name not in names:
+            print(f"unknown benchmark {name!r}; known: {', '.join(names)}", file=sys.stderr)
+            return 2
+        print(f"\n===== {name} =====", flush=True)
+        importlib.import_module(f"benchmarks.{name}").main()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

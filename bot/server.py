@@ -1,0 +1,26 @@
+"""The production HTTP app (ASGI): Slack at /slack/events, WhatsApp webhooks, health, metrics."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+
+from bot import slack_http, webhook_http
+from jobs.runtime import Runtime
+
+
+async def healthz(_request: Request) -> JSONResponse:
+    return JSONResponse({"ok": True})
+
+
+def create_app(runtime: Runtime | None = None) -> Starlette:
+    """Build the app; routes come from one module per area."""
+    runtime = runtime or Runtime()
+    routes: list[BaseRoute] = [Route("/healthz", healthz)]
+    routes += webhook_http.routes(runtime)
+    routes += slack_http.routes(runtime)
+    app = Starlette(routes=routes)
+    app.state.runtime = runtime
+    return app
