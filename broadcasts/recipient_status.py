@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -17,12 +18,34 @@ RANK = {R.PENDING: 0, R.SENDING: 1, R.SENT: 2, R.DELIVERED: 3, R.READ: 4}
 TERMINAL = frozenset({R.FAILED, R.SKIPPED})
 
 
+class CounterDeltas:
+    """Counter changes gathered over many recipients, written with one UPDATE per broadcast."""
+
+    def __init__(self) -> None:
+        self._by_broadcast: dict[str, Counts] = defaultdict(Counts)
+
+    def add(self, broadcast_id: str, delta: Counts) -> None:
+        if not delta.is_zero():
+            self._by_broadcast[broadcast_id] = self._by_broadcast[broadcast_id] + delta
+
+    def flush(self, session: Session) -> None:
+        for broadcast_id, delta in self._by_broadcast.items():
+            bump(session, broadcast_id, delta)
+        self._by_broadcast.clear()
+
+
 @contextmanager
-def tracked(session: Session, recipient: Recipient) -> Iterator[Recipient]:
-    """Apply the changes made inside the block to the broadcast counters."""
+def tracked(
+    session: Session, recipient: Recipient, deltas: CounterDeltas | None = None
+) -> Iterator[Recipient]:
+    """Apply the changes made inside the block to the broadcast counters (now, or via `deltas`)."""
     before = counts_of(recipient)
     yield recipient
-    bump(session, recipient.broadcast_id, counts_of(recipient) - before)
+    delta = counts_of(recipient) - before
+    if deltas is not None:
+        deltas.add(recipient.broadcast_id, delta)
+    else:
+        bump(session, recipient.broadcast_id, delta)
 
 
 def is_terminal(recipient: Recipient) -> bool:
@@ -37,10 +60,11 @@ def mark_sent(
     wa_id: str | None,
     message_status: str | None,
     at: datetime | None = None,
+    deltas: CounterDeltas | None = None,
 ) -> bool:
     """Record WhatsApp's acceptance; harmless when a webhook already moved the recipient on."""
     at = at or utcnow()
-    with tracked(session, recipient):
+    with tracked(session, recipient, deltas):
         recipient.wamid = recipient.wamid or wamid
         recipient.wa_id = recipient.wa_id or wa_id
         recipient.message_status = message_status or recipient.message_status
@@ -61,11 +85,12 @@ def mark_failed(
     title: str | None,
     detail: str | None,
     at: datetime | None = None,
+    deltas: CounterDeltas | None = None,
 ) -> bool:
     """Fail a recipient (at send time or from a webhook); delivered/read ones stay as they are."""
     if recipient.status in TERMINAL or RANK.get(R(recipient.status), 0) >= RANK[R.DELIVERED]:
         return False
-    with tracked(session, recipient):
+    with tracked(session, recipient, deltas):
         recipient.status = R.FAILED
         recipient.failed_at = at or utcnow()
         recipient.error_code = code
@@ -75,10 +100,12 @@ def mark_failed(
     return True
 
 
-def mark_skipped(session: Session, recipient: Recipient, *, reason: str) -> bool:
+def mark_skipped(
+    session: Session, recipient: Recipient, *, reason: str, deltas: CounterDeltas | None = None
+) -> bool:
     if recipient.status not in (R.PENDING, R.SENDING):
         return False
-    with tracked(session, recipient):
+    with tracked(session, recipient, deltas):
         recipient.status = R.SKIPPED
         recipient.skipped_at = utcnow()
         recipient.error_title = reason[:255]
@@ -97,13 +124,20 @@ def apply_delivery_status(
     error_code: int | None = None,
     error_title: str | None = None,
     error_detail: str | None = None,
+    deltas: CounterDeltas | None = None,
 ) -> bool:
     """Apply a webhook status (sent/delivered/read/failed); never moves backwards, never twice."""
     if status == "failed":
         if wamid and recipient.wamid is None:
             recipient.wamid = wamid
         return mark_failed(
-            session, recipient, code=error_code, title=error_title, detail=error_detail, at=at
+            session,
+            recipient,
+            code=error_code,
+            title=error_title,
+            detail=error_detail,
+            at=at,
+            deltas=deltas,
         )
     if status not in ("sent", "delivered", "read") or recipient.status == R.SKIPPED:
         return False
@@ -124,15 +158,20 @@ def apply_delivery_status(
         recipient.status = R(status)
         recipient.next_attempt_at = None
     delta = counts_of(recipient) - before
-    bump(session, recipient.broadcast_id, delta)
+    if deltas is not None:
+        deltas.add(recipient.broadcast_id, delta)
+    else:
+        bump(session, recipient.broadcast_id, delta)
     return not delta.is_zero()
 
 
-def mark_responded(session: Session, recipient: Recipient, *, at: datetime) -> bool:
-    """Set the responded flag once (a reply also proves delivery and reading)."""
+def mark_responded(
+    session: Session, recipient: Recipient, *, at: datetime, deltas: CounterDeltas | None = None
+) -> bool:
+    """Set the responded flag once."""
     if recipient.responded_at is not None:
         return False
-    with tracked(session, recipient):
+    with tracked(session, recipient, deltas):
         recipient.responded_at = at
     return True
 
