@@ -57,10 +57,17 @@ class Settings(BaseSettings):
     # Web server and logs
     port: int = Field(default=8000, gt=0, lt=65536)
     webhook_max_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    # Webhook inbox and agent deliveries
+    inbox_requeue_after_seconds: float = Field(default=60.0, gt=0)
+    inbox_max_attempts: int = Field(default=5, gt=0)
+    agent_max_attempts: int = Field(default=10, gt=0)
+    agent_timeout_seconds: float = Field(default=10.0, gt=0)
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
     # Sending
-    reaper_interval_seconds: float = Field(default=30.0, gt=0)
+    send_lanes: int = Field(default=2, ge=1, le=32)
+    send_claim_grace_seconds: float = Field(default=120.0, gt=0)
+    maintenance_interval_seconds: float = Field(default=1.0, gt=0)
     public_base_url: str | None = None
 
     @field_validator("phone_default_region")

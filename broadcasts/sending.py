@@ -1,0 +1,248 @@
+"""The database side of sending: claim recipients, record outcomes, release, reap, complete.
+
+The database is the source of truth: a recipient is `sending` from the moment it is claimed until
+its outcome is recorded. A claim older than the grace period whose outcome never came (a killed
+worker) is released back to `pending` — unless a status webhook has meanwhile proved that WhatsApp
+accepted it (matched through `biz_opaque_callback_data`), in which case it is already `sent`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from broadcasts.enums import BroadcastStatus
+from broadcasts.enums import RecipientStatus as R
+from broadcasts.models import Broadcast, Contact, Recipient, utcnow
+from broadcasts.recipient_status import CounterDeltas, mark_failed, mark_sent, mark_skipped
+
+MAX_ATTEMPTS = 6
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    phone: str
+    params: dict[str, Any]
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one claimed recipient."""
+
+    recipient_id: int
+    kind: str  # sent | failed | retry | release | skip
+    wamid: str | None = None
+    wa_id: str | None = None
+    message_status: str | None = None
+    code: int | None = None
+    title: str | None = None
+    detail: str | None = None
+    retry_at: datetime | None = None
+    counts_as_attempt: bool = True
+    opt_out: bool = False
+
+
+@dataclass
+class BatchStats:
+    """Outcomes of one batch, for the circuit breaker and the progress notes."""
+
+    attempted: int = 0
+    failed: int = 0
+    codes: Counter[str] = field(default_factory=Counter)
+
+    def add(self, outcome: Outcome) -> None:
+        if outcome.kind in ("sent", "failed"):
+            self.attempted += 1
+        if outcome.kind == "failed":
+            self.failed += 1
+            self.codes[f"{outcome.code} {outcome.title or ''}".strip()] += 1
+
+    @property
+    def failure_share(self) -> float:
+        return self.failed / self.attempted if self.attempted else 0.0
+
+
+def claim(
+    session: Session, broadcast_id: str, limit: int, *, now: datetime | None = None
+) -> list[Claimed]:
+    """Atomically move up to `limit` due pending recipients to `sending` and return them."""
+    now = now or utcnow()
+    due = (
+        select(Recipient.id)
+        .where(
+            Recipient.broadcast_id == broadcast_id,
+            Recipient.status == R.PENDING,
+            (Recipient.next_attempt_at.is_(None)) | (Recipient.next_attempt_at <= now),
+        )
+        .order_by(Recipient.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        update(Recipient)
+        .where(Recipient.id.in_(due))
+        .values(status=R.SENDING, claimed_at=now, attempts=Recipient.attempts + 1)
+        .returning(Recipient.id, Recipient.phone, Recipient.params, Recipient.attempts)
+        .execution_options(synchronize_session=False)
+    ).all()
+    return sorted(
+        (Claimed(r.id, r.phone, r.params or {}, r.attempts) for r in rows), key=lambda c: c.id
+    )
+
+
+def skip_opted_out(session: Session, claimed: Sequence[Claimed]) -> set[int]:
+    """Skip claimed recipients whose contact opted out; returns their ids."""
+    if not claimed:
+        return set()
+    by_phone = {c.phone: c.id for c in claimed}
+    opted = set(
+        session.scalars(
+            select(Contact.phone).where(
+                Contact.phone.in_(by_phone), Contact.opted_out_at.is_not(None)
+            )
+        )
+    )
+    if not opted:
+        return set()
+    ids = {by_phone[p] for p in opted}
+    deltas = CounterDeltas()
+    for recipient in session.scalars(select(Recipient).where(Recipient.id.in_(ids))):
+        mark_skipped(session, recipient, reason="contact opted out", deltas=deltas)
+    deltas.flush(session)
+    return ids
+
+
+def record(session: Session, outcomes: Sequence[Outcome], *, now: datetime | None = None) -> None:
+    """Write a group of outcomes in one transaction (one counter UPDATE per broadcast)."""
+    if not outcomes:
+        return
+    now = now or utcnow()
+    by_id = {o.recipient_id: o for o in outcomes}
+    query = select(Recipient).where(Recipient.id.in_(by_id)).order_by(Recipient.id)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    deltas = CounterDeltas()
+    opted_out_phones: list[str] = []
+    for recipient in session.scalars(query):
+        outcome = by_id[recipient.id]
+        if outcome.kind == "sent":
+            assert outcome.wamid is not None
+            mark_sent(
+                session,
+                recipient,
+                wamid=outcome.wamid,
+                wa_id=outcome.wa_id,
+                message_status=outcome.message_status,
+                at=now,
+                deltas=deltas,
+            )
+        elif outcome.kind == "failed":
+            mark_failed(
+                session,
+                recipient,
+                code=outcome.code,
+                title=outcome.title,
+                detail=outcome.detail,
+                at=now,
+                deltas=deltas,
+            )
+            if outcome.opt_out:
+                opted_out_phones.append(recipient.phone)
+        elif outcome.kind == "skip":
+            mark_skipped(session, recipient, reason=outcome.title or "skipped", deltas=deltas)
+        elif recipient.status == R.SENDING:  # retry or release: back to the queue
+            recipient.status = R.PENDING
+            recipient.claimed_at = None
+            recipient.next_attempt_at = outcome.retry_at
+            if outcome.kind == "retry":
+                recipient.error_code = outcome.code
+                recipient.error_title = (outcome.title or "")[:255] or None
+                recipient.error_detail = outcome.detail
+            if not outcome.counts_as_attempt:
+                recipient.attempts = max(0, recipient.attempts - 1)
+    deltas.flush(session)
+    if opted_out_phones:
+        session.execute(
+            update(Contact)
+            .where(Contact.phone.in_(opted_out_phones), Contact.opted_out_at.is_(None))
+            .values(opted_out_at=now, opt_out_reason="WhatsApp error 131050: stopped marketing")
+            .execution_options(synchronize_session=False)
+        )
+
+
+def backoff(attempt: int, *, base: float = 2.0, cap: float = 300.0) -> float:
+    """Exponential backoff with full jitter, in seconds."""
+    return random.uniform(base / 2, min(cap, base * 2 ** max(0, attempt - 1)))
+
+
+def release_stale_claims(
+    session: Session, *, older_than: timedelta, now: datetime | None = None
+) -> int:
+    """Put claims whose outcome never came (killed worker) back to `pending`."""
+    cutoff = (now or utcnow()) - older_than
+    result = session.execute(
+        update(Recipient)
+        .where(Recipient.status == R.SENDING, Recipient.claimed_at < cutoff)
+        .values(status=R.PENDING, claimed_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def next_due(session: Session, broadcast_id: str) -> datetime | None:
+    """When the earliest pending recipient becomes due (None: nothing pending)."""
+    row = session.execute(
+        select(func.count(), func.min(Recipient.next_attempt_at)).where(
+            Recipient.broadcast_id == broadcast_id, Recipient.status == R.PENDING
+        )
+    ).one()
+    if not row[0]:
+        return None
+    return row[1] or utcnow()
+
+
+def in_flight(session: Session, broadcast_id: str) -> int:
+    return int(
+        session.scalar(
+            select(func.count()).where(
+                Recipient.broadcast_id == broadcast_id, Recipient.status == R.SENDING
+            )
+        )
+        or 0
+    )
+
+
+def sending_broadcast_ids(session: Session) -> list[str]:
+    return list(
+        session.scalars(select(Broadcast.id).where(Broadcast.status == BroadcastStatus.SENDING))
+    )
+
+
+def due_scheduled(session: Session, *, now: datetime | None = None) -> list[str]:
+    return list(
+        session.scalars(
+            select(Broadcast.id).where(
+                Broadcast.status == BroadcastStatus.SCHEDULED,
+                Broadcast.scheduled_at <= (now or utcnow()),
+            )
+        )
+    )
+
+
+def heartbeat(
+    session: Session, broadcast_id: str, *, next_batch_at: datetime | None = None
+) -> None:
+    values: dict[str, Any] = {"heartbeat_at": utcnow()}
+    if next_batch_at is not None:
+        values["next_batch_at"] = next_batch_at
+    session.execute(update(Broadcast).where(Broadcast.id == broadcast_id).values(**values))

@@ -1,0 +1,121 @@
+"""Broadcast control shared by Slack and the CLI: the service transition, then the queue work.
+
+Each function takes a ref (id, id prefix or name) and who acts, changes the database first (the
+source of truth) and only then enqueues work or publishes an event, so a lost Redis message is
+repaired by the maintenance loop rather than lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+from broadcasts import audit, service
+from broadcasts.actors import Actor
+from broadcasts.callback import encode
+from broadcasts.db import transaction
+from broadcasts.errors import ValidationFailed
+from broadcasts.imports.phones import PHONE_REASONS, normalise_phone
+from broadcasts.models import Broadcast
+from broadcasts.templates import ensure_approved
+from jobs import events
+from jobs.runtime import Runtime
+from jobs.sender import enqueue_lanes, lanes_for
+from jobs.whatsapp import spec_for, target_for
+from kapso.client import WhatsAppClient
+from kapso.templates import MissingParameter
+
+log = logging.getLogger(__name__)
+
+
+def start(runtime: Runtime, ref: str, *, by: Actor) -> Broadcast:
+    with transaction(runtime.sessions) as session:
+        broadcast = service.start_broadcast(session, ref, by=by)
+        _, pause, _ = service.effective_pacing(broadcast)
+    enqueue_lanes(runtime, broadcast.id, lanes_for(pause, runtime.settings.send_lanes))
+    events.publish(runtime.redis, broadcast.id, "started", by=by.id, via=by.via)
+    return broadcast
+
+
+def pause(runtime: Runtime, ref: str, *, by: Actor, reason: str | None = None) -> Broadcast:
+    with transaction(runtime.sessions) as session:
+        broadcast = service.pause_broadcast(session, ref, by=by, reason=reason)
+    events.publish(runtime.redis, broadcast.id, "paused", by=by.id, via=by.via, reason=reason)
+    return broadcast
+
+
+def resume(runtime: Runtime, ref: str, *, by: Actor) -> Broadcast:
+    with transaction(runtime.sessions) as session:
+        broadcast = service.resume_broadcast(session, ref, by=by)
+        _, pause_s, _ = service.effective_pacing(broadcast)
+    enqueue_lanes(runtime, broadcast.id, lanes_for(pause_s, runtime.settings.send_lanes))
+    events.publish(runtime.redis, broadcast.id, "resumed", by=by.id, via=by.via)
+    return broadcast
+
+
+def cancel(runtime: Runtime, ref: str, *, by: Actor) -> tuple[Broadcast, int]:
+    with transaction(runtime.sessions) as session:
+        broadcast, skipped = service.cancel_broadcast(session, ref, by=by)
+    events.publish(runtime.redis, broadcast.id, "cancelled", by=by.id, via=by.via, skipped=skipped)
+    return broadcast, skipped
+
+
+def schedule(runtime: Runtime, ref: str, at: datetime, *, by: Actor) -> Broadcast:
+    with transaction(runtime.sessions) as session:
+        broadcast = service.schedule_broadcast(session, ref, at, by=by)
+    events.publish(
+        runtime.redis, broadcast.id, "scheduled", by=by.id, via=by.via, at=at.isoformat()
+    )
+    return broadcast
+
+
+def unschedule(runtime: Runtime, ref: str, *, by: Actor) -> Broadcast:
+    with transaction(runtime.sessions) as session:
+        broadcast = service.unschedule_broadcast(session, ref, by=by)
+    events.publish(runtime.redis, broadcast.id, "unscheduled", by=by.id, via=by.via)
+    return broadcast
+
+
+def test_send(runtime: Runtime, ref: str, *, phone: str, params: dict[str, str], by: Actor) -> str:
+    """Send the broadcast's template to one number, outside its metrics; returns the wamid."""
+    number, reason = normalise_phone(phone, runtime.settings.phone_default_region)
+    if number is None:
+        raise ValidationFailed(
+            f"Test number '{phone}' is not usable: {PHONE_REASONS.get(reason, reason)}.",
+            field="phone",
+        )
+    with transaction(runtime.sessions) as session:
+        broadcast = service.get_broadcast(session, ref)
+        template = broadcast.template
+        ensure_approved(template)
+        target = target_for(broadcast.config)
+        spec = spec_for(template)
+        broadcast_id = broadcast.id
+
+    async def send() -> str:
+        async with WhatsAppClient(max_in_flight=1) as client:
+            result = await client.send_template(
+                target,
+                to=number,
+                template=spec,
+                params=params,
+                callback_data=encode(broadcast_id, None),
+            )
+            return result.wamid
+
+    try:
+        wamid = asyncio.run(send())
+    except MissingParameter as exc:
+        raise ValidationFailed(f"Test send refused: {exc}.", field="params") from None
+    with transaction(runtime.sessions) as session:
+        audit.record(
+            session,
+            "broadcast.test_send",
+            actor=by.id,
+            via=by.via,
+            broadcast_id=broadcast_id,
+            to=number,
+            wamid=wamid,
+        )
+    return wamid

@@ -1,0 +1,434 @@
+"""Sending lanes: the RQ job that sends a broadcast, throttled, batched and crash-safe.
+
+A lane claims small chunks of due recipients in the database (so a killed worker leaves at most
+a couple of seconds of sends uncertain), books a send slot per message in the shared Redis limiter,
+keeps hundreds of requests in flight, and records outcomes in groups. With a pause between
+batches it sends one batch and re-enqueues itself for after the pause; without one it pipelines
+batch after batch for a time slice, then re-enqueues itself so work moves between workers.
+Pause, cancel and worker shutdown are noticed within a second; in-flight requests finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from redis.asyncio import Redis as AsyncRedis
+from redis.exceptions import LockError
+from redis.lock import Lock
+from sqlalchemy.exc import OperationalError
+
+from broadcasts import sending, service
+from broadcasts.actors import Actor
+from broadcasts.callback import encode
+from broadcasts.db import transaction
+from broadcasts.enums import BroadcastStatus
+from broadcasts.errors import IllegalTransition
+from broadcasts.models import Broadcast, utcnow
+from jobs import events
+from jobs.limiter import RateLimiter
+from jobs.queues import SEND, job_id, queue
+from jobs.runtime import Runtime, current
+from jobs.whatsapp import spec_for, target_for
+from kapso.client import ApiTarget, WhatsAppClient
+from kapso.errors import ErrorAction, WhatsAppError
+from kapso.templates import MissingParameter, TemplateSpec
+
+log = logging.getLogger(__name__)
+
+SLICE_SECONDS = 45.0
+LOCK_TTL_SECONDS = 15
+POLL_SECONDS = 0.5
+RECORD_EVERY_SECONDS = 0.1
+CHUNK_SECONDS = 2.0  # a claim holds about this much sending at the configured rate
+MAX_IN_FLIGHT = 500
+FAIL_CODES = frozenset({132016, 190})  # template disabled, credential revoked: fail, not pause
+DEFAULT_FAILURE_THRESHOLD = 0.5
+MIN_BREAKER_SAMPLE = 20
+
+shutting_down = threading.Event()  # set by the worker on SIGTERM
+T = TypeVar("T")
+
+
+def lane_lock_key(broadcast_id: str, lane: int) -> str:
+    return f"bb:lane:{broadcast_id}:{lane}"
+
+
+def enqueue_lanes(runtime: Runtime, broadcast_id: str, lanes: int, *, delay: float = 0.0) -> None:
+    """Queue the broadcast's lanes (deterministic ids: a duplicate only finds nothing to do)."""
+    q = queue(SEND, runtime.redis)
+    for lane in range(lanes):
+        jid = job_id("send", broadcast_id, lane)
+        kwargs: dict[str, Any] = {
+            "job_id": jid,
+            "job_timeout": int(SLICE_SECONDS * 4) + 60,
+            "result_ttl": 60,
+            "failure_ttl": 86400,
+        }
+        if delay > 0:
+            q.enqueue_in(timedelta(seconds=delay), run_lane, broadcast_id, lane, **kwargs)
+        else:
+            q.enqueue(run_lane, broadcast_id, lane, **kwargs)
+
+
+def lanes_for(pause_seconds: float, lanes_setting: int) -> int:
+    """Batches separated by a pause go one after another; without a pause, lanes run in parallel."""
+    return 1 if pause_seconds > 0 else max(1, lanes_setting)
+
+
+def run_lane(broadcast_id: str, lane: int = 0) -> str:
+    """RQ entry point: send for one time slice (or one batch), then hand over."""
+    runtime = current()
+    lock = runtime.redis.lock(lane_lock_key(broadcast_id, lane), timeout=LOCK_TTL_SECONDS)
+    if not lock.acquire(blocking=False):
+        return "lane already running"
+    try:
+        return asyncio.run(Lane(runtime, broadcast_id, lane, lock).run())
+    finally:
+        try:
+            lock.release()
+        except LockError:
+            log.warning("lane lock of %s/%s expired before release", broadcast_id, lane)
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    phone_number_id: str
+    target: ApiTarget
+    spec: TemplateSpec
+    batch_size: int
+    pause_seconds: float
+    rate: float
+    failure_threshold: float
+    lanes: int
+
+
+class Lane:
+    def __init__(self, runtime: Runtime, broadcast_id: str, lane: int, lock: Lock) -> None:
+        self.runtime = runtime
+        self.broadcast_id = broadcast_id
+        self.lane = lane
+        self.lock = lock
+        self.stop_reason: str | None = None
+        self.broadcast_error: WhatsAppError | None = None
+        self.auto_pause: str | None = None
+        self.throttled = 0
+        self.outcomes: asyncio.Queue[sending.Outcome] = asyncio.Queue()
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    # -- database helpers ---------------------------------------------------------------
+
+    async def db(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(session, *args)` in a transaction on a thread, retrying a busy database."""
+
+        def call() -> T:
+            for attempt in range(10):
+                try:
+                    with transaction(self.runtime.sessions) as session:
+                        return fn(session, *args)
+                except OperationalError:
+                    if attempt == 9:
+                        raise
+                    time.sleep(0.05 * (attempt + 1))
+            raise AssertionError("unreachable")
+
+        return await asyncio.to_thread(call)
+
+    def _plan(self, session: Any) -> Plan | None:
+        broadcast = session.get(Broadcast, self.broadcast_id)
+        if broadcast is None or broadcast.status != BroadcastStatus.SENDING:
+            return None
+        batch_size, pause, rate = service.effective_pacing(broadcast)
+        settings = self.runtime.settings
+        return Plan(
+            name=broadcast.name,
+            phone_number_id=broadcast.config.phone_number_id,
+            target=target_for(broadcast.config),
+            spec=spec_for(broadcast.template),
+            batch_size=batch_size,
+            pause_seconds=pause,
+            rate=rate,
+            failure_threshold=broadcast.failure_threshold or DEFAULT_FAILURE_THRESHOLD,
+            lanes=lanes_for(pause, settings.send_lanes),
+        )
+
+    def _status(self, session: Any) -> str | None:
+        broadcast = session.get(Broadcast, self.broadcast_id)
+        return None if broadcast is None else str(broadcast.status)
+
+    def _claim(self, session: Any, limit: int) -> list[sending.Claimed]:
+        claimed = sending.claim(session, self.broadcast_id, limit)
+        skipped = sending.skip_opted_out(session, claimed)
+        sending.heartbeat(session, self.broadcast_id)
+        return [c for c in claimed if c.id not in skipped]
+
+    # -- the lane -----------------------------------------------------------------------
+
+    async def run(self) -> str:
+        try:
+            plan = await self.db(self._plan)
+        except Exception as exc:  # e.g. the credential variable is missing
+            await self._stop_broadcast(str(exc), fail=False)
+            return f"stopped: {exc}"
+        if plan is None:
+            return "not sending"
+        redis = AsyncRedis.from_url(self.runtime.settings.redis_url)
+        try:
+            async with WhatsAppClient(max_in_flight=MAX_IN_FLIGHT) as client:
+                return await self._send_all(plan, client, RateLimiter(redis))
+        finally:
+            await redis.aclose()  # type: ignore[attr-defined]  # types-redis predates aclose
+
+    async def _send_all(self, plan: Plan, client: WhatsAppClient, limiter: RateLimiter) -> str:
+        recorder = asyncio.create_task(self._record_loop())
+        watcher = asyncio.create_task(self._watch())
+        deadline = time.monotonic() + SLICE_SECONDS
+        chunk = max(10, int(plan.rate * CHUNK_SECONDS))
+        batch_left, stats, batch_tasks = plan.batch_size, sending.BatchStats(), []
+        exhausted = False
+        try:
+            while self.stop_reason is None:
+                if time.monotonic() > deadline:
+                    self.stop_reason = "slice"
+                    break
+                claimed = await self.db(self._claim, min(chunk, batch_left))
+                if not claimed:
+                    exhausted = True
+                    break
+                for index, recipient in enumerate(claimed):
+                    if self.stop_reason is None:
+                        await limiter.acquire(plan.phone_number_id, plan.rate)
+                    if self.stop_reason is not None:
+                        for rest in claimed[index:]:
+                            await self.outcomes.put(
+                                sending.Outcome(rest.id, "release", counts_as_attempt=False)
+                            )
+                        break
+                    task = asyncio.create_task(self._send(plan, client, limiter, recipient, stats))
+                    self.tasks.add(task)
+                    task.add_done_callback(self.tasks.discard)
+                    batch_tasks.append(task)
+                batch_left -= len(claimed)
+                if batch_left <= 0:
+                    done_batch, batch_tasks = batch_tasks, []
+                    if plan.pause_seconds > 0:
+                        await asyncio.gather(*done_batch)
+                        self._breaker(plan, stats)
+                        self.stop_reason = self.stop_reason or "batch done"
+                        break
+                    follow_up = asyncio.create_task(self._after_batch(plan, done_batch, stats))
+                    self.tasks.add(follow_up)
+                    follow_up.add_done_callback(self.tasks.discard)
+                    batch_left, stats = plan.batch_size, sending.BatchStats()
+        finally:
+            if self.tasks:
+                await asyncio.gather(*list(self.tasks), return_exceptions=True)
+            if batch_tasks and plan.pause_seconds == 0:
+                self._breaker(plan, stats)
+            await self.outcomes.put(_FLUSH)
+            await recorder
+            watcher.cancel()
+        return await self._hand_over(plan, exhausted)
+
+    async def _after_batch(
+        self, plan: Plan, tasks: list[asyncio.Task[None]], stats: sending.BatchStats
+    ) -> None:
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._breaker(plan, stats)
+
+    def _breaker(self, plan: Plan, stats: sending.BatchStats) -> None:
+        if stats.attempted >= min(MIN_BREAKER_SAMPLE, plan.batch_size) and (
+            stats.failure_share >= plan.failure_threshold
+        ):
+            top = ", ".join(f"{code} ×{n}" for code, n in stats.codes.most_common(3))
+            self.auto_pause = (
+                f"Auto-paused: {stats.failure_share:.0%} of the last batch failed "
+                f"({stats.failed} of {stats.attempted}; top reasons: {top}). "
+                "Check the numbers and the template, then resume."
+            )
+            self.stop_reason = self.stop_reason or "circuit breaker"
+
+    async def _send(
+        self,
+        plan: Plan,
+        client: WhatsAppClient,
+        limiter: RateLimiter,
+        recipient: sending.Claimed,
+        stats: sending.BatchStats,
+    ) -> None:
+        outcome = await self._attempt(plan, client, limiter, recipient)
+        stats.add(outcome)
+        await self.outcomes.put(outcome)
+
+    async def _attempt(
+        self, plan: Plan, client: WhatsAppClient, limiter: RateLimiter, r: sending.Claimed
+    ) -> sending.Outcome:
+        try:
+            result = await client.send_template(
+                plan.target,
+                to=r.phone,
+                template=plan.spec,
+                params=r.params,
+                callback_data=encode(self.broadcast_id, r.id),
+            )
+        except MissingParameter as exc:
+            return sending.Outcome(
+                r.id, "failed", title="Missing template parameter", detail=str(exc)
+            )
+        except WhatsAppError as exc:
+            return await self._on_error(plan, limiter, r, exc)
+        return sending.Outcome(
+            r.id,
+            "sent",
+            wamid=result.wamid,
+            wa_id=result.wa_id,
+            message_status=result.message_status,
+        )
+
+    async def _on_error(
+        self, plan: Plan, limiter: RateLimiter, r: sending.Claimed, exc: WhatsAppError
+    ) -> sending.Outcome:
+        c = exc.classification
+        failed = sending.Outcome(
+            r.id, "failed", code=exc.code, title=exc.title, detail=exc.details, opt_out=c.opt_out
+        )
+        if c.action is ErrorAction.STOP_BROADCAST:
+            if self.broadcast_error is None:
+                self.broadcast_error = exc
+            self.stop_reason = self.stop_reason or "broadcast error"
+            return sending.Outcome(r.id, "release", counts_as_attempt=False)
+        if c.action is ErrorAction.FAIL_RECIPIENT:
+            return failed
+        throttled = exc.code == 130429 or exc.http_status == 429
+        if throttled:
+            self.throttled += 1
+            await limiter.slow_down(plan.phone_number_id, c.delay_seconds or 1.0)
+            return sending.Outcome(
+                r.id, "retry", code=exc.code, title=exc.title, counts_as_attempt=False
+            )
+        if r.attempts >= sending.MAX_ATTEMPTS:
+            return failed
+        if c.action is ErrorAction.RETRY_RECIPIENT:
+            delay = min(3600.0, max(c.delay_seconds or 6.0, 4.0**r.attempts))
+        else:
+            delay = max(c.delay_seconds or 0.0, sending.backoff(r.attempts))
+        return sending.Outcome(
+            r.id,
+            "retry",
+            code=exc.code,
+            title=exc.title,
+            detail=exc.details,
+            retry_at=utcnow() + timedelta(seconds=delay),
+        )
+
+    async def _record_loop(self) -> None:
+        """Write outcomes in groups (one transaction per ~100 ms) until the flush marker."""
+        done = False
+        while not done:
+            group = [await self.outcomes.get()]
+            deadline = time.monotonic() + RECORD_EVERY_SECONDS
+            while len(group) < 1000:
+                timeout = deadline - time.monotonic()
+                if timeout <= 0:
+                    break
+                try:
+                    group.append(await asyncio.wait_for(self.outcomes.get(), timeout))
+                except TimeoutError:
+                    break
+            done = any(o is _FLUSH for o in group)
+            real = [o for o in group if o is not _FLUSH]
+            if real:
+                await self.db(sending.record, real)
+
+    async def _watch(self) -> None:
+        """Notice pause/cancel/shutdown within POLL_SECONDS; keep the lane lock alive."""
+        last_progress = 0.0
+        while True:
+            await asyncio.sleep(POLL_SECONDS)
+            if shutting_down.is_set():
+                self.stop_reason = self.stop_reason or "worker shutting down"
+            status = await self.db(self._status)
+            if status != BroadcastStatus.SENDING:
+                self.stop_reason = self.stop_reason or f"broadcast {status}"
+            try:
+                await asyncio.to_thread(self.lock.reacquire)
+            except LockError:
+                log.warning("lane %s/%s lost its lock", self.broadcast_id, self.lane)
+            if time.monotonic() - last_progress >= 2.0:
+                last_progress = time.monotonic()
+                events.publish(self.runtime.redis, self.broadcast_id, "progress")
+
+    async def _hand_over(self, plan: Plan, exhausted: bool) -> str:
+        """After the slice: stop the broadcast, complete it, or queue what comes next."""
+        if self.broadcast_error is not None:
+            exc = self.broadcast_error
+            await self._stop_broadcast(str(exc), fail=exc.code in FAIL_CODES)
+            return f"stopped: {exc}"
+        if self.auto_pause:
+            await self._stop_broadcast(self.auto_pause, fail=False)
+            return "auto-paused"
+        status = await self.db(self._status)
+        if status != BroadcastStatus.SENDING:
+            return f"broadcast {status}"
+        if self.stop_reason == "batch done":
+            when = utcnow() + timedelta(seconds=plan.pause_seconds)
+            await self.db(lambda s: sending.heartbeat(s, self.broadcast_id, next_batch_at=when))
+            enqueue_lanes(self.runtime, self.broadcast_id, 1, delay=plan.pause_seconds)
+            events.publish(self.runtime.redis, self.broadcast_id, "progress")
+            return "batch done"
+        if not exhausted:  # time slice over or worker shutting down: continue elsewhere
+            enqueue_lanes(self.runtime, self.broadcast_id, plan.lanes)
+            return self.stop_reason or "slice over"
+        return await self._finish()
+
+    async def _finish(self) -> str:
+        """Nothing left to claim now: complete, or come back when deferred retries are due."""
+
+        def finish(session: Any) -> tuple[str, datetime | None]:
+            due = sending.next_due(session, self.broadcast_id)
+            if due is not None:
+                sending.heartbeat(session, self.broadcast_id, next_batch_at=due)
+                return "retries pending", due
+            if sending.in_flight(session, self.broadcast_id):
+                return "others in flight", None
+            broadcast = session.get(Broadcast, self.broadcast_id)
+            if broadcast is None or broadcast.status != BroadcastStatus.SENDING:
+                return "not sending", None
+            service.complete_broadcast(session, broadcast)
+            return "completed", None
+
+        result, due = await self.db(finish)
+        if result == "completed":
+            events.publish(self.runtime.redis, self.broadcast_id, "completed")
+        elif due is not None:
+            delay = max(0.0, (due - utcnow()).total_seconds())
+            enqueue_lanes(self.runtime, self.broadcast_id, 1, delay=delay)
+        return result
+
+    async def _stop_broadcast(self, reason: str, *, fail: bool) -> None:
+        def stop(session: Any) -> str | None:
+            broadcast = session.get(Broadcast, self.broadcast_id)
+            if broadcast is None:
+                return None
+            try:
+                if fail:
+                    service.fail_broadcast(session, broadcast, reason=reason)
+                    return "failed"
+                service.pause_broadcast(session, broadcast.id, by=Actor.system(), reason=reason)
+                return "paused"
+            except IllegalTransition:
+                return None
+
+        kind = await self.db(stop)
+        if kind:
+            events.publish(self.runtime.redis, self.broadcast_id, kind, reason=reason, auto=True)
+
+
+_FLUSH = sending.Outcome(-1, "flush")
