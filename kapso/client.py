@@ -1,0 +1,341 @@
+"""One async client for Kapso's WhatsApp proxy, Meta's Graph API and the sandbox.
+
+Built for bulk sending: httpx over aiohttp's connection pool (httpx's own pool collapses above
+~50 requests in flight), a semaphore holding at most `max_in_flight` requests, no retries or
+sleeps inside a call — every failure comes back at once as a classified `WhatsAppError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import httpx
+from httpx_aiohttp import AiohttpTransport
+
+from kapso.errors import ErrorAction, WhatsAppError
+from kapso.templates import TemplateSpec, UnsupportedTemplate, WaTemplate, build_components
+from kapso.templates import parse_template as _parse_template
+
+log = logging.getLogger(__name__)
+
+# Meta's `throughput.level` → messages per second (Cloud API docs: 80 by default, 1,000 when
+# upgraded; numbers shared with the WhatsApp Business app get 20).
+THROUGHPUT_LEVELS = {"STANDARD": 80, "HIGH": 1000, "COEXISTENCE": 20}
+TEMPLATE_FIELDS = "id,name,language,status,category,parameter_format,components,rejected_reason"
+PAGE_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class ApiTarget:
+    """Where and as whom to call: one WhatsApp configuration, with its credential resolved."""
+
+    config_name: str
+    provider: str  # kapso | meta | sandbox
+    base_url: str
+    phone_number_id: str
+    business_account_id: str
+    credential: str = field(repr=False)
+    credential_env: str | None = None
+
+    def headers(self) -> dict[str, str]:
+        if self.provider == "meta":
+            return {"Authorization": f"Bearer {self.credential}"}
+        return {"X-API-Key": self.credential}
+
+
+@dataclass(frozen=True)
+class SendResult:
+    wamid: str
+    wa_id: str | None
+    message_status: str | None
+
+
+@dataclass(frozen=True)
+class WaContact:
+    wa_id: str
+    phone: str
+    name: str | None
+    raw: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TemplatePage:
+    """Templates of a WABA, and the ones we could not parse (name, reason)."""
+
+    templates: list[WaTemplate]
+    unsupported: list[tuple[str, str]]
+
+
+class WhatsAppClient:
+    """Async WhatsApp API client; use `async with` or call `aclose()`."""
+
+    def __init__(
+        self,
+        max_in_flight: int = 500,
+        timeout: float = 15.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        limits = httpx.Limits(
+            max_connections=max_in_flight, max_keepalive_connections=max_in_flight
+        )
+        self._http = httpx.AsyncClient(
+            transport=transport or AiohttpTransport(limits=limits),
+            timeout=httpx.Timeout(timeout),
+        )
+        self._slots = asyncio.Semaphore(max_in_flight)
+
+    async def __aenter__(self) -> WhatsAppClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- sending -------------------------------------------------------------------------
+
+    async def send_template(
+        self,
+        target: ApiTarget,
+        *,
+        to: str,
+        template: TemplateSpec,
+        params: Mapping[str, str],
+        callback_data: str,
+    ) -> SendResult:
+        body: dict[str, Any] = {"name": template.name, "language": {"code": template.language}}
+        components = build_components(template, params)
+        if components:
+            body["components"] = components
+        payload = {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": to.lstrip("+"),
+            "type": "template",
+            "biz_opaque_callback_data": callback_data,
+            "template": body,
+        }
+        return _send_result(await self._post_message(target, payload))
+
+    async def send_text(
+        self, target: ApiTarget, *, to: str, body: str, reply_to: str | None = None
+    ) -> SendResult:
+        payload: dict[str, Any] = {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": to.lstrip("+"),
+            "type": "text",
+            "text": {"body": body, "preview_url": False},
+        }
+        if reply_to:
+            payload["context"] = {"message_id": reply_to}
+        return _send_result(await self._post_message(target, payload))
+
+    async def _post_message(self, target: ApiTarget, payload: dict[str, Any]) -> dict[str, Any]:
+        return await self._request(
+            target, "POST", f"{target.phone_number_id}/messages", json_body=payload
+        )
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def list_templates(self, target: ApiTarget) -> list[WaTemplate]:
+        """Every template of the WABA we can send (all pages); others are logged and left out."""
+        page = await self.fetch_templates(target)
+        for _name, reason in page.unsupported:
+            log.warning("Configuration %s: skipped %s", target.config_name, reason)
+        return page.templates
+
+    async def fetch_templates(self, target: ApiTarget) -> TemplatePage:
+        """Every template of the WABA, keeping apart the ones we cannot send."""
+        templates: list[WaTemplate] = []
+        unsupported: list[tuple[str, str]] = []
+        path = f"{target.business_account_id}/message_templates"
+        params: dict[str, Any] = {"limit": PAGE_LIMIT, "fields": TEMPLATE_FIELDS}
+        while True:
+            data = await self._request(target, "GET", path, params=params)
+            for item in _list(data, "data", target):
+                try:
+                    templates.append(_parse_template(item))
+                except UnsupportedTemplate as exc:
+                    unsupported.append((str(item.get("name", "?")), str(exc)))
+            after = _next_cursor(data)
+            if after is None:
+                return TemplatePage(templates, unsupported)
+            params = {**params, "after": after}
+
+    async def get_throughput(self, target: ApiTarget) -> int | None:
+        """The number's messages/s from `throughput.level`; None when WhatsApp does not say."""
+        data = await self._request(
+            target, "GET", target.phone_number_id, params={"fields": "throughput"}
+        )
+        throughput = data.get("throughput")
+        level = throughput.get("level") if isinstance(throughput, Mapping) else throughput
+        if isinstance(level, int) and level > 0:
+            return level
+        if isinstance(level, str):
+            if level.isdigit():
+                return int(level)
+            return THROUGHPUT_LEVELS.get(level.upper())
+        return None
+
+    async def iter_contacts(self, target: ApiTarget) -> AsyncIterator[WaContact]:
+        """The contacts Kapso knows for the number (Kapso's proxy only), page by page."""
+        if target.provider == "meta":
+            raise WhatsAppError(
+                code=None,
+                title="Listing contacts needs Kapso's proxy",
+                http_status=400,
+                config_name=target.config_name,
+                hint="Meta's API has no contact list; use a CSV, or a kapso configuration.",
+            )
+        path = f"{target.phone_number_id}/contacts"
+        params: dict[str, Any] = {"limit": PAGE_LIMIT}
+        while True:
+            data = await self._request(target, "GET", path, params=params)
+            for item in _list(data, "data", target):
+                wa_id = str(item.get("wa_id") or "").lstrip("+")
+                if not wa_id.isdigit():
+                    continue
+                name = item.get("profile_name") or item.get("name")
+                yield WaContact(wa_id, f"+{wa_id}", str(name) if name else None, dict(item))
+            after = _next_cursor(data)
+            if after is None:
+                return
+            params = {**params, "after": after}
+
+    # -- the one place that talks HTTP -----------------------------------------------------
+
+    async def _request(
+        self,
+        target: ApiTarget,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+    ) -> dict[str, Any]:
+        url = f"{target.base_url.rstrip('/')}/{path}"
+        async with self._slots:
+            try:
+                response = await self._http.request(
+                    method, url, params=params, json=json_body, headers=target.headers()
+                )
+                raw = response.content
+            except httpx.TimeoutException as exc:
+                raise _network_error(target, url, f"timed out ({type(exc).__name__})") from exc
+            except httpx.HTTPError as exc:
+                raise _network_error(target, url, f"failed: {exc or type(exc).__name__}") from exc
+        status = response.status_code
+        try:
+            data = json.loads(raw) if raw else {}
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise _not_json(target, url, status, response.headers.get("content-type", ""))
+        if status >= 400 or "error" in data:
+            raise _api_error(target, status, data.get("error"))
+        return data
+
+
+def _send_result(data: Mapping[str, Any]) -> SendResult:
+    messages = data.get("messages") or [{}]
+    contacts = data.get("contacts") or [{}]
+    wamid = messages[0].get("id")
+    if not wamid:
+        raise WhatsAppError(code=None, title="The send response has no message id", http_status=200)
+    return SendResult(
+        wamid=str(wamid),
+        wa_id=contacts[0].get("wa_id"),
+        message_status=messages[0].get("message_status"),
+    )
+
+
+def _list(data: Mapping[str, Any], key: str, target: ApiTarget) -> list[dict[str, Any]]:
+    items = data.get(key, [])
+    if not isinstance(items, list):
+        raise WhatsAppError(
+            code=None,
+            title=f"The response's '{key}' is not a list",
+            http_status=200,
+            config_name=target.config_name,
+            hint="Check that the API base URL points at a WhatsApp API.",
+        )
+    return [i for i in items if isinstance(i, dict)]
+
+
+def _next_cursor(data: Mapping[str, Any]) -> str | None:
+    paging = data.get("paging")
+    if not isinstance(paging, Mapping) or not paging.get("next"):
+        return None
+    cursors = paging.get("cursors")
+    after = cursors.get("after") if isinstance(cursors, Mapping) else None
+    return str(after) if after else None
+
+
+def _credential_hint(target: ApiTarget) -> str:
+    env = target.credential_env or "the configuration's credential variable"
+    return f"Put a valid API key/token in {env} and try again."
+
+
+def _network_error(target: ApiTarget, url: str, what: str) -> WhatsAppError:
+    return WhatsAppError(
+        code=None,
+        title=f"The request to {url} {what}",
+        config_name=target.config_name,
+        hint="It will be retried; if it persists, check the API base URL and the network.",
+    )
+
+
+def _not_json(target: ApiTarget, url: str, status: int, content_type: str) -> WhatsAppError:
+    kind = "an HTML page" if "html" in content_type else f"a non-JSON body ({content_type or '?'})"
+    return WhatsAppError(
+        code=None,
+        title=f"{url} answered with {kind} instead of WhatsApp JSON (a proxy or gateway?)",
+        http_status=status,
+        config_name=target.config_name,
+        hint="Check the configuration's API base URL and any proxy in between.",
+    )
+
+
+def _api_error(target: ApiTarget, status: int, error: Any) -> WhatsAppError:
+    if isinstance(error, Mapping):
+        code = error.get("code")
+        error_data = error.get("error_data")
+        details = error_data.get("details") if isinstance(error_data, Mapping) else None
+        title = str(error.get("error_user_title") or error.get("message") or "Unknown error")
+        title = re.sub(r"^\(#\d+\)\s*", "", title)
+        code_i = int(code) if isinstance(code, int | str) and str(code).isdigit() else None
+    else:
+        code_i, details, title = None, None, str(error or f"HTTP {status}")
+    result = WhatsAppError(
+        code=code_i,
+        title=title,
+        details=str(details) if details else None,
+        http_status=status,
+        config_name=target.config_name,
+    )
+    if result.classification.action is ErrorAction.STOP_BROADCAST and (
+        code_i in (190, 10) or (code_i is None and status in (401, 403))
+    ):
+        result = WhatsAppError(
+            code=code_i,
+            title=title,
+            details=result.details,
+            http_status=status,
+            config_name=target.config_name,
+            hint=_credential_hint(target),
+        )
+    return result
