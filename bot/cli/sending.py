@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from datetime import datetime
+from pathlib import Path
 
 import click
 
@@ -16,6 +17,7 @@ from broadcasts.errors import ValidationFailed
 from broadcasts.lifecycle import READ_ONLY
 from broadcasts.metrics import stored_counts
 from broadcasts.pacing import human_duration
+from broadcasts.report import write_recipient_report
 from jobs import control
 
 
@@ -156,6 +158,26 @@ def watch(cli_ctx: CliContext, ref: str, interval: float) -> None:
         click.echo("\nStopped watching; the broadcast goes on.")
 
 
+@click.command("report")
+@click.argument("ref")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, writable=True), help="Default: ./<name>-report.csv"
+)
+@pass_cli
+def report(cli_ctx: CliContext, ref: str, out: str | None) -> None:
+    """Write REF's per-recipient report (status, timestamps, error code and reason) as CSV."""
+    with cli_ctx.session() as session:
+        broadcast = service.get_broadcast(session, ref)
+        path = Path(out or f"{_slug(broadcast.name)}-report.csv")
+        with path.open("w", encoding="utf-8", newline="") as handle:
+            rows = write_recipient_report(session, broadcast, handle)
+    click.echo(f"Wrote {rows} recipients to {path}")
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-") or "broadcast"
+
+
 def progress_line(data: dict[str, object], progress: float, width: int = 30) -> str:
     m = data["metrics"]
     assert isinstance(m, dict)
@@ -196,5 +218,5 @@ def _report(cli_ctx: CliContext, broadcast_id: str, as_json: bool, message: str)
 
 
 def register(cli: click.Group) -> None:
-    for command in (start, pause, resume, cancel, schedule, unschedule, test, watch):
+    for command in (start, pause, resume, cancel, schedule, unschedule, test, watch, report):
         group.add_command(command)
