@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any, cast
 
 import click
 
@@ -96,7 +97,9 @@ def sandbox(**options: object) -> None:
     failures = _rules(tuple(options.pop("failures")), "--fail")  # type: ignore[arg-type]
     rejects = _rules(tuple(options.pop("rejects")), "--reject")  # type: ignore[arg-type]
     pair_rate = not options.pop("no_pair_rate")
-    empty = {str(w): [] for w in options.pop("empty_wabas")}  # type: ignore[attr-defined]
+    empty: dict[str, list[dict[str, Any]]] = {
+        str(w): [] for w in cast(tuple[str, ...], options.pop("empty_wabas"))
+    }
     config = SandboxConfig(**options)  # type: ignore[arg-type]
     config.app_secret = str(
         options.get("app_secret")
