@@ -1,0 +1,52 @@
+"""Which broadcast an inbound message answers: the quoted template, else the latest one received."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from broadcasts.models import Broadcast, Recipient
+
+
+def attribute_reply(
+    session: Session,
+    *,
+    config_id: int,
+    wa_id: str,
+    context_id: str | None,
+    at: datetime,
+    window_hours: float,
+) -> Recipient | None:
+    """The recipient row this message replies to, or None when it is not a broadcast reply.
+
+    A quoted wamid (`context.id`) wins; otherwise the latest broadcast this sender received from
+    the same number within the attribution window.
+    """
+    if context_id:
+        quoted = session.scalar(
+            select(Recipient)
+            .join(Broadcast, Broadcast.id == Recipient.broadcast_id)
+            .where(Recipient.wamid == context_id, Broadcast.config_id == config_id)
+        )
+        if quoted is not None:
+            return quoted
+    since = at - timedelta(hours=window_hours)
+    recent = (
+        select(Recipient)
+        .join(Broadcast, Broadcast.id == Recipient.broadcast_id)
+        .where(
+            Broadcast.config_id == config_id,
+            Recipient.sent_at.is_not(None),
+            Recipient.sent_at >= since,
+            Recipient.sent_at <= at + timedelta(minutes=5),
+        )
+        .order_by(Recipient.sent_at.desc(), Recipient.id.desc())
+        .limit(1)
+    )
+    # Two indexed lookups: wa_id as WhatsApp reported it, then the number we dialled.
+    found = session.scalar(recent.where(Recipient.wa_id == wa_id))
+    if found is None:
+        found = session.scalar(recent.where(Recipient.phone == f"+{wa_id}"))
+    return found

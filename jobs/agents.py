@@ -1,0 +1,326 @@
+"""Inbound messages handed to agents: signed POSTs with retries, Slack threads, replies back."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import os
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from redis import Redis
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from broadcasts.actors import Actor
+from broadcasts.conversations import add_message, in_service_window
+from broadcasts.db import transaction
+from broadcasts.enums import AgentKind, DeliveryStatus, Direction
+from broadcasts.errors import NotFoundError, ValidationFailed
+from broadcasts.models import (
+    Agent,
+    AgentDelivery,
+    Broadcast,
+    Contact,
+    Conversation,
+    Message,
+    Recipient,
+    WhatsAppConfig,
+    utcnow,
+)
+from jobs import runtime as runtime_mod
+from jobs.queues import AGENTS, job_id, queue
+from jobs.runtime import Runtime
+from kapso.templates import render_body
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_JOB = "jobs.agents.deliver"
+SLACK_JOB = "bot.agent_threads.deliver"
+SIGNATURE_HEADER = "X-Broadcast-Signature"
+BACKOFF_BASE_SECONDS = 2.0
+BACKOFF_CAP_SECONDS = 600.0
+
+
+# --- payload -----------------------------------------------------------------------------------
+
+
+def iso_z(at: datetime) -> str:
+    """`2024-12-20T10:00:00Z`: ISO 8601 in UTC, as the seed shows it."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def broadcast_context(broadcast: Broadcast, recipient: Recipient) -> dict[str, Any]:
+    """Which broadcast a reply answers, exactly in the seed's shape."""
+    sent_at = recipient.sent_at or broadcast.started_at or broadcast.created_at
+    return {
+        "broadcast_id": broadcast.id,
+        "broadcast_name": broadcast.name,
+        "template_name": broadcast.template.name,
+        "template_content": render_body(broadcast.template.body_text, recipient.params or {}),
+        "sent_at": iso_z(sent_at),
+    }
+
+
+def agent_payload(
+    *,
+    idempotency_key: str,
+    config: WhatsAppConfig,
+    message: Message,
+    raw_message: dict[str, Any],
+    contact: Contact,
+    conversation: Conversation,
+    is_new: bool,
+    context: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The JSON an agent receives for one inbound message (DESIGN §4)."""
+    button = raw_message.get("button") if isinstance(raw_message.get("button"), dict) else None
+    interactive = raw_message.get("interactive")
+    return {
+        "event": "message.received",
+        "idempotency_key": idempotency_key,
+        "message": {
+            "id": message.wamid,
+            "from": contact.wa_id,
+            "type": message.type,
+            "text": message.text,
+            "timestamp": iso_z(message.timestamp),
+            "context_id": (raw_message.get("context") or {}).get("id"),
+            "button": button,
+            "interactive": interactive if isinstance(interactive, dict) else None,
+        },
+        "contact": {
+            "id": contact.id,
+            "phone": contact.phone,
+            "wa_id": contact.wa_id,
+            "name": contact.name,
+            "opted_out": contact.opted_out_at is not None,
+        },
+        "conversation": {"id": conversation.id, "is_new": is_new},
+        "whatsapp_config": {"name": config.name, "phone_number_id": config.phone_number_id},
+        "broadcast_context": context,
+    }
+
+
+def idempotency_key_for(agent_id: int, wamid: str) -> str:
+    return "msg_" + hashlib.sha256(f"{agent_id}:{wamid}".encode()).hexdigest()[:40]
+
+
+def create_delivery(
+    session: Session, agent: Agent, message: Message, payload: dict[str, Any]
+) -> AgentDelivery | None:
+    """Record the hand-over (once per agent and message); None when it already exists."""
+    key = str(payload["idempotency_key"])
+    if session.scalar(select(AgentDelivery.id).where(AgentDelivery.idempotency_key == key)):
+        return None
+    delivery = AgentDelivery(
+        agent_id=agent.id,
+        message_id=message.id,
+        idempotency_key=key,
+        status=DeliveryStatus.PENDING,
+        payload=payload,
+        attempts=0,
+        next_attempt_at=utcnow(),
+    )
+    session.add(delivery)
+    session.flush()
+    return delivery
+
+
+def enqueue_delivery(redis: Redis[bytes], delivery_id: int, kind: str, *, delay: float = 0) -> None:
+    """Queue a delivery attempt (webhook agents here, Slack agents in bot.agent_threads)."""
+    func = SLACK_JOB if kind == AgentKind.SLACK else WEBHOOK_JOB
+    q = queue(AGENTS, redis)
+    options: dict[str, Any] = {"job_timeout": 120, "result_ttl": 0, "failure_ttl": 86400}
+    if delay > 0:
+        q.enqueue_in(timedelta(seconds=delay), func, delivery_id, **options)
+    else:
+        q.enqueue(func, delivery_id, **options)
+
+
+# --- webhook delivery --------------------------------------------------------------------------
+
+
+def sign_body(raw: bytes, secret: str) -> str:
+    return "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+
+
+def backoff_seconds(attempt: int) -> float:
+    """Exponential backoff with full jitter: about 2, 4, 8 … seconds, capped at 10 minutes."""
+    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(attempt - 1, 0))
+    return float(ceiling / 2 + random.uniform(0, ceiling / 2))
+
+
+def deliver(delivery_id: int) -> str:
+    """RQ job: POST one delivery to its webhook agent; on failure record it and retry later."""
+    runtime = runtime_mod.current()
+    settings = runtime.settings
+    with transaction(runtime.sessions) as session:
+        delivery = session.get(AgentDelivery, delivery_id)
+        if delivery is None or delivery.status != DeliveryStatus.PENDING:
+            return "nothing to do"
+        agent = session.get(Agent, delivery.agent_id)
+        assert agent is not None
+        url, secret_env, payload = agent.url, agent.secret_env, delivery.payload
+        key = delivery.idempotency_key
+    raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    error = _post(raw, url, secret_env, key, settings.agent_timeout_seconds)
+    with transaction(runtime.sessions) as session:
+        delivery = session.get(AgentDelivery, delivery_id)
+        assert delivery is not None
+        if delivery.status != DeliveryStatus.PENDING:
+            return str(delivery.status)
+        delivery.attempts += 1
+        if error is None:
+            delivery.status = DeliveryStatus.DELIVERED
+            delivery.delivered_at = utcnow()
+            delivery.last_error = None
+            delivery.next_attempt_at = None
+            return "delivered"
+        delivery.last_error = error[:2000]
+        if delivery.attempts >= settings.agent_max_attempts:
+            delivery.status = DeliveryStatus.FAILED
+            delivery.next_attempt_at = None
+            log.error(
+                "agent delivery %s failed after %d attempts: %s",
+                delivery_id,
+                delivery.attempts,
+                error,
+            )
+            return "failed"
+        delay = backoff_seconds(delivery.attempts)
+        delivery.next_attempt_at = utcnow() + timedelta(seconds=delay)
+        attempts = delivery.attempts
+    log.warning(
+        "agent delivery %s attempt %d failed (%s); retrying in %.1fs",
+        delivery_id,
+        attempts,
+        error,
+        delay,
+    )
+    queue(AGENTS, runtime.redis).enqueue_in(
+        timedelta(seconds=delay),
+        WEBHOOK_JOB,
+        delivery_id,
+        job_id=job_id("agent", delivery_id, attempts),
+        job_timeout=120,
+        result_ttl=0,
+        failure_ttl=86400,
+    )
+    return "retrying"
+
+
+def _post(
+    raw: bytes, url: str | None, secret_env: str | None, key: str, timeout: float
+) -> str | None:
+    """One attempt; None on a 2xx, else what went wrong (never the secret)."""
+    if not url:
+        return "the agent has no URL"
+    headers = {"Content-Type": "application/json", "X-Idempotency-Key": key}
+    if secret_env:
+        secret = os.environ.get(secret_env)
+        if not secret:
+            return f"environment variable {secret_env} (the agent's signing secret) is not set"
+        headers[SIGNATURE_HEADER] = sign_body(raw, secret)
+    try:
+        response = httpx.post(url, content=raw, headers=headers, timeout=timeout)
+    except httpx.TimeoutException:
+        return f"timed out after {timeout:g}s"
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    if 200 <= response.status_code < 300:
+        return None
+    return f"HTTP {response.status_code}: {response.text[:300]}"
+
+
+def requeue_due(runtime: Runtime, *, grace_seconds: float = 60.0) -> int:
+    """Queue again pending deliveries whose attempt is overdue (their job was lost)."""
+    cutoff = utcnow() - timedelta(seconds=grace_seconds)
+    with transaction(runtime.sessions) as session:
+        rows = session.execute(
+            select(AgentDelivery.id, Agent.kind)
+            .join(Agent, Agent.id == AgentDelivery.agent_id)
+            .where(
+                AgentDelivery.status == DeliveryStatus.PENDING,
+                or_(
+                    AgentDelivery.next_attempt_at.is_(None), AgentDelivery.next_attempt_at <= cutoff
+                ),
+            )
+            .limit(10_000)
+        ).all()
+    for delivery_id, kind in rows:
+        enqueue_delivery(runtime.redis, delivery_id, kind)
+    return len(rows)
+
+
+def list_deliveries(
+    session: Session, *, status: str | None = None, limit: int = 50
+) -> list[tuple[AgentDelivery, Agent]]:
+    query = select(AgentDelivery, Agent).join(Agent, Agent.id == AgentDelivery.agent_id)
+    if status:
+        try:
+            query = query.where(AgentDelivery.status == DeliveryStatus(status))
+        except ValueError:
+            allowed = ", ".join(s.value for s in DeliveryStatus)
+            raise ValidationFailed(
+                f"Unknown delivery status '{status}' (one of {allowed})."
+            ) from None
+    rows = session.execute(query.order_by(AgentDelivery.id.desc()).limit(limit)).all()
+    return [(d, a) for d, a in rows]
+
+
+# --- replies from agents back to WhatsApp ------------------------------------------------------
+
+
+def send_agent_reply(runtime: Runtime, conversation_id: str, text: str, by: Actor) -> Message:
+    """Send a teammate's text to the contact, inside WhatsApp's 24-hour customer-service window."""
+    from jobs.whatsapp import target_for
+    from kapso.client import WhatsAppClient
+
+    body = text.strip()
+    if not body:
+        raise ValidationFailed("The reply is empty.", field="text")
+    with transaction(runtime.sessions) as session:
+        conversation = session.get(Conversation, conversation_id)
+        if conversation is None:
+            raise NotFoundError(f"No conversation '{conversation_id}'.")
+        contact = session.get(Contact, conversation.contact_id)
+        config = session.get(WhatsAppConfig, conversation.config_id)
+        assert contact is not None and config is not None
+        now = utcnow()
+        if not in_service_window(conversation, now):
+            last = conversation.last_inbound_at
+            when = f"was at {iso_z(last)}" if last else "never came"
+            raise ValidationFailed(
+                f"Not sent: {contact.phone}'s last message {when}, more than 24 hours ago, and "
+                "WhatsApp only allows approved templates outside the 24-hour window.",
+                field="text",
+            )
+        target = target_for(config)
+        to = contact.wa_id or contact.phone
+
+    async def send() -> Any:
+        async with WhatsAppClient(max_in_flight=1) as client:
+            return await client.send_text(target, to=to, body=body)
+
+    result = asyncio.run(send())
+    with transaction(runtime.sessions) as session:
+        conversation = session.get(Conversation, conversation_id)
+        assert conversation is not None
+        conversation.last_message_at = max(conversation.last_message_at, utcnow())
+        return add_message(
+            session,
+            conversation,
+            direction=Direction.OUTBOUND,
+            wamid=result.wamid,
+            type="text",
+            text=body,
+            at=utcnow(),
+            sent_by=by.id,
+            status="accepted",
+        )

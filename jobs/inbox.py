@@ -1,0 +1,186 @@
+"""The webhook inbox: bodies stored before they are acknowledged, then processed once by workers."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from redis import Redis
+from sqlalchemy import Connection, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from broadcasts.models import InboxEvent, utcnow
+from jobs import runtime as runtime_mod
+from jobs.queues import WEBHOOKS, queue
+from jobs.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+PROCESS_JOB = "jobs.inbox.process"
+# A job carries at most this many inbox rows, or about this many body bytes, so several
+# workers share a burst instead of one taking it all.
+JOB_MAX_EVENTS = 50
+JOB_MAX_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    source: str  # "meta" | "kapso"
+    dedup_key: str
+    event_type: str | None
+    body: str
+
+
+def dedup_key(source: str, raw: bytes, idempotency_key: str | None = None) -> str:
+    """Kapso's idempotency key when given, else the body's hash (Meta redelivers it unchanged)."""
+    if idempotency_key:
+        return f"{source}:key:{idempotency_key.strip()[:100]}"
+    return f"{source}:sha256:{hashlib.sha256(raw).hexdigest()}"
+
+
+def insert_events(conn: Connection, events: Sequence[NewEvent]) -> list[tuple[int, int]]:
+    """Insert in one statement, skipping known dedup keys; (id, body size) of the new rows."""
+    if not events:
+        return []
+    now = utcnow()
+    rows: list[dict[str, Any]] = [
+        {
+            "source": e.source,
+            "dedup_key": e.dedup_key,
+            "event_type": (e.event_type or "")[:64] or None,
+            "body": e.body,
+            "received_at": now,
+            "attempts": 0,
+        }
+        for e in {e.dedup_key: e for e in events}.values()
+    ]
+    dialect = conn.dialect.name
+    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = (
+        insert(InboxEvent)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["dedup_key"])
+        .returning(InboxEvent.id, InboxEvent.dedup_key)
+    )
+    sizes = {r["dedup_key"]: len(r["body"]) for r in rows}
+    return [(int(row[0]), sizes[row[1]]) for row in conn.execute(stmt)]
+
+
+def chunks(rows: Iterable[tuple[int, int]]) -> list[list[int]]:
+    """Split (id, size) pairs into job-sized lists of ids."""
+    out: list[list[int]] = []
+    current: list[int] = []
+    size = 0
+    for event_id, n in rows:
+        if current and (len(current) >= JOB_MAX_EVENTS or size + n > JOB_MAX_BYTES):
+            out.append(current)
+            current, size = [], 0
+        current.append(event_id)
+        size += n
+    if current:
+        out.append(current)
+    return out
+
+
+def enqueue(redis: Redis[bytes], ids: Sequence[int]) -> None:
+    """Queue processing of inbox rows (already durable: a lost job is found by the sweeper)."""
+    q = queue(WEBHOOKS, redis)
+    for part in chunks((i, 0) for i in ids):
+        q.enqueue(PROCESS_JOB, part, job_timeout=600, result_ttl=0, failure_ttl=86400)
+
+
+def enqueue_sized(redis: Redis[bytes], rows: Sequence[tuple[int, int]]) -> None:
+    q = queue(WEBHOOKS, redis)
+    for part in chunks(rows):
+        q.enqueue(PROCESS_JOB, part, job_timeout=600, result_ttl=0, failure_ttl=86400)
+
+
+def requeue_stale(runtime: Runtime, *, older_than: float | None = None) -> int:
+    """Queue again every unprocessed row older than the threshold (after a Redis loss or crash)."""
+    settings = runtime.settings
+    age = settings.inbox_requeue_after_seconds if older_than is None else older_than
+    cutoff = utcnow() - timedelta(seconds=age)
+    with runtime.engine.connect() as conn:
+        ids = list(
+            conn.scalars(
+                select(InboxEvent.id)
+                .where(
+                    InboxEvent.processed_at.is_(None),
+                    InboxEvent.received_at <= cutoff,
+                    InboxEvent.attempts < settings.inbox_max_attempts,
+                )
+                .order_by(InboxEvent.id)
+                .limit(100_000)
+            )
+        )
+    if ids:
+        enqueue(runtime.redis, ids)
+        log.info("requeued %d unprocessed webhook bodies", len(ids))
+    return len(ids)
+
+
+def _claim(session: Session, ids: Sequence[int]) -> list[InboxEvent]:
+    """Lock the still-unprocessed rows among `ids` (others are done or held by another worker)."""
+    query = (
+        select(InboxEvent)
+        .where(InboxEvent.id.in_(ids), InboxEvent.processed_at.is_(None))
+        .order_by(InboxEvent.id)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return list(session.scalars(query))
+
+
+def process(ids: list[int]) -> int:
+    """RQ job: process inbox rows once each; returns how many were processed now."""
+    from jobs.webhook_events import Processor
+
+    runtime = runtime_mod.current()
+    processor = Processor(runtime)
+    try:
+        done = _process_together(runtime, processor, ids)
+    except Exception as exc:
+        # One bad body (or a deadlock) must not hold the others back: one transaction each.
+        processor.discard()
+        level = logging.WARNING if isinstance(exc, OperationalError) else logging.ERROR
+        log.log(level, "batch of %d webhook bodies failed (%s); one by one", len(ids), exc)
+        return sum(_process_one(runtime, processor, i) for i in ids)
+    processor.after_commit()
+    return done
+
+
+def _process_together(runtime: Runtime, processor: Any, ids: Sequence[int]) -> int:
+    with runtime.sessions() as session, session.begin():
+        rows = _claim(session, ids)
+        if not rows:
+            return 0
+        processor.handle(session, rows)
+        now = utcnow()
+        for row in rows:
+            row.processed_at = now
+            row.attempts += 1
+            row.error = None
+        return len(rows)
+
+
+def _process_one(runtime: Runtime, processor: Any, event_id: int) -> int:
+    try:
+        done = _process_together(runtime, processor, [event_id])
+    except Exception as exc:
+        processor.discard()
+        log.exception("webhook body %s could not be processed", event_id)
+        with runtime.sessions() as session, session.begin():
+            session.execute(
+                update(InboxEvent)
+                .where(InboxEvent.id == event_id)
+                .values(attempts=InboxEvent.attempts + 1, error=f"{type(exc).__name__}: {exc}")
+            )
+        return 0
+    processor.after_commit()
+    return done

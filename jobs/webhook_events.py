@@ -1,0 +1,338 @@
+"""What a stored webhook body does: statuses, replies, opt-outs, template changes, agents."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from broadcasts import service
+from broadcasts.actors import Actor
+from broadcasts.callback import CallbackRef, decode
+from broadcasts.configs import config_for_phone_number_id
+from broadcasts.conversations import (
+    add_message,
+    contact_for_sender,
+    message_exists,
+    open_conversation,
+)
+from broadcasts.enums import AgentKind, BroadcastStatus, Direction, TemplateStatus
+from broadcasts.errors import BroadcastBotError
+from broadcasts.models import (
+    Agent,
+    Broadcast,
+    Contact,
+    InboxEvent,
+    Message,
+    Recipient,
+    Template,
+    WhatsAppConfig,
+)
+from broadcasts.opt_outs import contacts_of, keyword_intent, set_opt_out
+from broadcasts.recipient_status import CounterDeltas, apply_delivery_status, mark_responded
+from broadcasts.replies import attribute_reply
+from broadcasts.templates import set_status
+from jobs import agents, events
+from jobs.runtime import Runtime
+from kapso.webhooks import (
+    InboundMessage,
+    MessageStatus,
+    Parsed,
+    StatusUpdate,
+    TemplateStatusUpdate,
+    UserPreferenceUpdate,
+    parse_kapso,
+    parse_meta,
+)
+
+log = logging.getLogger(__name__)
+
+LOOKUP_CHUNK = 500
+OPTED_OUT_CODE = 131050  # the user stopped marketing messages
+MESSAGE_RANK = {"accepted": 0, "sent": 1, "delivered": 2, "read": 3}
+
+
+def parse_row(row: InboxEvent) -> Parsed:
+    payload = json.loads(row.body)
+    if row.source == "kapso":
+        return parse_kapso(payload, row.event_type if row.event_type != "batch" else None)
+    return parse_meta(payload)
+
+
+class Processor:
+    """Applies parsed events inside the caller's transaction; side effects wait for the commit."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self._after: list[Callable[[], None]] = []
+
+    def discard(self) -> None:
+        self._after.clear()
+
+    def after_commit(self) -> None:
+        actions, self._after = self._after, []
+        for action in actions:
+            try:
+                action()
+            except Exception:  # Redis down: sweepers pick the work up from the database
+                log.warning("post-commit action failed", exc_info=True)
+
+    def handle(self, session: Session, rows: Sequence[InboxEvent]) -> None:
+        deltas = CounterDeltas()
+        parsed: list[Any] = []
+        for row in rows:
+            result = parse_row(row)
+            if result.ignored:
+                log.info("inbox %s: ignored %s", row.id, ", ".join(result.ignored))
+            parsed.extend(result.events)
+        statuses = [e for e in parsed if isinstance(e, StatusUpdate)]
+        if statuses:
+            self._statuses(session, statuses, deltas)
+        for event in parsed:
+            if isinstance(event, InboundMessage):
+                self._inbound(session, event, deltas)
+            elif isinstance(event, TemplateStatusUpdate):
+                self._template(session, event)
+            elif isinstance(event, UserPreferenceUpdate):
+                self._preference(session, event)
+        deltas.flush(session)
+
+    # -- delivery statuses -----------------------------------------------------------------
+
+    def _statuses(
+        self, session: Session, statuses: list[StatusUpdate], deltas: CounterDeltas
+    ) -> None:
+        by_wamid = {
+            r.wamid: r for r in _lock_recipients(session, wamids={s.wamid for s in statuses})
+        }
+        refs: dict[str, CallbackRef] = {}
+        for s in statuses:
+            ref = decode(s.callback_data)
+            if s.wamid not in by_wamid and ref is not None:
+                refs[s.wamid] = ref
+        wanted = {r.recipient_id for r in refs.values() if r.recipient_id is not None}
+        by_id = {r.id: r for r in _lock_recipients(session, ids=wanted)} if wanted else {}
+        unknown: list[StatusUpdate] = []
+        for s in statuses:
+            if s.status is MessageStatus.UNKNOWN:
+                continue
+            recipient = by_wamid.get(s.wamid)
+            if recipient is None and s.wamid in refs:
+                ref = refs[s.wamid]
+                candidate = by_id.get(ref.recipient_id) if ref.recipient_id is not None else None
+                if candidate is not None and candidate.broadcast_id == ref.broadcast_id:
+                    recipient = candidate
+                    by_wamid[s.wamid] = candidate  # the lost response's wamid, reconciled
+                elif ref.recipient_id is None:
+                    continue  # a test send: outside the broadcast's metrics
+            if recipient is None:
+                unknown.append(s)
+                continue
+            error = s.errors[0] if s.errors else None
+            apply_delivery_status(
+                session,
+                recipient,
+                s.status.value,
+                at=s.timestamp,
+                wamid=s.wamid,
+                wa_id=s.recipient_id,
+                error_code=error.code if error else None,
+                error_title=error.title if error else None,
+                error_detail=error.details if error else None,
+                deltas=deltas,
+            )
+            if error is not None and error.code == OPTED_OUT_CODE:
+                self._opt_out_phone(session, recipient.phone, s.recipient_id, s.timestamp)
+        if unknown:
+            self._other_statuses(session, unknown)
+
+    def _other_statuses(self, session: Session, statuses: list[StatusUpdate]) -> None:
+        """Statuses of agent replies move their Message forward; others are not ours."""
+        messages = {
+            m.wamid: m
+            for m in session.scalars(
+                select(Message).where(Message.wamid.in_({s.wamid for s in statuses}))
+            )
+        }
+        for s in statuses:
+            message = messages.get(s.wamid)
+            if message is None:
+                log.debug("status %s for message %s we did not send", s.status, s.wamid)
+                continue
+            if s.status is MessageStatus.FAILED:
+                message.status = "failed"
+            elif message.status != "failed" and MESSAGE_RANK.get(s.status.value, 0) > (
+                MESSAGE_RANK.get(message.status or "accepted", 0)
+            ):
+                message.status = s.status.value
+
+    def _opt_out_phone(self, session: Session, phone: str, wa_id: str | None, at: Any) -> None:
+        contact = session.scalar(select(Contact).where(Contact.phone == phone))
+        if contact is None:
+            contact = Contact(phone=phone, wa_id=wa_id, source="whatsapp", attributes={})
+            session.add(contact)
+        set_opt_out(
+            session, contact, True, reason="WhatsApp error 131050: stopped marketing", at=at
+        )
+
+    # -- inbound messages ------------------------------------------------------------------
+
+    def _inbound(self, session: Session, m: InboundMessage, deltas: CounterDeltas) -> None:
+        if message_exists(session, m.wamid):
+            return  # delivered twice (e.g. by Meta and by Kapso)
+        config = config_for_phone_number_id(session, m.phone_number_id or "")
+        if config is None:
+            log.warning(
+                "inbound message %s for unknown phone number id %s", m.wamid, m.phone_number_id
+            )
+            return
+        recipient = attribute_reply(
+            session,
+            config_id=config.id,
+            wa_id=m.from_wa_id,
+            context_id=m.context_id,
+            at=m.timestamp,
+            window_hours=self.settings.reply_attribution_hours,
+        )
+        broadcast = session.get(Broadcast, recipient.broadcast_id) if recipient else None
+        contact = contact_for_sender(
+            session,
+            wa_id=m.from_wa_id,
+            profile_name=m.profile_name,
+            at=m.timestamp,
+            phone_hint=recipient.phone if recipient else None,
+        )
+        if recipient is not None:
+            if recipient.contact_id is None:
+                recipient.contact_id = contact.id
+            mark_responded(session, recipient, at=m.timestamp, deltas=deltas)
+        agent_id = broadcast.agent_id if broadcast else config.primary_agent_id
+        conversation, is_new = open_conversation(
+            session,
+            config_id=config.id,
+            contact_id=contact.id,
+            at=m.timestamp,
+            inactivity_hours=self.settings.conversation_inactivity_hours,
+            broadcast_id=broadcast.id if broadcast else None,
+            agent_id=agent_id,
+        )
+        message = add_message(
+            session,
+            conversation,
+            direction=Direction.INBOUND,
+            wamid=m.wamid,
+            type=m.type,
+            text=m.body,
+            at=m.timestamp,
+            payload=m.raw,
+            broadcast_id=broadcast.id if broadcast else None,
+            recipient_id=recipient.id if recipient else None,
+        )
+        intent = keyword_intent(m.body, self.settings.opt_out_words, self.settings.opt_in_words)
+        if intent is not None:
+            set_opt_out(session, contact, intent, reason=f"replied '{m.body}'", at=m.timestamp)
+        agent = session.get(Agent, agent_id) if agent_id else None
+        if agent is None:
+            log.warning("no agent for inbound message %s on '%s'", m.wamid, config.name)
+            return
+        context = (
+            agents.broadcast_context(broadcast, recipient) if broadcast and recipient else None
+        )
+        payload = agents.agent_payload(
+            idempotency_key=agents.idempotency_key_for(agent.id, m.wamid),
+            config=config,
+            message=message,
+            raw_message=m.raw,
+            contact=contact,
+            conversation=conversation,
+            is_new=is_new,
+            context=context,
+        )
+        delivery = agents.create_delivery(session, agent, message, payload)
+        if delivery is not None:
+            kind = AgentKind(agent.kind)
+            self._after.append(
+                partial(agents.enqueue_delivery, self.runtime.redis, delivery.id, kind)
+            )
+
+    # -- marketing preferences and templates -----------------------------------------------
+
+    def _preference(self, session: Session, update: UserPreferenceUpdate) -> None:
+        contacts = contacts_of(session, update.wa_id)
+        if not contacts and update.opted_out:
+            contact = Contact(
+                phone=f"+{update.wa_id}", wa_id=update.wa_id, source="whatsapp", attributes={}
+            )
+            session.add(contact)
+            contacts = [contact]
+        reason = f"WhatsApp marketing preference: {update.detail or 'stop'}"
+        for contact in contacts:
+            set_opt_out(session, contact, update.opted_out, reason=reason, at=update.timestamp)
+
+    def _template(self, session: Session, update: TemplateStatusUpdate) -> None:
+        query = select(Template).join(WhatsAppConfig, WhatsAppConfig.id == Template.config_id)
+        if update.business_account_id:
+            query = query.where(WhatsAppConfig.business_account_id == update.business_account_id)
+        templates = [
+            t
+            for t in session.scalars(query)
+            if (update.template_id and t.external_id == update.template_id)
+            or (
+                t.name == update.name and (update.language is None or t.language == update.language)
+            )
+        ]
+        if not templates:
+            log.info("status %s for template %s we do not know", update.status, update.name)
+        status = TemplateStatus.parse(update.status)
+        for template in templates:
+            if not set_status(session, template, update.status[:32], update.reason):
+                continue
+            if status in (TemplateStatus.PAUSED, TemplateStatus.DISABLED):
+                self._stop_broadcasts(session, template, status, update.reason)
+
+    def _stop_broadcasts(
+        self, session: Session, template: Template, status: TemplateStatus, why: str | None
+    ) -> None:
+        sending = session.scalars(
+            select(Broadcast).where(
+                Broadcast.template_id == template.id, Broadcast.status == BroadcastStatus.SENDING
+            )
+        )
+        reason = f"Template '{template.name}' ({template.language}) was {status.value.lower()}"
+        reason += f" by WhatsApp: {why}." if why else " by WhatsApp."
+        for broadcast in list(sending):
+            try:
+                if status is TemplateStatus.PAUSED:
+                    service.pause_broadcast(session, broadcast.id, by=Actor.system(), reason=reason)
+                    kind = "paused"
+                else:
+                    service.fail_broadcast(session, broadcast, reason=reason)
+                    kind = "failed"
+            except BroadcastBotError as exc:  # it changed meanwhile
+                log.info("could not stop broadcast %s: %s", broadcast.id, exc)
+                continue
+            log.warning("broadcast %s %s: %s", broadcast.id, kind, reason)
+            self._after.append(
+                partial(events.publish, self.runtime.redis, broadcast.id, kind, reason=reason)
+            )
+
+
+def _lock_recipients(
+    session: Session, *, wamids: set[str] | None = None, ids: set[int] | None = None
+) -> list[Recipient]:
+    """Load and lock recipients in id order (so concurrent workers cannot deadlock each other)."""
+    keys: list[Any] = sorted(wamids or ids or [])
+    column: Any = Recipient.wamid if wamids is not None else Recipient.id
+    found: list[Recipient] = []
+    for start in range(0, len(keys), LOOKUP_CHUNK):
+        part = keys[start : start + LOOKUP_CHUNK]
+        found += session.scalars(
+            select(Recipient).where(column.in_(part)).order_by(Recipient.id).with_for_update()
+        )
+    return found
