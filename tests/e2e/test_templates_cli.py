@@ -1,0 +1,169 @@
+"""`broadcast-bot templates` against the sandbox: sync, re-sync a status change, list, show."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from click.testing import CliRunner, Result
+
+from bot.cli.main import cli
+from kapso.sandbox import Sandbox, SandboxConfig, run_sandbox
+
+KEY = {"KAPSO_API_KEY": "sandbox-key"}
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Sandbox]:
+    with run_sandbox(
+        SandboxConfig(latency_ms=0, templates_page_max=4, templates_by_waba={"555": []})
+    ) as sb:
+        yield sb
+
+
+def invoke(db_url: str, *args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(cli, list(args), env={"DATABASE_URL": db_url, **KEY, **(env or {})})
+
+
+def ok(db_url: str, *args: str) -> str:
+    result = invoke(db_url, *args)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def fails(db_url: str, *args: str, env: dict[str, str] | None = None) -> str:
+    result = invoke(db_url, *args, env=env)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def add_config(db_url: str, sb: Sandbox, name: str = "main", waba: str = "900800700") -> None:
+    ok(
+        db_url,
+        "configs",
+        "add",
+        name,
+        "--provider",
+        "sandbox",
+        "--phone-number-id",
+        "100200300",
+        "--waba-id",
+        waba,
+        "--api-base-url",
+        sb.base_url,
+    )
+
+
+def test_sync_then_resync_picks_up_a_status_change(db_url: str, sandbox: Sandbox) -> None:
+    sandbox.reset()
+    add_config(db_url, sandbox)
+    out = ok(db_url, "templates", "sync", "--config", "main")
+    assert out.startswith("main: 9 added, 0 updated, 0 unchanged")
+    assert "summer_carousel" in out and "CAROUSEL component is not supported" in out
+
+    approved = json.loads(ok(db_url, "templates", "list", "--approved", "--json"))
+    names = {t["name"] for t in approved}
+    assert names == {
+        "hello_world",
+        "holiday_promotion",
+        "order_update",
+        "welcome_offer",
+        "appointment_reminder",
+    }
+
+    sandbox.set_template_status("holiday_promotion", "PAUSED")
+    try:
+        out = ok(db_url, "templates", "sync")
+    finally:
+        sandbox.reset()
+    assert "main: 0 added, 1 updated, 8 unchanged" in out
+    assert "holiday_promotion:en_US: APPROVED -> PAUSED" in out
+    approved = json.loads(ok(db_url, "templates", "list", "--approved", "--json"))
+    assert "holiday_promotion" not in {t["name"] for t in approved}
+    table = ok(db_url, "templates", "list")
+    assert "PAUSED" in table and "PENDING" in table
+
+
+def test_show_gives_body_parameters_and_csv_header(db_url: str, sandbox: Sandbox) -> None:
+    add_config(db_url, sandbox)
+    ok(db_url, "templates", "sync")
+    shown = json.loads(ok(db_url, "templates", "show", "welcome_offer", "--json"))
+    assert shown["parameter_format"] == "NAMED"
+    assert shown["csv_header"] == [
+        "phone_number",
+        "header_image_url",
+        "first_name",
+        "discount_code",
+        "discount",
+        "button_0",
+    ]
+    positional = json.loads(ok(db_url, "templates", "show", "order_update", "--json"))
+    assert positional["csv_header"] == [
+        "phone_number",
+        "header_1",
+        "param1",
+        "param2",
+        "param3",
+        "button_0",
+    ]
+    text = ok(db_url, "templates", "show", "holiday_promotion", "--config", "main")
+    assert "CSV header        phone_number,param1" in text
+    assert "Hi <1>, check out" in text
+
+
+def test_a_waba_without_templates_says_so(db_url: str, sandbox: Sandbox) -> None:
+    add_config(db_url, sandbox, "bare", waba="555")
+    line = fails(db_url, "templates", "sync", "--config", "bare")
+    assert "has no message templates" in line and "'bare'" in line
+
+
+def test_bad_credentials_name_the_config_and_the_variable(db_url: str, sandbox: Sandbox) -> None:
+    add_config(db_url, sandbox)
+    line = fails(db_url, "templates", "sync", "--config", "main", env={"KAPSO_API_KEY": "expired"})
+    assert "error 190" in line and "configuration 'main'" in line and "KAPSO_API_KEY" in line
+
+
+def test_a_missing_credential_names_the_variable(db_url: str, sandbox: Sandbox) -> None:
+    ok(
+        db_url,
+        "configs",
+        "add",
+        "live",
+        "--provider",
+        "kapso",
+        "--phone-number-id",
+        "1",
+        "--waba-id",
+        "2",
+        "--api-base-url",
+        sandbox.base_url,
+        "--credential-env",
+        "LIVE_KEY",
+    )
+    line = fails(db_url, "templates", "sync", "--config", "live", env={"LIVE_KEY": ""})
+    assert line == (
+        "Error: LIVE_KEY is not set: configuration 'live' needs it to call the WhatsApp API."
+    )
+
+
+def test_an_unreachable_api_is_one_clear_line(db_url: str) -> None:
+    ok(
+        db_url,
+        "configs",
+        "add",
+        "down",
+        "--provider",
+        "sandbox",
+        "--phone-number-id",
+        "1",
+        "--waba-id",
+        "2",
+        "--api-base-url",
+        "http://127.0.0.1:9/v24.0",
+    )
+    line = fails(db_url, "templates", "sync", "--config", "down")
+    assert "configuration 'down'" in line and "127.0.0.1:9" in line
