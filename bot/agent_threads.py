@@ -1,0 +1,147 @@
+"""Slack agents: each conversation is a thread in the agent's channel, headed by its broadcast.
+
+`deliver` is the RQ job the reply pipeline enqueues for agents of kind `slack`; a teammate's
+message in such a thread goes back to the contact through `jobs.agents.send_agent_reply`.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from sqlalchemy import select
+
+from bot import flows
+from bot.blocks.kit import clip, quote
+from bot.slack_client import make_client
+from broadcasts.actors import Actor
+from broadcasts.db import transaction
+from broadcasts.enums import DeliveryStatus
+from broadcasts.errors import BroadcastBotError
+from broadcasts.models import Agent, AgentDelivery, Conversation, utcnow
+from jobs.agents import SLACK_JOB, backoff_seconds, send_agent_reply
+from jobs.queues import AGENTS, job_id, queue
+from jobs.runtime import Runtime, current
+
+log = logging.getLogger(__name__)
+
+
+def header_text(payload: dict[str, Any]) -> str:
+    """The first message of a conversation's thread: who wrote, after which broadcast."""
+    contact = payload.get("contact") or {}
+    who = contact.get("name") or contact.get("phone") or "A contact"
+    phone = contact.get("phone") or ""
+    ctx = payload.get("broadcast_context")
+    if ctx:
+        return (
+            f"💬 *{who}* ({phone}) replied to broadcast *{ctx.get('broadcast_name')}* "
+            f"(template `{ctx.get('template_name')}`, sent {ctx.get('sent_at')}).\n"
+            f"What they received:\n{quote(clip(str(ctx.get('template_content') or ''), 2500))}\n"
+            "Answer in this thread: your messages go to them on WhatsApp."
+        )
+    return f"💬 *{who}* ({phone}) wrote on WhatsApp. Answer in this thread to reply."
+
+
+def message_text(payload: dict[str, Any]) -> str:
+    message = payload.get("message") or {}
+    text = message.get("text") or f"[{message.get('type', 'message')}]"
+    return clip(str(text), 3900)
+
+
+def deliver(delivery_id: int) -> str:
+    runtime = current()
+    with transaction(runtime.sessions) as session:
+        delivery = session.get(AgentDelivery, delivery_id)
+        if delivery is None or delivery.status != DeliveryStatus.PENDING:
+            return "skipped"
+        agent = session.get(Agent, delivery.agent_id)
+        payload = dict(delivery.payload)
+        channel = agent.slack_channel_id if agent else None
+    conversation_id = str((payload.get("conversation") or {}).get("id") or "")
+    if not channel:
+        return _record(runtime, delivery_id, "the Slack agent has no channel set", retry=False)
+    client = make_client(runtime.settings)
+    try:
+        with runtime.redis.lock(f"bb:agent-thread:{conversation_id}", timeout=60):
+            thread_ts = _thread(runtime, client, conversation_id, channel, payload)
+            client.chat_postMessage(
+                channel=channel, thread_ts=thread_ts, text=message_text(payload)
+            )
+    except SlackApiError as exc:
+        return _record(runtime, delivery_id, f"Slack: {exc.response.get('error')}", retry=True)
+    return _record(runtime, delivery_id, None, retry=False)
+
+
+def _thread(
+    runtime: Runtime, client: WebClient, conversation_id: str, channel: str, payload: dict[str, Any]
+) -> str:
+    with transaction(runtime.sessions) as session:
+        conversation = session.get(Conversation, conversation_id)
+        if (
+            conversation is not None
+            and conversation.slack_thread_ts
+            and (conversation.slack_channel_id == channel)
+        ):
+            return conversation.slack_thread_ts
+    ts = str(client.chat_postMessage(channel=channel, text=header_text(payload))["ts"])
+    with transaction(runtime.sessions) as session:
+        conversation = session.get(Conversation, conversation_id)
+        if conversation is not None:
+            conversation.slack_channel_id = channel
+            conversation.slack_thread_ts = ts
+    return ts
+
+
+def _record(runtime: Runtime, delivery_id: int, error: str | None, *, retry: bool) -> str:
+    with transaction(runtime.sessions) as session:
+        delivery = session.get(AgentDelivery, delivery_id)
+        assert delivery is not None
+        delivery.attempts += 1
+        if error is None:
+            delivery.status = DeliveryStatus.DELIVERED
+            delivery.delivered_at = utcnow()
+            delivery.last_error = None
+            return "delivered"
+        delivery.last_error = error[:2000]
+        attempts = delivery.attempts
+        if not retry or attempts >= runtime.settings.agent_max_attempts:
+            delivery.status = DeliveryStatus.FAILED
+            log.error("Slack agent delivery %s failed: %s", delivery_id, error)
+            return "failed"
+    queue(AGENTS, runtime.redis).enqueue_in(
+        timedelta(seconds=backoff_seconds(attempts)),
+        SLACK_JOB,
+        delivery_id,
+        job_id=job_id("slack-agent", delivery_id, attempts),
+        result_ttl=0,
+        failure_ttl=86400,
+    )
+    return "retrying"
+
+
+def on_human_reply(runtime: Runtime, client: WebClient, event: dict[str, Any]) -> None:
+    """A teammate wrote in a conversation thread: send it to the contact on WhatsApp."""
+    with transaction(runtime.sessions) as session:
+        conversation_id = session.scalar(
+            select(Conversation.id).where(
+                Conversation.slack_thread_ts == event.get("thread_ts"),
+                Conversation.slack_channel_id == event.get("channel"),
+            )
+        )
+    if conversation_id is None:
+        return
+    user = str(event["user"])
+    try:
+        send_agent_reply(runtime, conversation_id, str(event.get("text") or ""), Actor.slack(user))
+    except BroadcastBotError as exc:
+        flows.tell(client, user_id=user, channel_id=str(event["channel"]), text=str(exc))
+        return
+    try:
+        client.reactions_add(
+            channel=event["channel"], timestamp=event["ts"], name="white_check_mark"
+        )
+    except SlackApiError as exc:
+        log.info("could not mark reply as sent: %s", exc.response.get("error"))

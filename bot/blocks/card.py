@@ -1,0 +1,196 @@
+"""The broadcast card posted in the channel: status, set-up, live metrics and the buttons."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bot.blocks import ids
+from bot.blocks.kit import (
+    Block,
+    actions,
+    button,
+    confirm_dialog,
+    context,
+    duration,
+    fields_section,
+    header,
+    mention,
+    number,
+    percent,
+    progress_bar,
+    section,
+    slack_date,
+)
+from broadcasts.metrics import Counts
+
+STATUS_LABEL = {
+    "draft": "📝 Draft",
+    "scheduled": "⏰ Scheduled",
+    "sending": "🚀 Sending",
+    "paused": "⏸️ Paused",
+    "completed": "✅ Completed",
+    "cancelled": "🚫 Cancelled",
+    "failed": "❌ Failed",
+}
+EDITABLE = ("draft", "scheduled")
+LIVE = ("sending", "paused")
+FINAL = ("completed", "cancelled", "failed")
+
+
+@dataclass(frozen=True)
+class CardData:
+    """Everything the card shows, already read from the database."""
+
+    broadcast_id: str
+    name: str
+    status: str
+    config_name: str
+    template_name: str
+    template_language: str
+    template_category: str
+    agent_name: str
+    created_by: str
+    counts: Counts
+    rate_mps: float
+    batch_size: int
+    batch_pause_seconds: float
+    display_number: str | None = None
+    status_reason: str | None = None
+    scheduled_at: datetime | None = None
+    eta_seconds: float | None = None
+    failures: tuple[tuple[str, int], ...] = field(default_factory=tuple)
+    last_import: str | None = None
+
+
+def fallback_text(card: CardData) -> str:
+    """The notification text of the card (also what screen readers get)."""
+    c = card.counts
+    label = STATUS_LABEL.get(card.status, card.status)
+    if card.status in EDITABLE:
+        return f"Broadcast {card.name}: {label}, {number(c.total)} recipients"
+    return (
+        f"Broadcast {card.name}: {label}, {percent(c.progress)} — sent {number(c.sent)}, "
+        f"delivered {number(c.delivered)}, read {number(c.read)}, "
+        f"responded {number(c.responded)}, failed {number(c.failed)}"
+    )
+
+
+def card_blocks(card: CardData) -> list[Block]:
+    blocks: list[Block] = [header(f"📣 {card.name}")]
+    blocks.append(section(_status_line(card)))
+    number_part = f" ({card.display_number})" if card.display_number else ""
+    blocks.append(
+        fields_section(
+            [
+                f"*Configuration*\n{card.config_name}{number_part}",
+                f"*Template*\n`{card.template_name}` · {card.template_language} · "
+                f"{card.template_category.lower()}",
+                f"*Agent*\n{card.agent_name}",
+                f"*Recipients*\n{number(card.counts.total - card.counts.skipped)}",
+                f"*Pace*\n{number(card.rate_mps)} msg/s · batches of {number(card.batch_size)}"
+                f", {number(card.batch_pause_seconds)} s apart",
+                f"*Created by*\n{mention(card.created_by)}",
+            ]
+        )
+    )
+    if card.status not in EDITABLE:
+        blocks.extend(_metrics(card))
+    if card.last_import and card.status in EDITABLE:
+        blocks.append(context(f"Last import: {card.last_import}"))
+    buttons = _buttons(card)
+    if buttons:
+        blocks.append(actions(buttons, block_id=ids.B_CARD_ACTIONS))
+    blocks.append(context(*_footer(card)))
+    return blocks
+
+
+def _status_line(card: CardData) -> str:
+    text = f"*Status:* {STATUS_LABEL.get(card.status, card.status)}"
+    if card.status == "scheduled" and card.scheduled_at is not None:
+        utc = card.scheduled_at.strftime("%Y-%m-%d %H:%M UTC")
+        text += f" for {slack_date(card.scheduled_at.timestamp(), utc)} ({utc})"
+    if card.status_reason and card.status in ("paused", "failed", "cancelled"):
+        text += f"\n_{card.status_reason}_"
+    return text
+
+
+def _metrics(card: CardData) -> list[Block]:
+    c = card.counts
+    line = (
+        f"`{progress_bar(c.progress)}` *{percent(c.progress)}* · "
+        f"{number(c.processed)} of {number(c.total)} processed"
+    )
+    if card.status == "sending" and card.eta_seconds is not None and c.pending:
+        line += f" · ETA {duration(card.eta_seconds)}"
+    blocks: list[Block] = [
+        section(line),
+        fields_section(
+            [
+                f"*Total*\n{number(c.total)}",
+                f"*Sent*\n{number(c.sent)}",
+                f"*Delivered*\n{number(c.delivered)}",
+                f"*Read*\n{number(c.read)}",
+                f"*Responded*\n{number(c.responded)}",
+                f"*Failed*\n{number(c.failed)}",
+                f"*Response rate*\n{percent(c.response_rate)} (responded ÷ sent)",
+                f"*Skipped*\n{number(c.skipped)}",
+            ]
+        ),
+    ]
+    if card.failures:
+        reasons = " · ".join(f"{reason} ({number(n)})" for reason, n in card.failures[:3])
+        blocks.append(context(f"*Top failure reasons:* {reasons}"))
+    return blocks
+
+
+def _buttons(card: CardData) -> list[dict[str, object]]:
+    bid = card.broadcast_id
+    cancel = button(
+        "Cancel",
+        ids.CARD_CANCEL,
+        bid,
+        style="danger",
+        confirm=confirm_dialog(
+            "Cancel this broadcast?",
+            f"*{card.name}* stops for good; recipients not reached yet are skipped.",
+            "Cancel broadcast",
+        ),
+    )
+    if card.status == "draft":
+        return [
+            button("Add contacts", ids.CARD_ADD_CONTACTS, bid),
+            button("CSV template", ids.CARD_CSV_TEMPLATE, bid),
+            button("Send test", ids.CARD_SEND_TEST, bid),
+            button("Send…", ids.CARD_SEND, bid, style="primary"),
+            button("Schedule…", ids.CARD_SCHEDULE, bid),
+            cancel,
+        ]
+    if card.status == "scheduled":
+        return [
+            button("Add contacts", ids.CARD_ADD_CONTACTS, bid),
+            button("CSV template", ids.CARD_CSV_TEMPLATE, bid),
+            button("Send test", ids.CARD_SEND_TEST, bid),
+            button("Send now…", ids.CARD_SEND, bid, style="primary"),
+            button("Reschedule…", ids.CARD_SCHEDULE, bid),
+            button("Unschedule", ids.CARD_UNSCHEDULE, bid),
+            cancel,
+        ]
+    if card.status == "sending":
+        return [button("Pause", ids.CARD_PAUSE, bid), cancel]
+    if card.status == "paused":
+        return [button("Resume", ids.CARD_RESUME, bid, style="primary"), cancel]
+    return [button("Report", ids.CARD_REPORT, bid)]
+
+
+def _footer(card: CardData) -> list[str]:
+    parts = []
+    if card.status in EDITABLE:
+        parts.append(
+            "📎 *Drop a CSV into this thread* to add recipients "
+            "(`phone_number` plus one column per template parameter)."
+        )
+    elif card.status in FINAL:
+        parts.append("This broadcast is read-only. *Report* uploads the per-recipient CSV.")
+    parts.append(f"ID `{card.broadcast_id[:8]}`")
+    return parts

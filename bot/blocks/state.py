@@ -1,0 +1,165 @@
+"""Parsing of modal state and private_metadata: the one place that reads Slack's view JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.blocks import ids
+
+
+class FieldError(Exception):
+    """A modal input that cannot be accepted; shown on the block `block_id`."""
+
+    def __init__(self, block_id: str, message: str) -> None:
+        super().__init__(message)
+        self.block_id = block_id
+        self.message = message
+
+
+def metadata(view: dict[str, Any]) -> dict[str, Any]:
+    try:
+        data = json.loads(view.get("private_metadata") or "{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _values(view: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return dict(view.get("state", {}).get("values", {}))
+
+
+def _element(view: dict[str, Any], block_id: str) -> dict[str, Any]:
+    block = _values(view).get(block_id) or {}
+    return next(iter(block.values()), {}) if block else {}
+
+
+def _text(view: dict[str, Any], block_id: str) -> str:
+    return str(_element(view, block_id).get("value") or "").strip()
+
+
+def _selected(view: dict[str, Any], block_id: str) -> str | None:
+    opt = _element(view, block_id).get("selected_option")
+    return str(opt["value"]) if opt else None
+
+
+def _number(view: dict[str, Any], block_id: str, *, integer: bool) -> float | int | None:
+    raw = _text(view, block_id)
+    if not raw:
+        return None
+    try:
+        return int(raw) if integer else float(raw)
+    except ValueError:
+        kind = "a whole number" if integer else "a number"
+        raise FieldError(block_id, f"'{raw}' is not {kind}.") from None
+
+
+def template_block(view: dict[str, Any]) -> str | None:
+    """The block id of the template select, which carries the configuration id."""
+    for block_id in _values(view):
+        if block_id.startswith(ids.B_TEMPLATE + "_"):
+            return block_id
+    for block in view.get("blocks", []):
+        if str(block.get("block_id", "")).startswith(ids.B_TEMPLATE + "_"):
+            return str(block["block_id"])
+    return None
+
+
+@dataclass(frozen=True)
+class NewBroadcastInput:
+    name: str
+    config_id: int | None
+    template_id: int | None
+    channel_id: str | None
+    rate_mps: float | None
+    batch_size: int | None
+    batch_pause_seconds: float | None
+
+
+def new_broadcast(view: dict[str, Any]) -> NewBroadcastInput:
+    config = _selected(view, ids.B_CONFIG)
+    tblock = template_block(view)
+    template = _selected(view, tblock) if tblock else None
+    channel = _element(view, ids.B_CHANNEL).get("selected_conversation")
+    rate = _number(view, ids.B_RATE, integer=False)
+    size = _number(view, ids.B_BATCH_SIZE, integer=True)
+    pause = _number(view, ids.B_BATCH_PAUSE, integer=False)
+    return NewBroadcastInput(
+        name=_text(view, ids.B_NAME),
+        config_id=int(config) if config else None,
+        template_id=int(template) if template else None,
+        channel_id=str(channel) if channel else metadata(view).get("channel"),
+        rate_mps=float(rate) if rate is not None else None,
+        batch_size=int(size) if size is not None else None,
+        batch_pause_seconds=float(pause) if pause is not None else None,
+    )
+
+
+def new_broadcast_partial(view: dict[str, Any]) -> NewBroadcastInput:
+    """What is chosen so far (for redrawing the modal); unparsable numbers are ignored."""
+    try:
+        return new_broadcast(view)
+    except FieldError:
+        config = _selected(view, ids.B_CONFIG)
+        tblock = template_block(view)
+        template = _selected(view, tblock) if tblock else None
+        return NewBroadcastInput(
+            name=_text(view, ids.B_NAME),
+            config_id=int(config) if config else None,
+            template_id=int(template) if template else None,
+            channel_id=metadata(view).get("channel"),
+            rate_mps=None,
+            batch_size=None,
+            batch_pause_seconds=None,
+        )
+
+
+@dataclass(frozen=True)
+class ContactsInput:
+    contact_ids: list[int]
+    all_eligible: bool
+
+
+def add_contacts(view: dict[str, Any]) -> ContactsInput:
+    chosen = _element(view, ids.B_CONTACTS).get("selected_options") or []
+    checks = _element(view, ids.B_ALL_ELIGIBLE).get("selected_options") or []
+    return ContactsInput(
+        contact_ids=[int(o["value"]) for o in chosen if str(o.get("value", "")).isdigit()],
+        all_eligible=any(o.get("value") == ids.ALL_ELIGIBLE_VALUE for o in checks),
+    )
+
+
+def schedule_at(view: dict[str, Any]) -> datetime:
+    raw = _element(view, ids.B_WHEN).get("selected_date_time")
+    if raw is None:
+        raise FieldError(ids.B_WHEN, "Pick a date and time.")
+    return datetime.fromtimestamp(int(raw), tz=UTC)
+
+
+@dataclass(frozen=True)
+class TestInput:
+    phone: str
+    params: dict[str, str]
+
+
+def send_test(view: dict[str, Any]) -> TestInput:
+    params = {
+        block_id.removeprefix(ids.B_PARAM): _text(view, block_id)
+        for block_id in _values(view)
+        if block_id.startswith(ids.B_PARAM)
+    }
+    phone = _text(view, ids.B_PHONE)
+    if not phone:
+        raise FieldError(ids.B_PHONE, "Enter a phone number with its country code.")
+    return TestInput(phone=phone, params=params)
+
+
+def action_value(body: dict[str, Any]) -> str:
+    """The value of the first action of a block_actions payload (the broadcast id on cards)."""
+    acts = body.get("actions") or [{}]
+    act = acts[0]
+    if act.get("selected_option"):
+        return str(act["selected_option"]["value"])
+    return str(act.get("value") or "")

@@ -1,0 +1,141 @@
+"""The broadcast card: read what it shows, post it, edit it, note in its thread."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot.blocks.card import CardData, card_blocks, fallback_text
+from broadcasts import service
+from broadcasts.enums import RecipientStatus
+from broadcasts.metrics import stored_counts
+from broadcasts.models import Broadcast, Import, Recipient
+
+log = logging.getLogger(__name__)
+
+
+def estimate_seconds(recipients: int, rate_mps: float, batch_size: int, pause: float) -> float:
+    """Time to send `recipients` at `rate_mps` in batches of `batch_size` with `pause` between."""
+    if recipients <= 0:
+        return 0.0
+    batches = math.ceil(recipients / max(batch_size, 1))
+    return recipients / max(rate_mps, 0.001) + max(batches - 1, 0) * pause
+
+
+def top_failures(session: Session, broadcast_id: str, limit: int = 3) -> list[tuple[str, int]]:
+    rows = session.execute(
+        select(Recipient.error_code, Recipient.error_title, func.count())
+        .where(Recipient.broadcast_id == broadcast_id, Recipient.status == RecipientStatus.FAILED)
+        .group_by(Recipient.error_code, Recipient.error_title)
+        .order_by(func.count().desc())
+        .limit(limit)
+    ).all()
+    out = []
+    for code, title, count in rows:
+        label = " ".join(p for p in (str(code) if code is not None else "", title or "") if p)
+        out.append((label or "unknown error", int(count)))
+    return out
+
+
+def _last_import(session: Session, broadcast_id: str) -> str | None:
+    row = session.scalar(
+        select(Import)
+        .where(Import.broadcast_id == broadcast_id)
+        .order_by(Import.id.desc())
+        .limit(1)
+    )
+    if row is None or row.finished_at is None:
+        return None
+    source = f"`{row.filename}`" if row.filename else row.source
+    return (
+        f"{source}: {row.accepted:,} added, {row.invalid:,} invalid, {row.duplicates:,} duplicate"
+    )
+
+
+def card_data(session: Session, broadcast: Broadcast) -> CardData:
+    batch_size, pause, rate = service.effective_pacing(broadcast)
+    counts = stored_counts(broadcast)
+    failures: tuple[tuple[str, int], ...] = ()
+    if counts.failed:
+        failures = tuple(top_failures(session, broadcast.id))
+    return CardData(
+        broadcast_id=broadcast.id,
+        name=broadcast.name,
+        status=str(broadcast.status),
+        status_reason=broadcast.status_reason,
+        config_name=broadcast.config.name,
+        display_number=broadcast.config.display_phone_number,
+        template_name=broadcast.template.name,
+        template_language=broadcast.template.language,
+        template_category=broadcast.template.category,
+        agent_name=broadcast.agent.name,
+        created_by=broadcast.created_by,
+        counts=counts,
+        rate_mps=rate,
+        batch_size=batch_size,
+        batch_pause_seconds=pause,
+        scheduled_at=broadcast.scheduled_at,
+        eta_seconds=estimate_seconds(counts.pending, rate, batch_size, pause),
+        failures=failures,
+        last_import=_last_import(session, broadcast.id),
+    )
+
+
+def message(data: CardData) -> dict[str, Any]:
+    return {"text": fallback_text(data), "blocks": card_blocks(data)}
+
+
+def post_card(client: WebClient, session: Session, broadcast: Broadcast, channel: str) -> str:
+    """Post the card in `channel` and remember where it is; returns its ts."""
+    response = client.chat_postMessage(
+        channel=channel, unfurl_links=False, **message(card_data(session, broadcast))
+    )
+    broadcast.slack_channel_id = str(response["channel"])
+    broadcast.slack_card_ts = str(response["ts"])
+    session.flush()
+    return broadcast.slack_card_ts
+
+
+def edit_card(client: WebClient, channel: str, ts: str, data: CardData) -> None:
+    """Edit the card in place (call outside a database transaction)."""
+    client.chat_update(channel=channel, ts=ts, **message(data))
+
+
+def update_card(client: WebClient, session: Session, broadcast: Broadcast) -> bool:
+    """Edit the card in place; False when the broadcast has no card."""
+    if not (broadcast.slack_channel_id and broadcast.slack_card_ts):
+        return False
+    edit_card(
+        client, broadcast.slack_channel_id, broadcast.slack_card_ts, card_data(session, broadcast)
+    )
+    return True
+
+
+def note(client: WebClient, broadcast: Broadcast, text: str) -> None:
+    """Post `text` in the card's thread (or nowhere when the broadcast has no card)."""
+    if broadcast.slack_channel_id and broadcast.slack_card_ts:
+        post_in_thread(client, broadcast.slack_channel_id, broadcast.slack_card_ts, text)
+
+
+def post_in_thread(client: WebClient, channel: str, thread_ts: str, text: str) -> None:
+    try:
+        client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text, unfurl_links=False)
+    except SlackApiError as exc:
+        log.warning(
+            "could not post in thread %s/%s: %s", channel, thread_ts, exc.response.get("error")
+        )
+
+
+def for_thread(session: Session, channel: str, thread_ts: str) -> Broadcast | None:
+    """The broadcast whose card starts this thread."""
+    return session.scalar(
+        select(Broadcast)
+        .where(Broadcast.slack_card_ts == thread_ts, Broadcast.slack_channel_id == channel)
+        .limit(1)
+    )

@@ -1,0 +1,386 @@
+"""What the Slack listeners do once they have parsed a request: read, call services, render.
+
+Listeners stay thin (ack, parse, call one function here); every function here takes plain values,
+opens its own transaction, and raises BroadcastBotError or FieldError with a sentence for the user.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot import cards
+from bot.blocks import ids, kit, messages, modals
+from bot.blocks.state import FieldError, NewBroadcastInput
+from broadcasts import configs, service, templates
+from broadcasts.actors import Actor
+from broadcasts.csv_template import template_csv
+from broadcasts.db import transaction
+from broadcasts.errors import BroadcastBotError, NotFoundError, ValidationFailed
+from broadcasts.metrics import stored_counts
+from broadcasts.models import Broadcast, Recipient, Template, WhatsAppConfig
+from jobs.runtime import Runtime
+from kapso.templates import render_body
+
+log = logging.getLogger(__name__)
+
+# Which modal block shows a service error about a field.
+FIELD_BLOCKS = {
+    "name": ids.B_NAME,
+    "config": ids.B_CONFIG,
+    "throughput": ids.B_RATE,
+    "rate": ids.B_RATE,
+    "batch_size": ids.B_BATCH_SIZE,
+    "batch_pause": ids.B_BATCH_PAUSE,
+}
+LIMIT_TIER = re.compile(r"(\d+)\s*([KkMm]?)")
+
+
+# -- new broadcast -----------------------------------------------------------------------------
+
+
+def config_choice(config: WhatsAppConfig) -> modals.ConfigChoice:
+    return modals.ConfigChoice(
+        id=config.id,
+        name=config.name,
+        display_number=config.display_phone_number,
+        agent_name=config.primary_agent.name if config.primary_agent else None,
+        throughput_mps=config.throughput_mps,
+    )
+
+
+def template_choice(template: Template) -> modals.TemplateChoice:
+    return modals.TemplateChoice(
+        id=template.id,
+        name=template.name,
+        language=template.language,
+        category=template.category,
+        body_text=template.body_text,
+    )
+
+
+def new_modal(
+    session: Session,
+    *,
+    channel_id: str | None,
+    config_id: int | None = None,
+    template_id: int | None = None,
+) -> dict[str, Any]:
+    """The new-broadcast modal; a sole configuration is chosen already."""
+    all_configs = configs.list_configs(session)
+    if not all_configs:
+        raise NotFoundError(
+            "There is no WhatsApp configuration yet; an operator adds one with "
+            "`broadcast-bot configs add` (see the README)."
+        )
+    selected = next((c for c in all_configs if c.id == config_id), None)
+    if selected is None and len(all_configs) == 1:
+        selected = all_configs[0]
+    template = None
+    if selected is not None and template_id is not None:
+        found = session.get(Template, template_id)
+        if found is not None and found.config_id == selected.id:
+            template = template_choice(found)
+    return modals.new_broadcast_modal(
+        [config_choice(c) for c in all_configs],
+        channel_id=channel_id,
+        selected=config_choice(selected) if selected else None,
+        template=template,
+    )
+
+
+def template_options(session: Session, config_id: int | None, search: str) -> list[dict[str, Any]]:
+    if config_id is None:
+        return []
+    config = session.get(WhatsAppConfig, config_id)
+    if config is None:
+        return []
+    found = templates.list_templates(session, config, approved_only=True, search=search)
+    return [modals.template_option(template_choice(t)) for t in found[: kit.MAX_OPTIONS]]
+
+
+def create_from_modal(
+    runtime: Runtime, client: WebClient, data: NewBroadcastInput, *, user_id: str, team_id: str
+) -> Broadcast:
+    """Create the draft and post its card, or raise FieldError for the modal field at fault."""
+    if not data.name:
+        raise FieldError(ids.B_NAME, "Give the broadcast a name.")
+    if data.config_id is None:
+        raise FieldError(ids.B_CONFIG, "Choose the WhatsApp configuration to send from.")
+    template_block = modals.template_block_id(data.config_id)
+    if data.template_id is None:
+        raise FieldError(template_block, "Choose an approved template.")
+    if not data.channel_id:
+        raise FieldError(ids.B_CHANNEL, "Choose the channel for the broadcast card.")
+    try:
+        with transaction(runtime.sessions) as session:
+            broadcast = service.create_broadcast(
+                session,
+                name=data.name,
+                config_ref=data.config_id,
+                template_ref=data.template_id,
+                by=Actor.slack(user_id),
+                slack_channel_id=data.channel_id,
+                batch_size=data.batch_size,
+                batch_pause_seconds=data.batch_pause_seconds,
+                rate_mps=data.rate_mps,
+            )
+            broadcast.slack_team_id = team_id
+            _check_rate(broadcast, data.rate_mps)
+            try:
+                cards.post_card(client, session, broadcast, data.channel_id)
+            except SlackApiError as exc:
+                raise FieldError(ids.B_CHANNEL, _channel_problem(exc, data.channel_id)) from None
+    except ValidationFailed as exc:
+        block = template_block if exc.field == "template" else FIELD_BLOCKS.get(exc.field or "")
+        raise FieldError(block or ids.B_NAME, str(exc)) from None
+    except NotFoundError as exc:
+        raise FieldError(template_block, str(exc)) from None
+    return broadcast
+
+
+def _check_rate(broadcast: Broadcast, rate: float | None) -> None:
+    if rate is not None and rate > broadcast.config.throughput_mps:
+        raise ValidationFailed(
+            f"{kit.number(rate)} messages/s is above the number's throughput "
+            f"({broadcast.config.throughput_mps}/s).",
+            field="rate",
+        )
+
+
+def _channel_problem(exc: SlackApiError, channel: str) -> str:
+    error = exc.response.get("error")
+    if error in ("not_in_channel", "channel_not_found"):
+        return (
+            f"I am not in <#{channel}>: invite me there (`/invite @WhatsApp Broadcasts`) "
+            "or pick another channel."
+        )
+    return f"Slack refused the card in <#{channel}> ({error}); pick another channel."
+
+
+# -- the card's buttons ---------------------------------------------------------------------------
+
+
+def _contacts() -> Any:
+    import broadcasts.contacts
+
+    return broadcasts.contacts
+
+
+def add_contacts_modal(runtime: Runtime, broadcast_id: str) -> dict[str, Any]:
+    with transaction(runtime.sessions) as session:
+        broadcast = service.get_broadcast(session, broadcast_id)
+        _ensure_draft(broadcast)
+        eligible = int(_contacts().count_eligible(session))
+        return modals.add_contacts_modal(broadcast.id, broadcast.name, eligible)
+
+
+def contact_options(runtime: Runtime, search: str) -> list[dict[str, Any]]:
+    with transaction(runtime.sessions) as session:
+        found = _contacts().list_contacts(session, search=search, eligible_only=True)
+        return [
+            kit.option(f"{c.name} {c.phone}" if c.name else c.phone, str(c.id))
+            for c in list(found)[: kit.MAX_OPTIONS]
+        ]
+
+
+def add_contacts(
+    runtime: Runtime,
+    client: WebClient,
+    broadcast_id: str,
+    contact_ids: list[int],
+    *,
+    all_eligible: bool,
+    user_id: str,
+) -> None:
+    if not contact_ids and not all_eligible:
+        raise FieldError(ids.B_CONTACTS, "Pick contacts, or tick “Select all eligible contacts”.")
+    try:
+        with transaction(runtime.sessions) as session:
+            result = _contacts().add_contacts_to_broadcast(
+                session,
+                broadcast_id,
+                ids=contact_ids,
+                all_eligible=all_eligible,
+                by=Actor.slack(user_id),
+            )
+            broadcast = service.get_broadcast(session, broadcast_id)
+            added = getattr(result, "added", result)
+            cards.update_card(client, session, broadcast)
+            cards.note(
+                client,
+                broadcast,
+                f"👥 {kit.mention(user_id)} added {kit.number(int(added))} contacts "
+                f"({kit.number(broadcast.total_count)} recipients now).",
+            )
+    except BroadcastBotError as exc:
+        raise FieldError(ids.B_CONTACTS, str(exc)) from None
+
+
+def _ensure_draft(broadcast: Broadcast) -> None:
+    if broadcast.status not in ("draft", "scheduled"):
+        raise ValidationFailed(
+            f"Broadcast '{broadcast.name}' is {broadcast.status}; recipients can no longer change."
+        )
+
+
+def upload_csv_template(
+    runtime: Runtime, client: WebClient, broadcast_id: str, user_id: str
+) -> None:
+    with transaction(runtime.sessions) as session:
+        broadcast = service.get_broadcast(session, broadcast_id)
+        content = template_csv(broadcast.template)
+        channel, ts = broadcast.slack_channel_id, broadcast.slack_card_ts
+        name = broadcast.template.name
+    client.files_upload_v2(
+        channel=channel,
+        thread_ts=ts,
+        filename=f"{name}_recipients.csv",
+        content=content,
+        title=f"CSV template for {name}",
+        initial_comment=(
+            f"{kit.mention(user_id)} here is the CSV layout: one row per recipient, phone numbers "
+            "in international format. Fill it in and drop it into this thread."
+        ),
+    )
+
+
+def messaging_limit(value: str | None) -> int | None:
+    """TIER_1K → 1000, TIER_250 → 250, TIER_UNLIMITED → None."""
+    if not value or "UNLIMITED" in value.upper():
+        return None
+    match = LIMIT_TIER.search(value)
+    if not match:
+        return None
+    factor = {"": 1, "K": 1000, "M": 1_000_000}[match.group(2).upper()]
+    return int(match.group(1)) * factor
+
+
+def send_summary(runtime: Runtime, broadcast_id: str) -> modals.SendSummary:
+    with transaction(runtime.sessions) as session:
+        broadcast = service.get_broadcast(session, broadcast_id)
+        service.check_startable(session, broadcast)
+        batch_size, pause, rate = service.effective_pacing(broadcast)
+        counts = stored_counts(broadcast)
+        recipients = counts.pending
+        first = session.scalar(
+            select(Recipient)
+            .where(Recipient.broadcast_id == broadcast.id, Recipient.status == "pending")
+            .order_by(Recipient.id)
+            .limit(1)
+        )
+        template = broadcast.template
+        rendered = render_body(template.body_text, first.params if first else {})
+        warnings = []
+        limit = messaging_limit(broadcast.config.messaging_limit)
+        if limit is not None and recipients > limit:
+            warnings.append(
+                f"{kit.number(recipients)} recipients is more than this number's messaging limit "
+                f"({kit.number(limit)} people per 24 h): WhatsApp refuses the rest until the "
+                "window rolls over."
+            )
+        if template.category.upper() == "MARKETING":
+            warnings.append(
+                "This is a *marketing* template: it is billed as marketing, and people who "
+                "opted out of marketing or hit Meta's per-person limit will not receive it."
+            )
+        return modals.SendSummary(
+            broadcast_id=broadcast.id,
+            name=broadcast.name,
+            recipients=recipients,
+            template_name=template.name,
+            rendered=rendered,
+            rate_mps=rate,
+            batch_size=batch_size,
+            batch_pause_seconds=pause,
+            estimate_seconds=cards.estimate_seconds(recipients, rate, batch_size, pause),
+            warnings=tuple(warnings),
+        )
+
+
+def schedule_modal(
+    runtime: Runtime, client: WebClient, broadcast_id: str, user_id: str
+) -> dict[str, Any]:
+    tz: str | None = None
+    try:
+        user: dict[str, Any] = client.users_info(user=user_id).get("user") or {}
+        tz = user.get("tz")
+    except SlackApiError:
+        log.info("users.info failed for %s; scheduling without the timezone name", user_id)
+    with transaction(runtime.sessions) as session:
+        broadcast = service.get_broadcast(session, broadcast_id)
+        service.check_startable(session, broadcast)
+        start = (datetime.now(UTC) + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+        return modals.schedule_modal(
+            broadcast.id, broadcast.name, initial=start, user_tz=tz, current=broadcast.scheduled_at
+        )
+
+
+def send_test_modal(runtime: Runtime, broadcast_id: str) -> dict[str, Any]:
+    with transaction(runtime.sessions) as session:
+        broadcast = service.get_broadcast(session, broadcast_id)
+        first = session.scalar(
+            select(Recipient)
+            .where(Recipient.broadcast_id == broadcast.id)
+            .order_by(Recipient.id)
+            .limit(1)
+        )
+        sample = {str(k): str(v) for k, v in (first.params if first else {}).items()}
+        names = [str(n) for n in broadcast.template.parameter_names]
+        return modals.send_test_modal(broadcast.id, broadcast.name, names, sample)
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+
+def broadcast_lines(session: Session, limit: int = 15) -> list[messages.BroadcastLine]:
+    return [
+        messages.BroadcastLine(b.id, b.name, str(b.status), stored_counts(b), b.slack_channel_id)
+        for b in service.list_broadcasts(session, limit=limit)
+    ]
+
+
+def status_blocks(runtime: Runtime, ref: str) -> list[dict[str, Any]]:
+    with transaction(runtime.sessions) as session:
+        broadcast = service.get_broadcast(session, ref)
+        from bot.blocks.card import card_blocks
+
+        blocks = card_blocks(cards.card_data(session, broadcast))
+        # Buttons act on the card itself; the status reply is read-only.
+        return [b for b in blocks if b.get("type") != "actions"]
+
+
+def template_listing(session: Session) -> list[tuple[str, list[tuple[str, str, str, str]]]]:
+    out = []
+    for config in configs.list_configs(session):
+        rows = [
+            (t.name, t.language, t.category, t.status)
+            for t in templates.list_templates(session, config)
+        ]
+        out.append((config.name, rows))
+    return out
+
+
+def tell(client: WebClient, *, user_id: str, channel_id: str | None, text: str) -> None:
+    """An ephemeral sentence for one user where they acted (their DM when there is no channel)."""
+    try:
+        if channel_id:
+            client.chat_postEphemeral(channel=channel_id, user=user_id, text=text)
+        else:
+            client.chat_postMessage(channel=user_id, text=text)
+    except SlackApiError as exc:
+        log.warning("could not tell %s: %s", user_id, exc.response.get("error"))
+
+
+def home(runtime: Runtime, *, can_send: bool) -> dict[str, Any]:
+    from bot.blocks.home import home_view
+
+    with transaction(runtime.sessions) as session:
+        return home_view(broadcast_lines(session, limit=40), can_send=can_send)

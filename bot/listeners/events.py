@@ -1,0 +1,54 @@
+"""Events: files dropped in a card's thread, replies in agent threads, the App Home tab."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import App, BoltContext
+from slack_sdk import WebClient
+
+from bot import agent_threads, flows, slack_jobs
+from bot.authz import Authoriser
+from jobs.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def register(app: App) -> None:
+    app.event("message")(on_message)
+    app.event("file_shared")(on_file_shared)
+    app.event("app_home_opened")(on_home_opened)
+
+
+def on_message(event: dict[str, Any], client: WebClient, context: BoltContext) -> None:
+    runtime: Runtime = context["runtime"]
+    thread_ts = event.get("thread_ts")
+    if not thread_ts:
+        return
+    if event.get("subtype") == "file_share":
+        for file in event.get("files") or []:
+            if file.get("id"):
+                slack_jobs.enqueue_ingest(
+                    runtime,
+                    str(file["id"]),
+                    str(event.get("user", "")),
+                    str(event["channel"]),
+                    str(thread_ts),
+                )
+        return
+    if event.get("subtype") is None and not event.get("bot_id") and event.get("user"):
+        agent_threads.on_human_reply(runtime, client, event)
+
+
+def on_file_shared(event: dict[str, Any]) -> None:
+    """Handled through the message event (it carries the thread); acknowledged here."""
+
+
+def on_home_opened(event: dict[str, Any], client: WebClient, context: BoltContext) -> None:
+    if event.get("tab") not in (None, "home"):
+        return
+    user = str(event["user"])
+    authz: Authoriser = context["authz"]
+    view = flows.home(context["runtime"], can_send=authz.allowed(user))
+    client.views_publish(user_id=user, view=view)

@@ -1,0 +1,162 @@
+"""Modal submissions: new broadcast, add contacts, send confirmation, schedule, send test."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App, BoltContext
+from slack_sdk import WebClient
+
+from bot import cards, flows
+from bot.authz import Authoriser
+from bot.blocks import ids, kit, modals, state
+from bot.blocks.state import FieldError
+from broadcasts import service
+from broadcasts.actors import Actor
+from broadcasts.db import transaction
+from broadcasts.errors import BroadcastBotError, ValidationFailed
+from jobs import control
+from jobs.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def register(app: App) -> None:
+    app.view(ids.NEW_BROADCAST)(on_new_broadcast)
+    app.view(ids.ADD_CONTACTS)(on_add_contacts)
+    app.view(ids.SEND_CONFIRM)(on_send_confirm)
+    app.view(ids.SCHEDULE)(on_schedule)
+    app.view(ids.SEND_TEST)(on_send_test)
+
+
+def _errors(ack: Ack, exc: FieldError) -> None:
+    ack(response_action="errors", errors={exc.block_id: kit.clip(exc.message, 300)})
+
+
+def on_new_broadcast(
+    ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext
+) -> None:
+    try:
+        data = state.new_broadcast(view)
+        flows.create_from_modal(
+            context["runtime"],
+            client,
+            data,
+            user_id=body["user"]["id"],
+            team_id=(body.get("team") or {}).get("id", ""),
+        )
+    except FieldError as exc:
+        _errors(ack, exc)
+        return
+    ack()
+
+
+def on_add_contacts(
+    ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext
+) -> None:
+    runtime: Runtime = context["runtime"]
+    broadcast_id = str(state.metadata(view).get("broadcast", ""))
+    chosen = state.add_contacts(view)
+    if not chosen.contact_ids and not chosen.all_eligible:
+        _errors(ack, FieldError(ids.B_CONTACTS, "Pick contacts, or tick “Select all eligible”."))
+        return
+    ack()
+    user = body["user"]["id"]
+    try:
+        flows.add_contacts(
+            runtime,
+            client,
+            broadcast_id,
+            chosen.contact_ids,
+            all_eligible=chosen.all_eligible,
+            user_id=user,
+        )
+    except (FieldError, BroadcastBotError) as exc:
+        _tell_in_card(runtime, client, broadcast_id, user, str(exc))
+
+
+def on_send_confirm(
+    ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext
+) -> None:
+    runtime: Runtime = context["runtime"]
+    authz: Authoriser = context["authz"]
+    user = body["user"]["id"]
+    broadcast_id = str(state.metadata(view).get("broadcast", ""))
+    try:
+        authz.require(user, "send")
+        control.start(runtime, broadcast_id, by=Actor.slack(user))
+    except BroadcastBotError as exc:
+        ack(response_action="update", view=modals.notice_modal("Not sent", str(exc)))
+        return
+    ack()
+
+
+def on_schedule(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
+    runtime: Runtime = context["runtime"]
+    authz: Authoriser = context["authz"]
+    user = body["user"]["id"]
+    broadcast_id = str(state.metadata(view).get("broadcast", ""))
+    try:
+        at = state.schedule_at(view)
+        authz.require(user, "schedule")
+        control.schedule(runtime, broadcast_id, at, by=Actor.slack(user))
+    except FieldError as exc:
+        _errors(ack, exc)
+        return
+    except BroadcastBotError as exc:
+        _errors(ack, FieldError(ids.B_WHEN, str(exc)))
+        return
+    ack()
+
+
+def on_send_test(
+    ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext
+) -> None:
+    runtime: Runtime = context["runtime"]
+    user = body["user"]["id"]
+    broadcast_id = str(state.metadata(view).get("broadcast", ""))
+    try:
+        data = state.send_test(view)
+        wamid = control.test_send(
+            runtime, broadcast_id, phone=data.phone, params=data.params, by=Actor.slack(user)
+        )
+    except FieldError as exc:
+        _errors(ack, exc)
+        return
+    except ValidationFailed as exc:
+        block = ids.B_PHONE if exc.field in (None, "phone") else _param_block(view, exc)
+        _errors(ack, FieldError(block, str(exc)))
+        return
+    except BroadcastBotError as exc:
+        _errors(ack, FieldError(ids.B_PHONE, str(exc)))
+        return
+    ack(
+        response_action="update",
+        view=modals.notice_modal(
+            "Test sent", f"WhatsApp accepted the test to {data.phone} (`{wamid}`)."
+        ),
+    )
+    with transaction(runtime.sessions) as session:
+        broadcast = service.get_broadcast(session, broadcast_id)
+        cards.note(client, broadcast, f"🧪 {kit.mention(user)} sent a test message.")
+
+
+def _param_block(view: dict[str, Any], exc: ValidationFailed) -> str:
+    """The first parameter field (the test send names the missing one in its message)."""
+    for block_id in view.get("state", {}).get("values", {}):
+        if block_id.startswith(ids.B_PARAM) and block_id.removeprefix(ids.B_PARAM) in str(exc):
+            return str(block_id)
+    return ids.B_PHONE
+
+
+def _tell_in_card(
+    runtime: Runtime, client: WebClient, broadcast_id: str, user: str, text: str
+) -> None:
+    channel = None
+    try:
+        with transaction(runtime.sessions) as session:
+            channel = service.get_broadcast(session, broadcast_id).slack_channel_id
+    except BroadcastBotError:
+        pass
+    flows.tell(client, user_id=user, channel_id=channel, text=text)

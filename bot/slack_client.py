@@ -1,0 +1,23 @@
+"""The Slack Web API client, built from settings (SLACK_API_URL, SLACK_BOT_TOKEN) in one place."""
+
+from __future__ import annotations
+
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+
+from broadcasts.settings import Settings
+
+RATE_LIMIT_RETRIES = 5
+
+
+def make_client(settings: Settings) -> WebClient:
+    """A WebClient that retries 429 answers after their Retry-After."""
+    token = settings.require("slack_bot_token", "the Slack bot needs its bot token (xoxb-…)")
+    base = (
+        settings.slack_api_url
+        if settings.slack_api_url.endswith("/")
+        else settings.slack_api_url + "/"
+    )
+    client = WebClient(token=token, base_url=base, timeout=30)
+    client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES))
+    return client
