@@ -21,7 +21,9 @@ from broadcasts.models import (
     Broadcast,
     Contact,
     Conversation,
+    Message,
     Recipient,
+    WhatsAppConfig,
 )
 from broadcasts.recipient_status import mark_sent
 from broadcasts.settings import Settings
@@ -310,3 +312,32 @@ def test_agent_reply_outside_the_24_hour_window_says_why(
     conversation_id = agent.calls[0].json["conversation"]["id"]
     with pytest.raises(ValidationFailed, match="24-hour window"):
         agents.send_agent_reply(runtime, conversation_id, "Thanks!", Actor.slack("U1"))
+
+
+def test_agent_reply_inside_the_window_is_sent_to_the_contact(
+    base: str,
+    runtime: Runtime,
+    sessions: sessionmaker[Session],
+    agent: FakeAgent,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kapso.sandbox import SandboxConfig, run_sandbox
+
+    monkeypatch.delenv("KAPSO_API_KEY", raising=False)
+    broadcast_to(sessions, agent.url, ["+15551110000"])
+    now = int(datetime.now(UTC).timestamp())
+    with run_sandbox(SandboxConfig(latency_ms=0, pair_rate=False)) as sandbox:
+        with sessions() as s, s.begin():
+            config = s.scalar(select(WhatsAppConfig))
+            assert config is not None
+            config.api_base_url = sandbox.base_url
+        send_in(base, meta_message("15551110000", "wamid.IN1", "Can you call me?", now - 60))
+        drain(runtime)
+        conversation_id = agent.calls[0].json["conversation"]["id"]
+        message = agents.send_agent_reply(
+            runtime, conversation_id, "Sure, calling you now", Actor.slack("U1")
+        )
+    assert message.wamid and message.direction == "outbound" and message.sent_by == "U1"
+    with sessions() as s:
+        texts = [m.text for m in s.scalars(select(Message).order_by(Message.id))]
+        assert texts == ["Can you call me?", "Sure, calling you now"]
