@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import logging
 import pkgutil
 from typing import Any
 
@@ -13,6 +12,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
 import bot.cli
 from bot.cli.context import CliContext, pass_cli
+from bot.logs import configure_for_command
 from broadcasts.errors import BroadcastBotError
 from migrations import run_upgrade
 
@@ -47,10 +47,10 @@ def _database_hint(exc: DBAPIError) -> str:
 @click.pass_context
 def cli(ctx: click.Context, verbose: bool) -> None:
     """WhatsApp Broadcast Bot: send approved WhatsApp templates to many people."""
-    ctx.call_on_close(ctx.ensure_object(CliContext).close)
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    cli_ctx = ctx.ensure_object(CliContext)
+    ctx.call_on_close(cli_ctx.close)
+    configure_for_command(
+        lambda: cli_ctx.runtime.settings, verbose=verbose, command=ctx.invoked_subcommand
     )
 
 
