@@ -259,9 +259,15 @@ def requeue_due(runtime: Runtime, *, grace_seconds: float = 60.0) -> int:
 
 
 def list_deliveries(
-    session: Session, *, status: str | None = None, limit: int = 50
+    session: Session,
+    *,
+    status: str | None = None,
+    limit: int = 50,
+    delivery_id: int | None = None,
 ) -> list[tuple[AgentDelivery, Agent]]:
     query = select(AgentDelivery, Agent).join(Agent, Agent.id == AgentDelivery.agent_id)
+    if delivery_id is not None:
+        query = query.where(AgentDelivery.id == delivery_id)
     if status:
         try:
             query = query.where(AgentDelivery.status == DeliveryStatus(status))
