@@ -184,7 +184,9 @@ def percent(ratio: float) -> str:
 
 def duration(seconds: float) -> str:
     """A short human duration: '45 s', '12 min', '3 h 5 min'."""
-    seconds = max(0, round(seconds))
+    if seconds < 1:
+        return "under 1 s"
+    seconds = round(seconds)
     if seconds < 60:
         return f"{seconds} s"
     minutes = round(seconds / 60)

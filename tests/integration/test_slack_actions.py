@@ -1,0 +1,135 @@
+"""The card's buttons and their modals, with BROADCAST_ADMINS restricting who may send."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot import cards
+from bot.blocks import ids
+from bot.slack_client import make_client
+from broadcasts.db import transaction
+from broadcasts.models import AuditEntry, Broadcast
+from tests.factories import add_recipients, make_broadcast
+from tests.fakes import slack_payloads as p
+from tests.fakes.slack_env import SlackEnv, slack_env
+
+
+@pytest.fixture
+def env(db_url: str, redis_url: str) -> Iterator[SlackEnv]:
+    with slack_env(db_url, redis_url, broadcast_admins="U0BOSS,S0ADMINS") as e:
+        e.slack.set_usergroup("S0ADMINS", ["U0ANA"])
+        yield e
+
+
+@pytest.fixture
+def draft(env: SlackEnv) -> tuple[str, str, str]:
+    client = make_client(env.runtime.settings)
+    with transaction(env.runtime.sessions) as session:
+        broadcast = make_broadcast(session)
+        add_recipients(session, broadcast, ["+14155550101", "+14155550102", "+14155550103"])
+        ts = cards.post_card(client, session, broadcast, "C0CAMP")
+        return broadcast.id, "C0CAMP", ts
+
+
+def status(env: SlackEnv, broadcast_id: str) -> str:
+    with transaction(env.runtime.sessions) as session:
+        broadcast = session.get(Broadcast, broadcast_id)
+        assert broadcast is not None
+        return broadcast.status
+
+
+def press(env: SlackEnv, action: str, broadcast_id: str, user: str = "U0ANA") -> None:
+    assert env.sender.interaction(p.button(action, broadcast_id, user=user)).status_code == 200
+
+
+def test_someone_outside_the_admins_gets_an_ephemeral_explanation(
+    env: SlackEnv, draft: tuple[str, str, str]
+) -> None:
+    broadcast_id, channel, _ = draft
+    press(env, ids.CARD_SEND, broadcast_id, user="U0EVE")
+    call = env.slack.wait_for(lambda: env.slack.calls_to("chat.postEphemeral"))[0]
+    assert call.params["user"] == "U0EVE" and call.params["channel"] == channel
+    assert call.params["text"].startswith("Only broadcast admins can send a broadcast")
+    assert env.slack.calls_to("views.open") == []
+
+
+def test_send_shows_count_rendered_message_duration_and_warnings_then_starts(
+    env: SlackEnv, draft: tuple[str, str, str]
+) -> None:
+    broadcast_id, _, _ = draft
+    press(env, ids.CARD_SEND, broadcast_id)  # U0ANA is an admin through the S0ADMINS group
+    view = env.slack.wait_for(lambda: env.slack.calls_to("views.open"))[0].params["view"]
+    text = json.dumps(view["blocks"], ensure_ascii=False)
+    assert "*3 recipients*" in text
+    assert "Hi Ana, check out our special holiday offers!" in text
+    assert "Estimated time: under 1 s at 80 msg/s" in text
+    assert "*marketing* template" in text
+    reply = env.sender.interaction(p.submission(view, {}, user="U0ANA"))
+    assert reply.status_code == 200
+    with transaction(env.runtime.sessions) as session:
+        broadcast = session.get(Broadcast, broadcast_id)
+        assert broadcast is not None and broadcast.status == "sending"
+        audit = session.query(AuditEntry).filter_by(action="broadcast.start").one()
+        assert (audit.actor, audit.via) == ("U0ANA", "slack")
+
+
+def test_a_failed_start_replaces_the_confirmation_with_the_reason(
+    env: SlackEnv, draft: tuple[str, str, str]
+) -> None:
+    broadcast_id, _, _ = draft
+    press(env, ids.CARD_SEND, broadcast_id)
+    view = env.slack.wait_for(lambda: env.slack.calls_to("views.open"))[0].params["view"]
+    press(env, ids.CARD_CANCEL, broadcast_id)
+    env.slack.wait_for(lambda: status(env, broadcast_id) == "cancelled")
+    reply = env.sender.interaction(p.submission(view, {})).json()
+    assert reply["response_action"] == "update"
+    assert "cancelled" in reply["view"]["blocks"][0]["text"]["text"]
+
+
+def test_schedule_in_the_past_is_refused_on_the_picker(
+    env: SlackEnv, draft: tuple[str, str, str]
+) -> None:
+    broadcast_id, _, _ = draft
+    env.slack.set_user("U0ANA", tz="Europe/Madrid")
+    press(env, ids.CARD_SCHEDULE, broadcast_id)
+    view = env.slack.wait_for(lambda: env.slack.calls_to("views.open"))[0].params["view"]
+    assert "Europe/Madrid" in json.dumps(view)
+    past = int((datetime.now(UTC) - timedelta(hours=1)).timestamp())
+    values = {ids.B_WHEN: {ids.A_WHEN: {"type": "datetimepicker", "selected_date_time": past}}}
+    reply = env.sender.interaction(p.submission(view, values)).json()
+    assert reply["response_action"] == "errors"
+    assert "is in the past" in reply["errors"][ids.B_WHEN]
+    future = int((datetime.now(UTC) + timedelta(days=1)).timestamp())
+    values = {ids.B_WHEN: {ids.A_WHEN: {"type": "datetimepicker", "selected_date_time": future}}}
+    assert env.sender.interaction(p.submission(view, values)).status_code == 200
+    with transaction(env.runtime.sessions) as session:
+        broadcast = session.get(Broadcast, broadcast_id)
+        assert broadcast is not None and broadcast.status == "scheduled"
+        assert broadcast.scheduled_at == datetime.fromtimestamp(future, UTC)
+
+
+def test_csv_template_uploads_the_header_into_the_thread(
+    env: SlackEnv, draft: tuple[str, str, str]
+) -> None:
+    broadcast_id, channel, ts = draft
+    press(env, ids.CARD_CSV_TEMPLATE, broadcast_id, user="U0EVE")
+    env.slack.wait_for(lambda: env.slack.calls_to("files.completeUploadExternal"))
+    [upload] = env.slack.uploads_in(channel, ts)
+    assert upload.filename == "holiday_promotion_recipients.csv"
+    assert upload.content.decode().splitlines()[0] == "phone_number,param1"
+
+
+def test_pause_from_a_command_is_refused_for_a_draft_with_a_sentence(
+    env: SlackEnv, draft: tuple[str, str, str]
+) -> None:
+    broadcast_id, _, _ = draft
+    reply = env.sender.command(f"pause {broadcast_id[:8]}").json()
+    assert reply["text"] == (
+        "Broadcast 'Holiday Sale' is draft; it cannot be paused (it has not started sending)."
+    )
+    reply = env.sender.command(f"resume {broadcast_id[:8]}", user="U0EVE").json()
+    assert reply["text"].startswith("Only broadcast admins can resume")
