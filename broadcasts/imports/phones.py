@@ -1,0 +1,247 @@
+"""Phone numbers to E.164 with phonenumbers, plus a fast path for numbers already in E.164 form.
+
+The fast path re-implements, with precompiled patterns, exactly the checks phonenumbers makes
+for `parse("+<digits>")` followed by `is_valid_number`; whenever a number needs anything more (a
+national prefix to strip, a leading zero, an unknown country code) or looks invalid, the full
+library decides, so the fast path only ever accepts what phonenumbers accepts
+(tests/unit/test_phones.py checks both paths agree on many numbers of every country).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import cache
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneMetadata, PhoneNumberFormat
+from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE, ValidationResult
+
+NON_GEO_REGION = "001"  # phonenumbers' REGION_CODE_FOR_NON_GEO_ENTITY
+
+# Reason codes (the keys of invalid_by_reason) and what they mean for a person fixing the file.
+PHONE_REASONS = {
+    "phone_empty": "the phone number is empty",
+    "phone_scientific": (
+        "the phone number is in scientific notation (like 4.47E+11): Excel has dropped digits; "
+        "format the column as text and export again"
+    ),
+    "phone_letters": "the phone number contains letters",
+    "phone_too_short": "the phone number is too short",
+    "phone_too_long": "the phone number is too long",
+    "phone_no_country_code": (
+        "the phone number has no country code and no default region is set "
+        "(write it as +<country code><number> or import with --region)"
+    ),
+    "phone_bad_country_code": "the phone number starts with an unknown country code",
+    "phone_invalid": "the phone number is not a valid number for its country",
+}
+
+_SCIENTIFIC = re.compile(r"[+-]?\d+(?:[.,]\d*)?[eE][+-]?\d+")
+_ALLOWED = re.compile(r"[\d\s+\-().,/\u00a0\u2010-\u2015]+")
+_MAX_DIGITS = 17  # E.164 allows 15; a little slack so phonenumbers gives the precise reason
+
+# The types phonenumbers tries in _number_type_helper, in its order.
+_TYPE_DESCS = (
+    "premium_rate",
+    "toll_free",
+    "shared_cost",
+    "voip",
+    "personal_number",
+    "pager",
+    "uan",
+    "voicemail",
+    "fixed_line",
+)
+
+Desc = tuple[frozenset[int], re.Pattern[str]]
+
+
+def _desc(desc: object) -> Desc | None:
+    pattern = getattr(desc, "national_number_pattern", None) if desc is not None else None
+    if not pattern:
+        return None
+    lengths = frozenset(getattr(desc, "possible_length", ()) or ())
+    return lengths, re.compile(pattern)
+
+
+def _matches(nsn: str, desc: Desc | None) -> bool:
+    if desc is None:
+        return False
+    lengths, pattern = desc
+    if lengths and len(nsn) not in lengths:
+        return False
+    return pattern.fullmatch(nsn) is not None
+
+
+class _RegionCheck:
+    """`_number_type_helper(nsn, metadata) != UNKNOWN` with precompiled patterns.
+
+    The number has a type when the general description matches and any type's description does
+    (length and pattern); per length, the type patterns are joined into one alternation.
+    """
+
+    def __init__(self, metadata: PhoneMetadata) -> None:
+        self.general = _desc(metadata.general_desc)
+        descs = [_desc(getattr(metadata, name)) for name in _TYPE_DESCS]
+        if not metadata.same_mobile_and_fixed_line_pattern:
+            descs.append(_desc(metadata.mobile))
+        types = [d for d in descs if d is not None]
+        self.by_length: dict[int, re.Pattern[str]] = {}
+        for length in range(1, _MAX_DIGITS + 1):
+            patterns = [p.pattern for lengths, p in types if not lengths or length in lengths]
+            if patterns:
+                self.by_length[length] = re.compile("|".join(f"(?:{p})" for p in patterns))
+        leading = metadata.leading_digits
+        self.leading = re.compile(leading) if leading else None
+
+    def has_type(self, nsn: str) -> bool:
+        if not _matches(nsn, self.general):
+            return False
+        combined = self.by_length.get(len(nsn))
+        return combined is not None and combined.fullmatch(nsn) is not None
+
+
+class _CountryCheck:
+    """Validity of numbers of one country calling code, as is_valid_number decides it."""
+
+    def __init__(self, code: int, regions: tuple[str, ...]) -> None:
+        main = PhoneMetadata.metadata_for_region_or_calling_code(code, regions[0])
+        prefix = main.national_prefix_for_parsing if main is not None else None
+        self.prefix = re.compile(prefix) if prefix else None
+        self.single = len(regions) == 1
+        self.regions: list[_RegionCheck] = []
+        for region in regions:
+            if region == NON_GEO_REGION:
+                meta = PhoneMetadata.metadata_for_nongeo_region(code, None)
+            else:
+                meta = PhoneMetadata.metadata_for_region(region, None)
+            if meta is not None:
+                self.regions.append(_RegionCheck(meta))
+        self.usable = main is not None and bool(self.regions)
+
+    def is_valid(self, nsn: str) -> bool | None:
+        """True/False when certain; None when the full library must decide."""
+        if not self.usable or nsn[0] == "0":
+            return None
+        if self.prefix is not None and self.prefix.match(nsn):
+            return None  # parse() might strip a national prefix here
+        if self.single:
+            return self.regions[0].has_type(nsn)
+        for region in self.regions:
+            if region.leading is not None:
+                if region.leading.match(nsn):
+                    return region.has_type(nsn)
+            elif region.has_type(nsn):
+                return True
+        return False
+
+
+@cache
+def _country(code: int) -> _CountryCheck | None:
+    regions = COUNTRY_CODE_TO_REGION_CODE.get(code)
+    return _CountryCheck(code, tuple(regions)) if regions else None
+
+
+def fast_e164(digits: str) -> str | None:
+    """'+'+digits when `digits` (no '+') is certainly a valid E.164 number; None if unsure."""
+    for size in (1, 2, 3):
+        code = int(digits[:size])
+        if code in COUNTRY_CODE_TO_REGION_CODE:
+            check = _country(code)
+            nsn = digits[size:]
+            if check is None or not nsn:
+                return None
+            return "+" + digits if check.is_valid(nsn) else None
+    return None
+
+
+_PARSE_ERRORS = {
+    NumberParseException.INVALID_COUNTRY_CODE: "phone_bad_country_code",
+    NumberParseException.NOT_A_NUMBER: "phone_invalid",
+    NumberParseException.TOO_SHORT_AFTER_IDD: "phone_too_short",
+    NumberParseException.TOO_SHORT_NSN: "phone_too_short",
+    NumberParseException.TOO_LONG: "phone_too_long",
+}
+
+_POSSIBLE = {
+    ValidationResult.TOO_SHORT: "phone_too_short",
+    ValidationResult.TOO_LONG: "phone_too_long",
+    ValidationResult.INVALID_COUNTRY_CODE: "phone_bad_country_code",
+}
+
+
+def _full(text: str, region: str | None) -> tuple[str | None, str]:
+    """(E.164, "") or (None, reason) by the full library."""
+    try:
+        number = phonenumbers.parse(text, region)
+    except NumberParseException as exc:
+        if exc.error_type == NumberParseException.INVALID_COUNTRY_CODE and region is None:
+            return None, "phone_no_country_code"
+        return None, _PARSE_ERRORS.get(exc.error_type, "phone_invalid")
+    if phonenumbers.is_valid_number(number):
+        return phonenumbers.format_number(number, PhoneNumberFormat.E164), ""
+    reason = phonenumbers.is_possible_number_with_reason(number)
+    return None, _POSSIBLE.get(reason, "phone_invalid")
+
+
+def normalise_phone(raw: str, region: str | None) -> tuple[str | None, str]:
+    """(E.164, "") for a valid number, else (None, reason code from PHONE_REASONS).
+
+    Without a region a number needs its country code; a number whose '+' Excel stripped
+    (447400123456, or 00447400123456) is recovered by retrying with '+'. With a region, national
+    numbers (07400 123456) are read in that region first, then the '+' retry applies.
+    """
+    text = raw.strip()
+    if not text:
+        return None, "phone_empty"
+    if text[0] == "+" and text[1:].isdigit() and text.isascii():
+        found = fast_e164(text[1:])
+        if found is not None:
+            return found, ""
+    if _SCIENTIFIC.fullmatch(text):
+        return None, "phone_scientific"
+    if not _ALLOWED.fullmatch(text):
+        return None, "phone_letters" if any(c.isalpha() for c in text) else "phone_invalid"
+    digits = "".join(c for c in text if c.isdigit())
+    if not digits:
+        return None, "phone_invalid"
+    if len(digits) > _MAX_DIGITS:
+        return None, "phone_too_long"
+    has_plus = text.lstrip().startswith("+")
+    if has_plus:
+        return _full(text, region)
+    first_reason = "phone_no_country_code"
+    if region is not None:
+        found, first_reason = _full(text, region)
+        if found is not None:
+            return found, ""
+    # Excel drops the leading '+': try the digits as an international number.
+    international = digits[2:] if digits.startswith("00") else digits
+    if international and international[0] != "0":
+        fast = fast_e164(international)
+        if fast is not None:
+            return fast, ""
+        found, reason = _full("+" + international, None)
+        if found is not None:
+            return found, ""
+        if region is None:
+            return None, reason if reason != "phone_bad_country_code" else first_reason
+    return None, first_reason
+
+
+Normaliser = Callable[[str], tuple[str | None, str]]
+
+
+def normaliser(region: str | None) -> Normaliser:
+    """normalise_phone bound to one region (what an import uses for every row)."""
+    region = region.upper() if region else None
+
+    def normalise(raw: str) -> tuple[str | None, str]:
+        return normalise_phone(raw, region)
+
+    return normalise
+
+
+def valid_region(region: str) -> bool:
+    return region.upper() in phonenumbers.SUPPORTED_REGIONS
