@@ -10,7 +10,7 @@ from tests.fakes.slack_api import TEAM_ID
 def submission(
     view: dict[str, Any], values: dict[str, dict[str, Any]], user: str = "U0ANA"
 ) -> dict[str, Any]:
-    """A view_submission of `view` (as opened) with state `values` {block_id: {action_id: {...}}}."""
+    """A view_submission of `view` with state `values` ({block_id: {action_id: {...}}})."""
     return {
         "type": "view_submission",
         "user": {"id": user, "team_id": TEAM_ID},
