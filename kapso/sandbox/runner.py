@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import threading
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -124,21 +125,23 @@ def run_sandbox(config: SandboxConfig | None = None) -> Iterator[Sandbox]:
 
 
 def serve(config: SandboxConfig, ready: Callable[[Sandbox], None] | None = None) -> None:
-    """Serve in the foreground until interrupted; `ready` is told the URLs once bound."""
+    """Serve in the foreground until SIGINT or SIGTERM; `ready` is told the URLs once bound."""
 
     async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
         runner, port = await _start(config)
         if ready:
             ready(Sandbox(config.host, port))
         try:
-            await asyncio.Event().wait()
+            await stop.wait()
         finally:
             await runner.cleanup()
 
     loop = _new_loop()
     try:
         loop.run_until_complete(main())
-    except KeyboardInterrupt:
-        pass
     finally:
         loop.close()

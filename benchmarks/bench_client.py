@@ -1,0 +1,127 @@
+"""WhatsApp client throughput against the sandbox (a separate process, 200 ms latency).
+
+Prints requests/s at 50, 200 and 500 in flight for our client (httpx over aiohttp), httpx's
+default pool and bare aiohttp, each as a ratio of the ideal (in flight ÷ latency), and the
+sandbox's own maximum with 1,000 in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+import httpx
+
+from kapso.client import ApiTarget, WhatsAppClient
+from kapso.templates import TemplateSpec
+
+LATENCY_S = 0.2
+LEVELS = (50, 200, 500)
+SPEC = TemplateSpec(
+    "holiday_promotion",
+    "en_US",
+    "POSITIONAL",
+    ["1"],
+    [{"type": "BODY", "text": "Hi {{1}}, check out our special holiday offers!"}],
+)
+
+
+def start_sandbox() -> tuple[subprocess.Popen[str], str]:
+    command = [
+        sys.executable, "-m", "bot.cli.main", "sandbox", "--port", "0",
+        "--latency-ms", str(LATENCY_S * 1000), "--throughput", "1000000", "--no-pair-rate",
+    ]  # fmt: skip
+    process = subprocess.Popen(  # noqa: S603 (our own CLI)
+        command, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    return process, line.strip().rsplit(" ", 1)[-1]
+
+
+async def measure(n: int, in_flight: int, send: Callable[[int], Awaitable[None]]) -> float:
+    slots = asyncio.Semaphore(in_flight)
+    counter = iter(range(n))
+
+    async def one(i: int) -> None:
+        async with slots:
+            await send(i)
+
+    await asyncio.gather(*[one(i) for i in range(min(in_flight, n))])  # warm the pool
+    started = time.perf_counter()
+    await asyncio.gather(*[one(next(counter)) for _ in range(n)])
+    return n / (time.perf_counter() - started)
+
+
+async def ours(target: ApiTarget, n: int, in_flight: int, transport: str) -> float:
+    kwargs = {}
+    if transport == "httpx":
+        limits = httpx.Limits(max_connections=in_flight, max_keepalive_connections=in_flight)
+        kwargs["transport"] = httpx.AsyncHTTPTransport(limits=limits)
+    async with WhatsAppClient(max_in_flight=in_flight, timeout=60, **kwargs) as client:
+
+        async def send(i: int) -> None:
+            await client.send_template(
+                target,
+                to=f"+1555{i:07d}",
+                template=SPEC,
+                params={"1": "Ana"},
+                callback_data=f"bench:{i}",
+            )
+
+        return await measure(n, in_flight, send)
+
+
+async def bare_aiohttp(target: ApiTarget, n: int, in_flight: int) -> float:
+    connector = aiohttp.TCPConnector(limit=in_flight)
+    url = f"{target.base_url}/{target.phone_number_id}/messages"
+    async with aiohttp.ClientSession(connector=connector, headers=target.headers()) as session:
+
+        async def send(i: int) -> None:
+            body = {
+                "messaging_product": "whatsapp", "to": f"1555{i:07d}", "type": "template",
+                "biz_opaque_callback_data": f"bench:{i}",
+                "template": {"name": "holiday_promotion", "language": {"code": "en_US"},
+                             "components": [{"type": "body", "parameters": [
+                                 {"type": "text", "text": "Ana"}]}]},
+            }  # fmt: skip
+            async with session.post(url, json=body) as response:
+                assert response.status == 200, await response.text()
+                await response.read()
+
+        return await measure(n, in_flight, send)
+
+
+def main() -> None:
+    process, base_url = start_sandbox()
+    target = ApiTarget("bench", "sandbox", base_url, "100200300", "900800700", "sandbox-key")
+    try:
+        print(f"sandbox {base_url}, latency {LATENCY_S * 1000:.0f} ms (separate process)")
+        print(f"{'client':<22}{'in flight':>10}{'req/s':>10}{'ideal':>8}{'ratio':>8}")
+        for in_flight in LEVELS:
+            n = max(1000, in_flight * 6)
+            ideal = in_flight / LATENCY_S
+            for name, run in (
+                ("ours (httpx+aiohttp)", ours(target, n, in_flight, "aiohttp")),
+                ("httpx default pool", ours(target, n, in_flight, "httpx")),
+                ("bare aiohttp", bare_aiohttp(target, n, in_flight)),
+            ):
+                rate = asyncio.run(run)
+                print(f"{name:<22}{in_flight:>10}{rate:>10.0f}{ideal:>8.0f}{rate / ideal:>8.2f}")
+        rate = asyncio.run(bare_aiohttp(target, 8000, 1000))
+        print(
+            f"sandbox max (1,000 in flight, bare aiohttp client): {rate:.0f} sends/s "
+            f"= {rate / 1000:.2f}x the engine benchmark's 1,000/s"
+        )
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+if __name__ == "__main__":
+    main()
