@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from bot import slack_http, webhook_http
+from bot import metrics_http, slack_http, webhook_http
 from jobs.runtime import Runtime
 
 
@@ -22,5 +22,6 @@ def create_app(runtime: Runtime | None = None) -> Starlette:
     routes += webhook_http.routes(runtime)
     routes += slack_http.routes(runtime)
     app = Starlette(routes=routes)
+    metrics_http.install(app, runtime)
     app.state.runtime = runtime
     return app

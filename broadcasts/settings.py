@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     agent_timeout_seconds: float = Field(default=10.0, gt=0)
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
+    metrics_token: str | None = None  # when set, GET /metrics needs "Authorization: Bearer <it>"
     # Sending
     send_lanes: int = Field(default=2, ge=1, le=32)
     send_claim_grace_seconds: float = Field(default=120.0, gt=0)
