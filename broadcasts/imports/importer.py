@@ -187,7 +187,7 @@ def import_csv(
     file, owned = source, False
     try:
         file, owned = seekable_copy(source, limit)
-        fmt, columns = _check_file(file, template, limit)
+        fmt, columns = check_file(file, template, limit)
     except BroadcastBotError as exc:
         _fail(sessions, import_id, broadcast_id, str(exc), undo=False)
         if owned:
@@ -262,7 +262,9 @@ def _earlier(sessions: sessionmaker[Session], slack_file_id: str) -> ImportSumma
     raise ValidationFailed("This file is being imported already.", field="file")
 
 
-def _check_file(file: BinaryIO, template: Template, limit: int) -> tuple[CsvFormat, ColumnMap]:
+def check_file(
+    file: BinaryIO, template: Template | None, limit: int
+) -> tuple[CsvFormat, ColumnMap]:
     """Everything that would stop the import as a whole, found before anything is written."""
     size = file_size(file)
     if size > limit:
@@ -272,7 +274,7 @@ def _check_file(file: BinaryIO, template: Template, limit: int) -> tuple[CsvForm
     fmt = sniff(file)
     columns: ColumnMap | None = None
     has_rows = False
-    for _line, cells in _nonblank(records(file, fmt)):
+    for _line, cells in nonblank(records(file, fmt)):
         if columns is None:
             columns = match_columns(cells, template)
         else:
@@ -284,7 +286,7 @@ def _check_file(file: BinaryIO, template: Template, limit: int) -> tuple[CsvForm
     return fmt, columns
 
 
-def _nonblank(items: Iterator[tuple[int, list[str]]]) -> Iterator[tuple[int, list[str]]]:
+def nonblank(items: Iterator[tuple[int, list[str]]]) -> Iterator[tuple[int, list[str]]]:
     for line, cells in items:
         if any(c.strip() for c in cells):
             yield line, cells
@@ -306,7 +308,7 @@ def _write(
     """
     tally = _Tally()
     report = ErrorReport(checker.columns.header)
-    rows = _nonblank(records(file, fmt))
+    rows = nonblank(records(file, fmt))
     next(rows)  # the header, checked already
     check = checker.check
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-writer") as writer:
