@@ -19,11 +19,11 @@ from sqlalchemy.orm import Session
 from bot import cards
 from bot.blocks import ids, kit, messages, modals
 from bot.blocks.state import FieldError, NewBroadcastInput
-from broadcasts import configs, service, templates
+from broadcasts import configs, contacts, service, templates
 from broadcasts.actors import Actor
 from broadcasts.csv_template import template_csv
 from broadcasts.db import transaction
-from broadcasts.errors import BroadcastBotError, NotFoundError, ValidationFailed
+from broadcasts.errors import NotFoundError, ValidationFailed
 from broadcasts.metrics import stored_counts
 from broadcasts.models import Broadcast, Recipient, Template, WhatsAppConfig
 from jobs.runtime import Runtime
@@ -168,27 +168,20 @@ def _channel_problem(exc: SlackApiError, channel: str) -> str:
 # -- the card's buttons ---------------------------------------------------------------------------
 
 
-def _contacts() -> Any:
-    import broadcasts.contacts
-
-    return broadcasts.contacts
-
-
 def add_contacts_modal(runtime: Runtime, broadcast_id: str) -> dict[str, Any]:
     with transaction(runtime.sessions) as session:
         broadcast = service.get_broadcast(session, broadcast_id)
         _ensure_draft(broadcast)
-        eligible = int(_contacts().count_eligible(session))
+        eligible = int(contacts.count_eligible(session))
         return modals.add_contacts_modal(broadcast.id, broadcast.name, eligible)
 
 
 def contact_options(runtime: Runtime, search: str) -> list[dict[str, Any]]:
     with transaction(runtime.sessions) as session:
-        found = _contacts().list_contacts(session, search=search, eligible_only=True)
-        return [
-            kit.option(f"{c.name} {c.phone}" if c.name else c.phone, str(c.id))
-            for c in list(found)[: kit.MAX_OPTIONS]
-        ]
+        found = contacts.list_contacts(
+            session, search=search, eligible_only=True, limit=kit.MAX_OPTIONS
+        )
+        return [kit.option(f"{c.name} {c.phone}" if c.name else c.phone, str(c.id)) for c in found]
 
 
 def add_contacts(
@@ -200,28 +193,38 @@ def add_contacts(
     all_eligible: bool,
     user_id: str,
 ) -> None:
+    """Add saved contacts as recipients, then refresh the card and say so in its thread."""
     if not contact_ids and not all_eligible:
         raise FieldError(ids.B_CONTACTS, "Pick contacts, or tick “Select all eligible contacts”.")
-    try:
-        with transaction(runtime.sessions) as session:
-            result = _contacts().add_contacts_to_broadcast(
-                session,
-                broadcast_id,
-                ids=contact_ids,
-                all_eligible=all_eligible,
-                by=Actor.slack(user_id),
-            )
-            broadcast = service.get_broadcast(session, broadcast_id)
-            added = getattr(result, "added", result)
-            cards.update_card(client, session, broadcast)
-            cards.note(
-                client,
-                broadcast,
-                f"👥 {kit.mention(user_id)} added {kit.number(int(added))} contacts "
-                f"({kit.number(broadcast.total_count)} recipients now).",
-            )
-    except BroadcastBotError as exc:
-        raise FieldError(ids.B_CONTACTS, str(exc)) from None
+    with transaction(runtime.sessions) as session:
+        result = contacts.add_contacts_to_broadcast(
+            session,
+            broadcast_id,
+            ids=contact_ids,
+            all_eligible=all_eligible,
+            by=Actor.slack(user_id),
+        )
+        broadcast = service.get_broadcast(session, broadcast_id)
+        data = cards.card_data(session, broadcast)
+    left_out = [
+        f"{kit.number(n)} {label}"
+        for n, label in (
+            (result.already_present, "already in the broadcast"),
+            (result.excluded_test, "test contacts"),
+            (result.excluded_opted_out, "opted out"),
+            (result.missing_params, "missing template parameters"),
+        )
+        if n
+    ]
+    text = (
+        f"👥 {kit.mention(user_id)} added {kit.number(result.added)} contacts "
+        f"({kit.number(data.counts.total)} recipients now)."
+    )
+    if left_out:
+        text += " Left out: " + ", ".join(left_out) + "."
+    if broadcast.slack_channel_id and broadcast.slack_card_ts:
+        cards.edit_card(client, broadcast.slack_channel_id, broadcast.slack_card_ts, data)
+        cards.post_in_thread(client, broadcast.slack_channel_id, broadcast.slack_card_ts, text)
 
 
 def _ensure_draft(broadcast: Broadcast) -> None:

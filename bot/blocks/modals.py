@@ -265,7 +265,8 @@ def send_confirm_modal(s: SendSummary) -> dict[str, Any]:
         ),
         section(quote(clip(s.rendered, PREVIEW_LIMIT))),
         context(
-            f"⏱️ Estimated time: {duration(s.estimate_seconds)} at {number(s.rate_mps)} msg/s in batches "
+            f"⏱️ Estimated time: {duration(s.estimate_seconds)} at {number(s.rate_mps)} msg/s "
+            f"in batches "
             f"of {number(s.batch_size)}, {number(s.batch_pause_seconds)} s apart."
         ),
     ]

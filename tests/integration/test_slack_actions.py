@@ -133,3 +133,41 @@ def test_pause_from_a_command_is_refused_for_a_draft_with_a_sentence(
     )
     reply = env.sender.command(f"resume {broadcast_id[:8]}", user="U0EVE").json()
     assert reply["text"].startswith("Only broadcast admins can resume")
+
+
+def test_add_contacts_offers_all_eligible_and_leaves_out_test_and_opted_out(
+    env: SlackEnv, draft: tuple[str, str, str]
+) -> None:
+    from broadcasts.contacts import ContactData, set_opt_out, upsert_contacts
+
+    broadcast_id, channel, ts = draft
+    with transaction(env.runtime.sessions) as session:
+        upsert_contacts(
+            session,
+            [
+                ContactData("+14155550201", name="Zoe", attributes={"param1": "Zoe"}),
+                ContactData("+14155550202", name="Tess", attributes={"1": "T"}, is_test=True),
+                ContactData("+14155550203", name="Olga", attributes={"1": "O"}),
+            ],
+        )
+        set_opt_out(session, "+14155550203", opted_out=True, reason="STOP")
+    press(env, ids.CARD_ADD_CONTACTS, broadcast_id, user="U0EVE")
+    view = env.slack.wait_for(lambda: env.slack.calls_to("views.open"))[0].params["view"]
+    assert "Select all eligible contacts (1)" in json.dumps(view)
+    options = env.sender.interaction(p.block_suggestion(ids.A_CONTACTS, view)).json()["options"]
+    assert [o["text"]["text"] for o in options] == ["Zoe +14155550201"]
+    values = {
+        ids.B_CONTACTS: {ids.A_CONTACTS: {"type": "multi_external_select", "selected_options": []}},
+        ids.B_ALL_ELIGIBLE: {
+            ids.A_ALL_ELIGIBLE: {"type": "checkboxes", "selected_options": [{"value": "all"}]}
+        },
+    }
+    assert env.sender.interaction(p.submission(view, values, user="U0EVE")).status_code == 200
+    note = env.slack.wait_for(lambda: env.slack.messages_in(channel, ts))[0]
+    assert note.text.startswith("👥 <@U0EVE> added 1 contacts (4 recipients now).")
+    empty = {
+        ids.B_CONTACTS: {ids.A_CONTACTS: {"type": "multi_external_select", "selected_options": []}},
+        ids.B_ALL_ELIGIBLE: {ids.A_ALL_ELIGIBLE: {"type": "checkboxes", "selected_options": []}},
+    }
+    reply = env.sender.interaction(p.submission(view, empty)).json()
+    assert reply["response_action"] == "errors" and ids.B_CONTACTS in reply["errors"]
