@@ -28,6 +28,10 @@ class CounterDeltas:
         if not delta.is_zero():
             self._by_broadcast[broadcast_id] = self._by_broadcast[broadcast_id] + delta
 
+    def broadcast_ids(self) -> list[str]:
+        """The broadcasts whose counters change at the next flush."""
+        return list(self._by_broadcast)
+
     def flush(self, session: Session) -> None:
         for broadcast_id, delta in self._by_broadcast.items():
             bump(session, broadcast_id, delta)

@@ -101,6 +101,10 @@ class Processor:
                 self._template(session, event)
             elif isinstance(event, UserPreferenceUpdate):
                 self._preference(session, event)
+        for broadcast_id in deltas.broadcast_ids():  # the Slack card shows the new counts
+            self._after.append(
+                partial(events.publish, self.runtime.redis, broadcast_id, "progress")
+            )
         deltas.flush(session)
 
     # -- delivery statuses -----------------------------------------------------------------
