@@ -164,7 +164,7 @@ def test_a_healthy_environment_passes_everything(
     with transaction(make_session_factory(make_engine(db_url))) as session:
         make_config(session, "sandbox", api_base_url=sandbox.base_url, credential_env="SANDBOX_KEY")
     worker = Worker(["send"], connection=Redis.from_url(redis_url))
-    worker.register_birth()
+    worker.register_birth()  # type: ignore[no-untyped-call]
     try:
         result, checks = doctor(
             {
@@ -182,7 +182,7 @@ def test_a_healthy_environment_passes_everything(
             "workers",
         )
     finally:
-        worker.register_death()
+        worker.register_death()  # type: ignore[no-untyped-call]
     assert result.exit_code == 0, result.output
     assert {c["status"] for c in checks.values()} == {"PASS"}, result.output
     assert checks["whatsapp 'sandbox' templates"]["detail"].endswith("approved")
