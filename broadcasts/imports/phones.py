@@ -176,7 +176,7 @@ def _full(text: str, region: str | None) -> tuple[str | None, str]:
     try:
         number = phonenumbers.parse(text, region)
     except NumberParseException as exc:
-        if exc.error_type == NumberParseException.INVALID_COUNTRY_CODE and region is None:
+        if exc.error_type == NumberParseException.INVALID_COUNTRY_CODE and "+" not in text:
             return None, "phone_no_country_code"
         return None, _PARSE_ERRORS.get(exc.error_type, "phone_invalid")
     if phonenumbers.is_valid_number(number):
