@@ -97,6 +97,13 @@ async def bare_aiohttp(target: ApiTarget, n: int, in_flight: int) -> float:
         return await measure(n, in_flight, send)
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     process, base_url = start_sandbox()
     target = ApiTarget("bench", "sandbox", base_url, "100200300", "900800700", "sandbox-key")
@@ -113,10 +120,16 @@ def main() -> None:
             ):
                 rate = asyncio.run(run)
                 print(f"{name:<22}{in_flight:>10}{rate:>10.0f}{ideal:>8.0f}{rate / ideal:>8.2f}")
+        cpu_before, wall_before = _cpu_seconds(process.pid), time.perf_counter()
         rate = asyncio.run(bare_aiohttp(target, 8000, 1000))
+        busy = (_cpu_seconds(process.pid) - cpu_before) / (time.perf_counter() - wall_before)
         print(
             f"sandbox max (1,000 in flight, bare aiohttp client): {rate:.0f} sends/s "
             f"= {rate / 1000:.2f}x the engine benchmark's 1,000/s"
+        )
+        print(
+            f"sandbox process busy {busy:.0%} of one core at that rate: capacity about "
+            f"{rate / max(busy, 1e-6):.0f} sends/s on a free core"
         )
     finally:
         process.terminate()
