@@ -179,7 +179,7 @@ def records(source: BinaryIO, fmt: CsvFormat) -> Iterator[tuple[int, list[str]]]
             line = reader.line_num + 1
     except UnicodeDecodeError:
         raise FileError(
-            f"Line {reader.line_num + 1} is not valid {fmt.encoding} text; "
+            f"Line {_undecodable_line(source, fmt.encoding)} is not valid {fmt.encoding} text; "
             "save the file as UTF-8 and upload it again."
         ) from None
     except _NulFound:
@@ -192,6 +192,20 @@ def records(source: BinaryIO, fmt: CsvFormat) -> Iterator[tuple[int, list[str]]]
         ) from None
     finally:
         text.detach()
+
+
+def _undecodable_line(source: BinaryIO, encoding: str) -> int:
+    """The line of the first byte that does not decode (the decoder reads ahead in chunks, so
+    the CSV reader's position is not it)."""
+    source.seek(0)
+    decoder = codecs.getincrementaldecoder(encoding)()
+    line = 0
+    for line, raw in enumerate(source, start=1):
+        try:
+            decoder.decode(raw)
+        except UnicodeDecodeError:
+            return line
+    return line
 
 
 class _NulFound(Exception):

@@ -443,6 +443,18 @@ def test_opted_out_and_test_contacts_are_excluded_and_counted(
         ("3", "test_contact"),
     ]
     assert set(phones_of(sessions, broadcast_id)) == {"+14155552671"}
+    # Rows with extra columns update their contact; the flags still exclude them.
+    with transaction(sessions) as session:
+        contacts.set_opt_out(session, "+33612345601", True, "STOP")
+        contacts.mark_test(session, "+33612345602")
+    other = draft(sessions, name="Other")
+    summary = upload(db_url, other, CORPUS / "semicolon.csv", report, "--region", "FR")
+    assert (summary["accepted"], summary["opted_out"], summary["test_excluded"]) == (1, 1, 1)
+    with transaction(sessions) as session:
+        flagged = session.scalars(select(Contact).where(Contact.phone == "+33612345602")).one()
+        assert flagged.is_test and flagged.attributes == {}
+        paris = session.scalars(select(Contact).where(Contact.phone == "+33612345603")).one()
+        assert paris.attributes == {"ville": "Paris"}
 
 
 def test_only_a_draft_or_scheduled_broadcast_takes_a_file(
