@@ -9,10 +9,12 @@ from typing import Any
 
 from jobs.inbox import NewEvent, enqueue_sized, insert_events, requeue_stale
 from jobs.runtime import Runtime
+from jobs.telemetry import meter_for
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 500
+ENQUEUE_GATHER_SECONDS = 0.05  # stored ids wait this long to share one job
 
 
 class InboxWriter:
@@ -29,6 +31,8 @@ class InboxWriter:
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self._to_enqueue: list[tuple[int, int]] = []
+        self._enqueuing = False
         # SQLite has one writer at a time; PostgreSQL gains from a few commits in flight.
         self._writers = 1 if runtime.settings.database_url.startswith("sqlite") else 3
 
@@ -90,18 +94,32 @@ class InboxWriter:
             if not future.done():
                 future.set_result(None)
         if len(rows) < len(batch):
+            duplicates = len(batch) - len(rows)
+            meter_for(self.runtime.settings.redis_url).count("webhook_duplicates", n=duplicates)
             log.info(
                 "%d of %d webhook bodies were redeliveries", len(batch) - len(rows), len(batch)
             )
         if rows:
-            self._spawn(self._enqueue(rows))
+            self._to_enqueue += rows
+            if not self._enqueuing:
+                self._enqueuing = True
+                self._spawn(self._enqueue())
 
     def _write(self, events: list[NewEvent]) -> list[tuple[int, int]]:
         with self.runtime.engine.begin() as conn:
             return insert_events(conn, events)
 
-    async def _enqueue(self, rows: list[tuple[int, int]]) -> None:
+    async def _enqueue(self) -> None:
+        """Queue processing for stored rows, gathering a few milliseconds' worth per job."""
         try:
-            await asyncio.to_thread(enqueue_sized, self.runtime.redis, rows)
-        except Exception as exc:  # stored already: the sweeper queues them later
-            log.warning("could not queue %d webhook bodies (%s); the sweeper will", len(rows), exc)
+            while self._to_enqueue:
+                await asyncio.sleep(ENQUEUE_GATHER_SECONDS)
+                rows, self._to_enqueue = self._to_enqueue, []
+                try:
+                    await asyncio.to_thread(enqueue_sized, self.runtime.redis, rows)
+                except Exception as exc:  # stored already: the sweeper queues them later
+                    log.warning(
+                        "could not queue %d webhook bodies (%s); the sweeper will", len(rows), exc
+                    )
+        finally:
+            self._enqueuing = False

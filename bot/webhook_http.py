@@ -5,11 +5,13 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from bot.inbox_writer import InboxWriter
 from jobs.inbox import NewEvent, dedup_key
@@ -23,22 +25,65 @@ class BodyTooLarge(Exception):
     pass
 
 
-def _error(status: int, message: str, **headers: str) -> JSONResponse:
-    return JSONResponse({"ok": False, "error": message}, status_code=status, headers=headers)
+class Disconnected(Exception):
+    pass
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+Reply = tuple[int, bytes, list[tuple[bytes, bytes]]]
+OK: Reply = (200, b'{"ok":true}', [])
+
+
+def _error(status: int, message: str, retry_after: int | None = None) -> Reply:
+    extra = [(b"retry-after", str(retry_after).encode())] if retry_after else []
+    return status, json.dumps({"ok": False, "error": message}).encode(), extra
+
+
+async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
+    declared = headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
         raise BodyTooLarge
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise Disconnected
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise BodyTooLarge
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+class RawPost:
+    """A bare ASGI endpoint: webhook intake is the hot path, so no Request/Response objects."""
+
+    def __init__(self, handler: Callable[[dict[str, str], Receive, str], Awaitable[Reply]]) -> None:
+        self.handler = handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        client = scope.get("client")
+        try:
+            status, payload, extra = await self.handler(
+                headers, receive, client[0] if client else "?"
+            )
+        except Disconnected:
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(payload)).encode()),
+                    *extra,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
 
 
 def _meta_event_type(payload: dict[str, Any]) -> str:
@@ -74,40 +119,41 @@ class WebhookEndpoints:
             log.warning("Meta webhook handshake refused: wrong hub.verify_token or hub.mode")
         return PlainTextResponse("verification failed", status_code=403)
 
-    async def meta(self, request: Request) -> Response:
-        return await self._receive(request, "meta")
+    async def meta(self, headers: dict[str, str], receive: Receive, client: str) -> Reply:
+        return await self._receive("meta", headers, receive, client)
 
-    async def kapso(self, request: Request) -> Response:
-        return await self._receive(request, "kapso")
+    async def kapso(self, headers: dict[str, str], receive: Receive, client: str) -> Reply:
+        return await self._receive("kapso", headers, receive, client)
 
-    def _signature_ok(self, source: str, raw: bytes, request: Request) -> bool:
+    def _signature_ok(self, source: str, raw: bytes, headers: dict[str, str]) -> bool:
         settings = self.runtime.settings
-        hub = request.headers.get("x-hub-signature-256")
+        hub = headers.get("x-hub-signature-256")
         if source == "meta":
             return verify_meta_signature(raw, hub, settings.whatsapp_app_secret)
-        kapso = request.headers.get("x-webhook-signature")
+        kapso = headers.get("x-webhook-signature")
         if kapso is not None:
             return verify_kapso_signature(raw, kapso, settings.kapso_webhook_secret)
         # Kapso's `meta` kind may forward Meta's own signature instead.
         return hub is not None and verify_meta_signature(raw, hub, settings.whatsapp_app_secret)
 
-    async def _receive(self, request: Request, source: str) -> Response:
+    async def _receive(
+        self, source: str, headers: dict[str, str], receive: Receive, client: str
+    ) -> Reply:
         settings = self.runtime.settings
         secret_name = "WHATSAPP_APP_SECRET" if source == "meta" else "KAPSO_WEBHOOK_SECRET"
         if not (settings.kapso_webhook_secret if source == "kapso" else None) and not (
             settings.whatsapp_app_secret
         ):
             log.error("%s webhook refused: %s is not set", source, secret_name)
-            return _error(503, f"{secret_name} is not configured", **{"Retry-After": "60"})
+            return _error(503, f"{secret_name} is not configured", retry_after=60)
         try:
-            raw = await _read_body(request, settings.webhook_max_bytes)
+            raw = await _read_body(receive, headers, settings.webhook_max_bytes)
         except BodyTooLarge:
             log.warning(
                 "%s webhook refused: body over %d bytes", source, settings.webhook_max_bytes
             )
             return _error(413, f"body larger than {settings.webhook_max_bytes} bytes")
-        if not self._signature_ok(source, raw, request):
-            client = request.client.host if request.client else "?"
+        if not self._signature_ok(source, raw, headers):
             log.warning("%s webhook refused: bad or missing signature (from %s)", source, client)
             return _error(401, "bad or missing signature")
         try:
@@ -121,20 +167,20 @@ class WebhookEndpoints:
                 "%s webhook refused: JSON %s instead of an object", source, type(payload).__name__
             )
             return _error(400, "body must be a JSON object")
-        event_type = self._event_type(source, payload, request)
+        event_type = self._event_type(source, payload, headers)
         if event_type is None:
             log.warning("%s webhook refused: not a WhatsApp Business Account payload", source)
             return _error(422, "not a WhatsApp Business Account webhook (object/entry missing)")
-        key = dedup_key(source, raw, request.headers.get("x-idempotency-key"))
+        key = dedup_key(source, raw, headers.get("x-idempotency-key"))
         try:
             await self.writer.store(NewEvent(source, key, event_type, text))
         except Exception:
             log.exception("%s webhook not stored; the sender will retry", source)
-            return _error(503, "could not store the webhook; retry later", **{"Retry-After": "5"})
-        return JSONResponse({"ok": True})
+            return _error(503, "could not store the webhook; retry later", retry_after=5)
+        return OK
 
     @staticmethod
-    def _event_type(source: str, payload: dict[str, Any], request: Request) -> str | None:
+    def _event_type(source: str, payload: dict[str, Any], headers: dict[str, str]) -> str | None:
         is_meta = "entry" in payload or "object" in payload
         if is_meta:
             if payload.get("object") != "whatsapp_business_account" or not isinstance(
@@ -144,7 +190,7 @@ class WebhookEndpoints:
             return _meta_event_type(payload)
         if source == "meta":
             return None
-        header = request.headers.get("x-webhook-event")
+        header = headers.get("x-webhook-event")
         return header or str(payload.get("event") or ("batch" if payload.get("batch") else "?"))
 
 
@@ -152,6 +198,6 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
     endpoints = WebhookEndpoints(runtime)
     return [
         Route("/webhooks/whatsapp", endpoints.verify, methods=["GET"]),
-        Route("/webhooks/whatsapp", endpoints.meta, methods=["POST"]),
-        Route("/webhooks/kapso", endpoints.kapso, methods=["POST"]),
+        Route("/webhooks/whatsapp", RawPost(endpoints.meta), methods=["POST"]),
+        Route("/webhooks/kapso", RawPost(endpoints.kapso), methods=["POST"]),
     ]

@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from redis import Redis
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, Row, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 PROCESS_JOB = "jobs.inbox.process"
 # A job carries at most this many inbox rows, or about this many body bytes, so several
 # workers share a burst instead of one taking it all.
-JOB_MAX_EVENTS = 50
-JOB_MAX_BYTES = 256 * 1024
+JOB_MAX_EVENTS = 200
+JOB_MAX_BYTES = 512 * 1024
 
 
 @dataclass(frozen=True)
@@ -125,16 +125,16 @@ def requeue_stale(runtime: Runtime, *, older_than: float | None = None) -> int:
     return len(ids)
 
 
-def _claim(session: Session, ids: Sequence[int]) -> list[InboxEvent]:
+def _claim(session: Session, ids: Sequence[int]) -> list[Row[Any]]:
     """Lock the still-unprocessed rows among `ids` (others are done or held by another worker)."""
     query = (
-        select(InboxEvent)
+        select(InboxEvent.id, InboxEvent.source, InboxEvent.event_type, InboxEvent.body)
         .where(InboxEvent.id.in_(ids), InboxEvent.processed_at.is_(None))
         .order_by(InboxEvent.id)
     )
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    return list(session.scalars(query))
+    return list(session.execute(query))
 
 
 def process(ids: list[int]) -> int:
@@ -161,11 +161,12 @@ def _process_together(runtime: Runtime, processor: Any, ids: Sequence[int]) -> i
         if not rows:
             return 0
         processor.handle(session, rows)
-        now = utcnow()
-        for row in rows:
-            row.processed_at = now
-            row.attempts += 1
-            row.error = None
+        session.execute(
+            update(InboxEvent)
+            .where(InboxEvent.id.in_([row.id for row in rows]))
+            .values(processed_at=utcnow(), attempts=InboxEvent.attempts + 1, error=None)
+            .execution_options(synchronize_session=False)
+        )
         return len(rows)
 
 

@@ -6,7 +6,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,7 +27,6 @@ from broadcasts.models import (
     Agent,
     Broadcast,
     Contact,
-    InboxEvent,
     Message,
     Recipient,
     Template,
@@ -57,7 +56,14 @@ OPTED_OUT_CODE = 131050  # the user stopped marketing messages
 MESSAGE_RANK = {"accepted": 0, "sent": 1, "delivered": 2, "read": 3}
 
 
-def parse_row(row: InboxEvent) -> Parsed:
+class StoredBody(Protocol):
+    id: int
+    source: str
+    event_type: str | None
+    body: str
+
+
+def parse_row(row: StoredBody) -> Parsed:
     payload = json.loads(row.body)
     if row.source == "kapso":
         return parse_kapso(payload, row.event_type if row.event_type != "batch" else None)
@@ -83,7 +89,8 @@ class Processor:
             except Exception:  # Redis down: sweepers pick the work up from the database
                 log.warning("post-commit action failed", exc_info=True)
 
-    def handle(self, session: Session, rows: Sequence[InboxEvent]) -> None:
+    def handle(self, session: Session, rows: Sequence[Any]) -> None:
+        """Apply every event of `rows` (each with id, source, event_type and body)."""
         deltas = CounterDeltas()
         parsed: list[Any] = []
         for row in rows:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -30,6 +31,16 @@ AGENT_SECRET_ENV = "TEST_AGENT_SECRET"
 AGENT_SECRET = "agent-signing-secret"
 PHONE_NUMBER_ID = "100200300"
 WABA_ID = "900800700"
+
+
+def private_redis_url() -> Iterator[str]:
+    """A Redis database only these tests use (other suites' burst workers would take our jobs)."""
+    url = os.environ.get("TEST_WEBHOOK_REDIS_URL", "redis://127.0.0.1:6379/13")
+    client = Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()
 
 
 def settings_for(db_url: str, redis_url: str, **overrides: Any) -> Settings:

@@ -40,12 +40,16 @@ from tests.webhook_support import (
     meta_headers,
     meta_message,
     post,
+    private_redis_url,
     running_app,
     settings_for,
 )
 
 SENT_AT = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 T_SENT = int(SENT_AT.timestamp())
+
+
+redis_url = pytest.fixture(private_redis_url)
 
 
 @pytest.fixture

@@ -29,12 +29,16 @@ from tests.webhook_support import (
     meta_headers,
     meta_statuses,
     post,
+    private_redis_url,
     running_app,
     settings_for,
     status,
 )
 
 T0 = 1_780_000_000
+
+
+redis_url = pytest.fixture(private_redis_url)
 
 
 @pytest.fixture
