@@ -5,7 +5,9 @@ from __future__ import annotations
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
+from bot.metered_slack import MeteredWebClient
 from broadcasts.settings import Settings
+from jobs.telemetry import meter_for
 
 RATE_LIMIT_RETRIES = 5
 
@@ -18,6 +20,7 @@ def make_client(settings: Settings) -> WebClient:
         if settings.slack_api_url.endswith("/")
         else settings.slack_api_url + "/"
     )
-    client = WebClient(token=token, base_url=base, timeout=30)
+    meter = meter_for(settings.redis_url)
+    client = MeteredWebClient(token=token, base_url=base, timeout=30, meter=meter)
     client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES))
     return client

@@ -81,6 +81,7 @@ class Meter:
         self._redis = redis
         self._background = background
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()
         self._counts: defaultdict[tuple[str, str], float] = defaultdict(float)
         self._sent: defaultdict[tuple[str, int], int] = defaultdict(int)
         self._pid: int | None = None
@@ -106,6 +107,10 @@ class Meter:
 
     def flush(self) -> bool:
         """Add the tally to Redis in one pipeline; on failure keep it for the next try."""
+        with self._flushing:  # a caller's flush also waits for one in flight
+            return self._flush()
+
+    def _flush(self) -> bool:
         with self._lock:
             counts, self._counts = self._counts, defaultdict(float)
             sent, self._sent = self._sent, defaultdict(int)

@@ -1,15 +1,36 @@
-"""Counters shared through Redis: several processes add up, a dead Redis never hurts the caller."""
+"""Counters shared through Redis: several processes add up, a dead Redis never hurts the caller.
+
+Other test runs may share this Redis database, so every test counts under labels of its own.
+"""
 
 from __future__ import annotations
 
 import socket
+import uuid
 
+import pytest
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
+from slack_sdk.errors import SlackApiError
 
+from bot.metered_slack import MeteredWebClient
+from broadcasts.configs import get_config
+from broadcasts.db import transaction
+from broadcasts.enums import BroadcastStatus
 from broadcasts.sending import Outcome
+from jobs import control
 from jobs.limiter import RateLimiter
-from jobs.telemetry import Meter, SendMeter, read_counters, send_rates
+from jobs.telemetry import Meter, SendMeter, meter_for, read_counters, send_rates
+from kapso.sandbox.config import SandboxConfig
+from tests.engine_support import drain, new_broadcast, sending_env
+from tests.factories import OPERATOR
+from tests.fakes.slack_api import BOT_TOKEN, FakeSlack
+
+
+def mine(
+    rows: list[tuple[dict[str, str], float]], **labels: str
+) -> list[tuple[dict[str, str], float]]:
+    return [row for row in rows if labels.items() <= row[0].items()]
 
 
 def _closed_port() -> int:
@@ -21,20 +42,22 @@ def _closed_port() -> int:
 def test_counts_from_several_processes_add_up(redis_url: str) -> None:
     redis = Redis.from_url(redis_url)
     web, worker = Meter(redis, background=False), Meter(redis, background=False)
-    web.count("webhook_events", {"source": "meta", "result": "accepted", "status": "200"})
-    web.count("webhook_events", {"source": "meta", "result": "accepted", "status": "200"})
-    worker.count("webhook_events", {"source": "meta", "result": "accepted", "status": "200"}, 3)
-    worker.count("slack_api_errors", {"method": "chat.update", "error": "ratelimited"})
-    worker.count("limiter_wait_seconds", {"phone_number_id": "100"}, 0.25)
-    worker.count("limiter_wait_seconds", {"phone_number_id": "100"}, 0.5)
+    accepted = {"source": "tm-several", "result": "accepted", "status": "200"}
+    web.count("webhook_events", accepted)
+    web.count("webhook_events", accepted)
+    worker.count("webhook_events", accepted, 3)
+    worker.count("slack_api_errors", {"method": "tm.several", "error": "ratelimited"})
+    worker.count("limiter_wait_seconds", {"phone_number_id": "tm-several"}, 0.25)
+    worker.count("limiter_wait_seconds", {"phone_number_id": "tm-several"}, 0.5)
     assert web.flush() and worker.flush()
     counters = read_counters(redis)
-    assert counters["webhook_events"] == [
-        ({"result": "accepted", "source": "meta", "status": "200"}, 5.0)
+    assert mine(counters["webhook_events"], source="tm-several") == [(accepted, 5.0)]
+    assert mine(counters["slack_api_errors"], method="tm.several") == [
+        ({"error": "ratelimited", "method": "tm.several"}, 1)
     ]
-    assert counters["slack_api_errors"] == [({"error": "ratelimited", "method": "chat.update"}, 1)]
-    assert counters["limiter_wait_seconds"] == [({"phone_number_id": "100"}, 0.75)]
-    assert counters["messages_sent"] == []
+    assert mine(counters["limiter_wait_seconds"], phone_number_id="tm-several") == [
+        ({"phone_number_id": "tm-several"}, 0.75)
+    ]
 
 
 def test_send_rate_is_the_average_of_the_last_complete_seconds(redis_url: str) -> None:
@@ -42,28 +65,30 @@ def test_send_rate_is_the_average_of_the_last_complete_seconds(redis_url: str) -
     now = int(redis.time()[0])
     meter = Meter(redis, background=False)
     for second in range(now - 6, now - 1):  # the 5 seconds ending 2 s ago
-        meter.sent("100200300", 40, second=second)
-    meter.sent("100200300", 999, second=now - 20)  # too old to count
-    meter.sent("555", 10, second=now - 3)
+        meter.sent("tm-rate-1", 40, second=second)
+    meter.sent("tm-rate-1", 999, second=now - 20)  # too old to count
+    meter.sent("tm-rate-2", 10, second=now - 3)
     assert meter.flush()
-    assert send_rates(redis) == {"100200300": 40.0, "555": 2.0}
-    assert read_counters(redis)["messages_sent"] == [
-        ({"phone_number_id": "100200300"}, 1199.0),
-        ({"phone_number_id": "555"}, 10.0),
-    ]
+    rates = send_rates(redis)
+    assert (rates["tm-rate-1"], rates["tm-rate-2"]) == (40.0, 2.0)
+    sent = read_counters(redis)["messages_sent"]
+    assert mine(sent, phone_number_id="tm-rate-1") == [({"phone_number_id": "tm-rate-1"}, 1199.0)]
+    assert mine(sent, phone_number_id="tm-rate-2") == [({"phone_number_id": "tm-rate-2"}, 10.0)]
 
 
 def test_a_dead_redis_never_raises_and_the_tally_waits_for_the_next_flush(redis_url: str) -> None:
     dead = Redis(host="127.0.0.1", port=_closed_port(), socket_connect_timeout=1)
     meter = Meter(dead, background=False)
-    meter.count("messages_failed", {"code": "131026"}, 2)
-    meter.sent("100", 5)
+    meter.count("messages_failed", {"code": "tm-dead"}, 2)
+    meter.sent("tm-dead", 5)
     assert meter.flush() is False
     meter._redis = Redis.from_url(redis_url)  # Redis is back
     assert meter.flush() is True
     counters = read_counters(Redis.from_url(redis_url))
-    assert counters["messages_failed"] == [({"code": "131026"}, 2.0)]
-    assert counters["messages_sent"] == [({"phone_number_id": "100"}, 5.0)]
+    assert mine(counters["messages_failed"], code="tm-dead") == [({"code": "tm-dead"}, 2.0)]
+    assert mine(counters["messages_sent"], phone_number_id="tm-dead") == [
+        ({"phone_number_id": "tm-dead"}, 5.0)
+    ]
 
 
 def test_a_lane_group_counts_sent_failed_retried_throttled_and_limiter_waits(
@@ -72,29 +97,66 @@ def test_a_lane_group_counts_sent_failed_retried_throttled_and_limiter_waits(
     redis = Redis.from_url(redis_url)
     meter = Meter(redis, background=False)
     limiter = RateLimiter(AsyncRedis.from_url(redis_url))
-    lane = SendMeter(meter, "100200300", limiter)
+    lane = SendMeter(meter, "tm-lane", limiter)
     limiter.waited_seconds = 1.5
     lane.record(
         [
             Outcome(1, "sent"),
             Outcome(2, "sent"),
-            Outcome(3, "failed", code=131026),
+            Outcome(3, "failed", code=990026),
             Outcome(4, "retry", code=130429),
             Outcome(5, "retry", code=None),  # a bare HTTP 429
-            Outcome(6, "retry", code=131000),
+            Outcome(6, "retry", code=990000),
             Outcome(7, "release"),
         ]
     )
     limiter.waited_seconds = 2.0
-    lane.record([Outcome(8, "failed", code=131026)])
+    lane.record([Outcome(8, "failed", code=990026)])
     assert meter.flush()
     c = read_counters(redis)
-    assert c["messages_sent"] == [({"phone_number_id": "100200300"}, 2.0)]
-    assert c["messages_failed"] == [({"code": "131026"}, 2.0)]
-    assert c["messages_retried"] == [
-        ({"code": "130429"}, 1.0),
-        ({"code": "131000"}, 1.0),
-        ({"code": "none"}, 1.0),
+    number = {"phone_number_id": "tm-lane"}
+    assert mine(c["messages_sent"], **number) == [(number, 2.0)]
+    assert mine(c["messages_failed"], code="990026") == [({"code": "990026"}, 2.0)]
+    assert mine(c["messages_retried"], code="990000") == [({"code": "990000"}, 1.0)]
+    assert {"130429", "none"} <= {labels["code"] for labels, _ in c["messages_retried"]}
+    assert mine(c["messages_throttled"], **number) == [(number, 2.0)]
+    assert mine(c["limiter_wait_seconds"], **number) == [(number, 2.0)]
+
+
+def test_a_real_broadcast_shows_up_in_the_counters(db_url: str, redis_url: str) -> None:
+    number = f"tm-{uuid.uuid4().hex[:8]}"
+    sandbox = SandboxConfig(
+        latency_ms=5, throughput=1000, pair_rate=False, reject_rules={"0131": 131026}
+    )
+    with sending_env(db_url, redis_url, sandbox) as env:
+        with transaction(env.runtime.sessions) as session:
+            get_config(session, "main").phone_number_id = number
+        phones = [f"+1415555{i:04d}" for i in range(12)] + ["+14155550131"]
+        bid = new_broadcast(env, phones)
+        control.start(env.runtime, bid, by=OPERATOR)
+        assert drain(env, bid) == BroadcastStatus.COMPLETED
+    assert meter_for(redis_url).flush()  # what the worker's background thread does each second
+    counters = read_counters(Redis.from_url(redis_url))
+    assert mine(counters["messages_sent"], phone_number_id=number) == [
+        ({"phone_number_id": number}, 12.0)
     ]
-    assert c["messages_throttled"] == [({"phone_number_id": "100200300"}, 2.0)]
-    assert c["limiter_wait_seconds"] == [({"phone_number_id": "100200300"}, 2.0)]
+    assert mine(counters["messages_failed"], code="131026")[0][1] >= 1
+
+
+def test_slack_api_errors_are_counted_by_method_and_error(redis_url: str) -> None:
+    meter = Meter(Redis.from_url(redis_url), background=False)
+    with FakeSlack() as slack:
+        client = MeteredWebClient(token=BOT_TOKEN, base_url=slack.api_url, meter=meter)
+        slack.fail("chat.update", "message_not_found")
+        with pytest.raises(SlackApiError):
+            client.chat_update(channel="C1", ts="1.2", text="x")
+        client.auth_test()
+        bad = MeteredWebClient(token="xoxb-wrong", base_url=slack.api_url, meter=meter)
+        with pytest.raises(SlackApiError):
+            bad.api_call("tm.metered")
+    assert meter.flush()
+    errors = read_counters(Redis.from_url(redis_url))["slack_api_errors"]
+    assert mine(errors, method="tm.metered") == [
+        ({"error": "invalid_auth", "method": "tm.metered"}, 1.0)
+    ]
+    assert mine(errors, method="chat.update", error="message_not_found")[0][1] >= 1
