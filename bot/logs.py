@@ -31,7 +31,8 @@ _TOKEN_PATTERNS = (
 # (Phone number ids, 15-16 digits, and epoch seconds, 10, stay readable.)
 _PHONE = re.compile(r"(?<![\w+])\+\d{7,15}(?!\d)|(?<![\w.+-])\d{11,13}(?![\w.])")
 _STANDARD_ATTRS = frozenset(
-    logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys() | {"message", "asctime"}
+    logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys()
+    | {"message", "asctime", "color_message"}  # uvicorn's copy of the message with ANSI colours
 )
 
 
@@ -178,6 +179,12 @@ def configure_for_command(
     ):
         level = logging.WARNING
     configure_logging(settings, level=level)
+
+
+def ensure_configured(settings: Settings) -> None:
+    """Configure logging unless this process already is (uvicorn's worker processes are fresh)."""
+    if not any(isinstance(h, _BotHandler) for h in logging.getLogger().handlers):
+        configure_logging(settings)
 
 
 def configure_logging(
