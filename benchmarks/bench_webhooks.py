@@ -3,8 +3,8 @@
 For SQLite and PostgreSQL: starts `broadcast-bot web` (uvicorn, httptools, uvloop), seeds a sent
 broadcast, then, with no worker running, posts pre-signed Meta status webhooks from an aiohttp load
 generator on this machine — single-status bodies, then 100-status batched bodies — and measures
-accepted webhooks/s and p50/p99 acknowledgement latency. Then `broadcast-bot worker --burst` (1, then
-2 processes) drains what was stored and the benchmark reports status events processed per second.
+accepted webhooks/s and p50/p99 acknowledgement latency. Then `broadcast-bot worker --burst`
+(1, then 2 processes) drains what was stored; it reports status events processed per second.
 Checks: every body sent is in the inbox once (zero lost) and counters equal a recount.
 """
 
@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,7 +36,7 @@ from kapso.webhooks import sign
 from migrations import run_upgrade
 
 BIN = str(Path(sys.executable).with_name("broadcast-bot"))
-SECRET = "bench-app-secret"
+SECRET = "bench-app-secret"  # noqa: S105 (signs local benchmark traffic only)
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 POSTGRES_ADMIN = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -71,6 +70,23 @@ class Load:
     def pct(self, q: float) -> float:
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children (Linux /proc), in seconds."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = [pid]
+    while pids:
+        current = pids.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pids += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
 
 
 def free_port() -> int:
@@ -169,15 +185,16 @@ async def fire(url: str, bodies: list[bytes]) -> Load:
     return Load(len(bodies), 0, ok, elapsed, latencies)
 
 
+_engines: dict[str, Any] = {}
+
+
 def count(db_url: str, processed: bool | None = None) -> int:
-    engine = make_engine(db_url)
+    engine = _engines.get(db_url) or _engines.setdefault(db_url, make_engine(db_url))
     query = select(func.count()).select_from(InboxEvent)
     if processed is True:
         query = query.where(InboxEvent.processed_at.is_not(None))
     with engine.connect() as conn:
-        n = int(conn.scalar(query) or 0)
-    engine.dispose()
-    return n
+        return int(conn.scalar(query) or 0)
 
 
 def drain(env: dict[str, str], db_url: str, workers: int, target: int, events: int) -> float:
@@ -283,7 +300,9 @@ def run_backend(name: str, db_url: str) -> dict[str, Any]:
         for kind, state, workers, bodies in plans:
             warm = len(bodies) // 20  # warm-up posts (stored and processed too, not timed)
             asyncio.run(fire(url, bodies[:warm]))
+            cpu_before = tree_cpu_seconds(web.pid)
             load = asyncio.run(fire(url, bodies[warm:]))
+            server_cpu_ms = (tree_cpu_seconds(web.pid) - cpu_before) * 1000 / max(load.ok, 1)
             per_body = 1 if kind == "single" else BATCH_SIZE
             stored += len(bodies)
             in_inbox = count(db_url)
@@ -292,6 +311,7 @@ def run_backend(name: str, db_url: str) -> dict[str, Any]:
             key = f"{kind}_{state}"
             results[key] = {
                 "load": load,
+                "server_cpu_ms": server_cpu_ms,
                 "per_body": per_body,
                 "lost": lost,
                 "drain_workers": workers,
@@ -314,6 +334,9 @@ def run_backend(name: str, db_url: str) -> dict[str, Any]:
     finally:
         web.terminate()
         web.wait(timeout=30)
+        engine = _engines.pop(db_url, None)
+        if engine is not None:
+            engine.dispose()
     return results
 
 
@@ -321,6 +344,10 @@ def report(results: dict[str, Any]) -> None:
     print(
         f"\n--- {results['backend']} (web: {WEB_WORKERS} uvicorn processes, "
         f"{CONCURRENCY} connections) ---"
+    )
+    print(
+        f"(load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs, shared with the "
+        "load generator and anything else running)"
     )
     for key in ("single_delivered", "single_read", "batched_delivered", "batched_read"):
         r = results[key]
@@ -335,6 +362,11 @@ def report(results: dict[str, Any]) -> None:
             f"p50 {load.pct(0.5):5.1f} ms  p99 {load.pct(0.99):6.1f} ms "
             f"(÷100 ms: {load.pct(0.99) / GOAL_P99_MS:4.2f})  lost {r['lost']}  "
             f"drain {r['drain_events_per_s']:7.0f} events/s with {r['drain_workers']} worker(s)"
+        )
+        cpu = r["server_cpu_ms"]
+        print(
+            f"{'':18s} server CPU {cpu:5.2f} ms per POST → {1000 / cpu:6.0f} POST/s "
+            f"({1000 / cpu * r['per_body']:7.0f} events/s) per dedicated core"
         )
     print(
         f"bodies sent {results['bodies_sent']}, stored {results['bodies_stored']} "
