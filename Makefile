@@ -32,8 +32,10 @@ test: lint typecheck unit
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run $(BENCH)
 
+# The Procfile's processes with .env; `make run PROCESSES="web worker socket"` adds Socket Mode.
+PROCESSES ?= web worker
 run: $(STAMP)
-	$(BIN)/honcho start
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start $(PROCESSES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache broadcasts.db*

@@ -39,6 +39,7 @@ def web(cli_ctx: CliContext, host: str, port: int | None, workers: int, access_l
         http="httptools",
         access_log=access_log,
         log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's loggers go through ours: LOG_FORMAT, masking
         proxy_headers=True,
         forwarded_allow_ips="*",
         timeout_graceful_shutdown=20,
