@@ -17,6 +17,9 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
 
 ROWS = int(os.environ.get("BENCH_IMPORT_ROWS", "1000000"))
 GOAL_ROWS_PER_S = 40_000
@@ -115,7 +118,17 @@ def child(url: str, broadcast_id: str, path: str) -> None:
     from broadcasts.models import Broadcast
 
     engine = make_engine(url)
+    backends: set[int] = set()
+    if engine.dialect.name == "postgresql":
+
+        @event.listens_for(engine, "connect")
+        def remember(dbapi_connection: Any, _record: Any) -> None:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                backends.add(cursor.fetchone()[0])
+
     sessions = make_session_factory(engine)
+    cpu_before = _own_cpu()
     started = time.perf_counter()
     with open(path, "rb") as source:
         summary = import_csv(
@@ -128,6 +141,8 @@ def child(url: str, broadcast_id: str, path: str) -> None:
             max_bytes=1024**3,
         )
     seconds = time.perf_counter() - started
+    client_cpu = _own_cpu() - cpu_before
+    server_cpu = sum(_process_cpu(pid) for pid in backends)
     with transaction(sessions) as session:
         broadcast = session.get(Broadcast, broadcast_id)
         assert broadcast is not None
@@ -140,19 +155,36 @@ def child(url: str, broadcast_id: str, path: str) -> None:
                 "summary": summary.as_dict(),
                 "peak_rss_mb": peak_kb / 1024,
                 "counters_equal_recount": counters_ok,
+                "client_cpu_s": client_cpu,
+                "server_cpu_s": server_cpu,
             }
         )
     )
 
 
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _process_cpu(pid: int) -> float:
+    """CPU seconds of a local process (a PostgreSQL backend serving the import)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_child(url: str, broadcast_id: str, path: Path) -> dict[str, object]:
-    done = subprocess.run(
+    load = os.getloadavg()[0]
+    done = subprocess.run(  # noqa: S603 (our own interpreter and module)
         [sys.executable, "-m", "benchmarks.bench_import", "--child", url, broadcast_id, str(path)],
         capture_output=True,
         text=True,
         check=True,
     )
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    return {**json.loads(done.stdout.strip().splitlines()[-1]), "load": load}
 
 
 def fresh_postgres() -> tuple[str, str]:
@@ -187,6 +219,15 @@ def report(label: str, figures: dict[str, object]) -> None:
         f"{label:<10} {summary['rows']:>9,} rows in {seconds:6.1f} s = {rate:>8,.0f} rows/s "
         f"({rate / GOAL_ROWS_PER_S:.2f}× the {GOAL_ROWS_PER_S:,}/s goal); "
         f"peak RSS {rss:.0f} MB ({rss / GOAL_RSS_MB:.2f}× the {GOAL_RSS_MB} MB cap)"
+    )
+    client = float(figures["client_cpu_s"])  # type: ignore[arg-type]
+    server = float(figures["server_cpu_s"])  # type: ignore[arg-type]
+    busiest = max(client, server)
+    print(
+        f"{'':<10} CPU: importer {client:.1f} s"
+        + (f", PostgreSQL backend {server:.1f} s" if server else "")
+        + f"; rows per CPU-second of the busier side {summary['rows'] / busiest:,.0f} "
+        f"(load average at start {figures['load']:.1f} on {os.cpu_count()} cores)"
     )
     print(
         f"{'':<10} accepted {summary['accepted']:,}, invalid {summary['invalid']:,}, "

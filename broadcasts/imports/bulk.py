@@ -37,6 +37,18 @@ def _sqlite_time(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+def relax_commit(session: Session) -> None:
+    """Let PostgreSQL acknowledge this batch's commit before its WAL reaches the disk.
+
+    Safe here: WAL is replayed in order, and the import's final commit is synchronous, so once
+    the import says "done" every batch before it is durable too; a crash before that leaves an
+    import still "running", whose rows the operator can see and remove.
+    """
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+
+
 def upsert_contacts(
     session: Session,
     contacts: Sequence[tuple[str, str | None, dict[str, str]]],

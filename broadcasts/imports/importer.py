@@ -287,8 +287,9 @@ def check_file(
 
 
 def nonblank(items: Iterator[tuple[int, list[str]]]) -> Iterator[tuple[int, list[str]]]:
+    """Records with some content (blank lines and rows of empty cells are skipped)."""
     for line, cells in items:
-        if any(c.strip() for c in cells):
+        if cells and (cells[0].strip() or "".join(cells).strip()):
             yield line, cells
 
 
@@ -353,6 +354,7 @@ def _flush(
             .with_for_update()
         ).one()
         ensure_editable(broadcast.name, broadcast.status)
+        bulk.relax_commit(session)
         first: dict[str, Row] = {}
         for row in batch:
             if isinstance(row, Row) and row.phone not in first:
@@ -366,16 +368,18 @@ def _flush(
         )
         states.update(bulk.find_contacts(session, [p for p in first if p not in states]))
         eligible = [p for p in first if not (p in states and states[p].excluded)]
-        existing = bulk.existing_recipients(session, broadcast_id, eligible)
-        fresh = [
-            (p, first[p].params, states[p].id if p in states else None)
-            for p in eligible
-            if p not in existing
-        ]
         added = bulk.insert_recipient_rows(
-            session, broadcast_id, fresh, import_id=import_id, now=now
+            session,
+            broadcast_id,
+            [(p, first[p].params, states[p].id if p in states else None) for p in eligible],
+            import_id=import_id,
+            now=now,
         )
         bump(session, broadcast_id, Counts(total=len(added), pending=len(added)))
+        # Numbers already in the broadcast: from an earlier batch of this file, or from before.
+        existing = bulk.existing_recipients(
+            session, broadcast_id, [p for p in eligible if p not in added]
+        )
         earlier = {p for p, owner in existing.items() if owner == import_id}
         for row in batch:
             tally.rows += 1

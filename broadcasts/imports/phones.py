@@ -138,22 +138,34 @@ class _CountryCheck:
 
 
 @cache
-def _country(code: int) -> _CountryCheck | None:
-    regions = COUNTRY_CODE_TO_REGION_CODE.get(code)
-    return _CountryCheck(code, tuple(regions)) if regions else None
+def _country(code: str) -> _CountryCheck | None:
+    """The check of a calling code written as digits ("44"), None if no country has it."""
+    regions = COUNTRY_CODE_TO_REGION_CODE.get(int(code))
+    return _CountryCheck(int(code), tuple(regions)) if regions else None
+
+
+# Calling codes are prefix-free: at most one of a number's first 1, 2 or 3 digits is one.
+_CODES = frozenset(str(code) for code in COUNTRY_CODE_TO_REGION_CODE)
 
 
 def fast_e164(digits: str) -> str | None:
     """'+'+digits when `digits` (no '+') is certainly a valid E.164 number; None if unsure."""
-    for size in (1, 2, 3):
-        code = int(digits[:size])
-        if code in COUNTRY_CODE_TO_REGION_CODE:
-            check = _country(code)
-            nsn = digits[size:]
-            if check is None or not nsn:
-                return None
-            return "+" + digits if check.is_valid(nsn) else None
-    return None
+    code = (
+        digits[:1]
+        if digits[:1] in _CODES
+        else digits[:2]
+        if digits[:2] in _CODES
+        else digits[:3]
+        if digits[:3] in _CODES
+        else None
+    )
+    if code is None or code[0] == "0":
+        return None
+    check = _country(code)
+    nsn = digits[len(code) :]
+    if check is None or not nsn:
+        return None
+    return "+" + digits if check.is_valid(nsn) else None
 
 
 _PARSE_ERRORS = {

@@ -29,7 +29,7 @@ _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
 _BAD_WHITESPACE = re.compile(r"[\n\r\t]| {5}")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Row:
     """A row that passed every check."""
 
@@ -41,7 +41,7 @@ class Row:
     cells: list[str]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Rejected:
     line: int
     reason: str
