@@ -27,6 +27,13 @@ def _rules(values: tuple[str, ...], option: str) -> dict[str, int]:
 @click.option("--port", type=int, default=8081, show_default=True, help="0 picks a free port.")
 @click.option("--api-key", default="sandbox-key", show_default=True, help="Key clients must send.")
 @click.option("--latency-ms", type=float, default=150.0, show_default=True)
+@click.option(
+    "--latency-jitter",
+    type=float,
+    default=0.2,
+    show_default=True,
+    help="Each response waits latency × U(1-j, 1+j).",
+)
 @click.option("--throughput", type=int, default=80, show_default=True, help="Sends/s per number.")
 @click.option(
     "--number-throughput",
@@ -35,6 +42,20 @@ def _rules(values: tuple[str, ...], option: str) -> dict[str, int]:
     help="Per-number throughput (repeatable).",
 )
 @click.option("--no-pair-rate", is_flag=True, help="Do not refuse repeat sends with 131056.")
+@click.option("--pair-rate-seconds", type=float, default=6.0, show_default=True)
+@click.option(
+    "--number-waba",
+    multiple=True,
+    metavar="PHONE_NUMBER_ID=WABA_ID",
+    help="The WABA whose templates a number sends (default 900800700; repeatable).",
+)
+@click.option(
+    "--display-number",
+    "display_phone_number",
+    default="+1 555-010-0300",
+    show_default=True,
+    help="The number in webhooks' metadata.",
+)
 @click.option("--webhook-url", help="Where to POST status and reply webhooks (none: no webhooks).")
 @click.option(
     "--webhook-format", type=click.Choice(["meta", "kapso"]), default="meta", show_default=True
@@ -56,6 +77,20 @@ def _rules(values: tuple[str, ...], option: str) -> dict[str, int]:
 )
 @click.option("--reply-rate", type=float, default=0.1, show_default=True)
 @click.option("--read-rate", type=float, default=0.7, show_default=True)
+@click.option(
+    "--button-reply-share",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="Of replies, taps on a quick-reply button (when the template has one).",
+)
+@click.option(
+    "--quote-rate",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="Of text replies, those quoting the template's wamid.",
+)
 @click.option("--duplicate-rate", type=float, default=0.05, show_default=True)
 @click.option("--out-of-order-rate", type=float, default=0.05, show_default=True)
 @click.option(
@@ -75,6 +110,7 @@ def _rules(values: tuple[str, ...], option: str) -> dict[str, int]:
 )
 @click.option("--batch-max", type=int, default=100, show_default=True)
 @click.option("--batch-interval-ms", type=float, default=200.0, show_default=True)
+@click.option("--webhook-retries", type=int, default=5, show_default=True)
 @click.option("--templates-page-max", type=int, default=100, show_default=True)
 @click.option(
     "--contacts",
@@ -97,6 +133,14 @@ def sandbox(**options: object) -> None:
     failures = _rules(tuple(options.pop("failures")), "--fail")  # type: ignore[arg-type]
     rejects = _rules(tuple(options.pop("rejects")), "--reject")  # type: ignore[arg-type]
     pair_rate = not options.pop("no_pair_rate")
+    numbers = {}
+    for value in cast(tuple[str, ...], options.pop("number_waba")):
+        number, _, waba = value.partition("=")
+        if not number or not waba:
+            raise click.BadParameter(
+                f"'{value}' is not PHONE_NUMBER_ID=WABA_ID", param_hint="--number-waba"
+            )
+        numbers[number] = waba
     empty: dict[str, list[dict[str, Any]]] = {
         str(w): [] for w in cast(tuple[str, ...], options.pop("empty_wabas"))
     }
@@ -114,6 +158,7 @@ def sandbox(**options: object) -> None:
     config.throughput_per_number = per_number
     config.pair_rate = pair_rate
     config.templates_by_waba = empty
+    config.numbers = numbers
     config.reject_rules = rejects
     if failures:
         config.failure_rules = failures

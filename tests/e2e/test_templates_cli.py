@@ -167,3 +167,48 @@ def test_an_unreachable_api_is_one_clear_line(db_url: str) -> None:
     )
     line = fails(db_url, "templates", "sync", "--config", "down")
     assert "configuration 'down'" in line and "127.0.0.1:9" in line
+
+
+def test_sandbox_command_serves_until_terminated() -> None:
+    import subprocess
+    import sys
+    import urllib.request
+    from pathlib import Path
+
+    binary = str(Path(sys.executable).with_name("broadcast-bot"))
+    process = subprocess.Popen(
+        [
+            binary,
+            "sandbox",
+            "--port",
+            "0",
+            "--latency-ms",
+            "0",
+            "--throughput",
+            "20",
+            "--reject",
+            "0999=131026",
+            "--number-waba",
+            "42=555",
+            "--empty-waba",
+            "555",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("WhatsApp sandbox listening: http://127.0.0.1:")
+        base = line.split()[-1]
+        root = base.rsplit("/", 1)[0]
+        with urllib.request.urlopen(f"{root}/_sandbox/stats", timeout=10) as response:
+            assert json.loads(response.read())["accepted"] == 0
+        request = urllib.request.Request(
+            f"{base}/555/message_templates", headers={"X-API-Key": "sandbox-key"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert json.loads(response.read())["data"] == []
+    finally:
+        process.terminate()
+        assert process.wait(20) == 0
