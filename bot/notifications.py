@@ -18,7 +18,7 @@ from bot.slack_client import make_client
 from bot.throttle import CardThrottle
 from broadcasts.db import transaction
 from broadcasts.models import Broadcast
-from jobs.queues import SLACK, job_id, queue
+from jobs.queues import SLACK, queue
 from jobs.runtime import Runtime, current
 
 log = logging.getLogger(__name__)
@@ -54,13 +54,15 @@ def handle_event(broadcast_id: str, kind: str, data: dict[str, Any]) -> None:
 def refresh_card(broadcast_id: str) -> None:
     """The catch-up edit after skipped progress refreshes."""
     runtime = current()
+    throttle = CardThrottle(runtime.redis)
+    throttle.release_trailing(broadcast_id)  # before reading, so no later change is missed
     with transaction(runtime.sessions) as session:
         broadcast = session.get(Broadcast, broadcast_id)
         if broadcast is None or not (broadcast.slack_channel_id and broadcast.slack_card_ts):
             return
         card = cards.card_data(session, broadcast)
         channel, ts = broadcast.slack_channel_id, broadcast.slack_card_ts
-    CardThrottle(runtime.redis).force(broadcast_id)
+    throttle.force(broadcast_id)
     _edit(make_client(runtime.settings), channel, ts, card)
 
 
@@ -78,8 +80,8 @@ def _schedule_refresh(runtime: Runtime, broadcast_id: str, seconds: float) -> No
         timedelta(seconds=seconds),
         REFRESH_JOB,
         broadcast_id,
-        job_id=job_id("card-refresh", broadcast_id),
-        result_ttl=0,
+        # No fixed job id: re-scheduling while a refresh runs must not touch the running job.
+        result_ttl=60,
         failure_ttl=3600,
     )
 

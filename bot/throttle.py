@@ -54,6 +54,10 @@ class CardThrottle:
             self.redis.set(f"bb:slack:trail:{broadcast_id}", b"1", nx=True, px=self.per_card_ms * 2)
         )
 
+    def release_trailing(self, broadcast_id: str) -> None:
+        """The catch-up edit is under way: later skipped refreshes may schedule another."""
+        self.redis.delete(f"bb:slack:trail:{broadcast_id}")
+
     def once(self, key: str, ttl_seconds: int = 7 * 86400) -> bool:
         """True the first time `key` is seen (milestones, redelivered files)."""
         return bool(self.redis.set(f"bb:slack:once:{key}", b"1", nx=True, ex=ttl_seconds))
