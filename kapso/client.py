@@ -21,7 +21,13 @@ from typing import Any
 import aiohttp
 
 from kapso.errors import ErrorAction, WhatsAppError
-from kapso.templates import TemplateSpec, UnsupportedTemplate, WaTemplate, build_components
+from kapso.templates import (
+    MissingParameter,
+    TemplateSpec,
+    UnsupportedTemplate,
+    WaTemplate,
+    build_components,
+)
 from kapso.templates import parse_template as _parse_template
 
 log = logging.getLogger(__name__)
@@ -117,7 +123,12 @@ class WhatsAppClient:
         callback_data: str,
     ) -> SendResult:
         body: dict[str, Any] = {"name": template.name, "language": {"code": template.language}}
-        components = build_components(template, params)
+        try:
+            components = build_components(template, params)
+        except MissingParameter as exc:  # what WhatsApp would answer, without the round trip
+            raise WhatsAppError(
+                code=131008, title=str(exc).capitalize(), config_name=target.config_name
+            ) from None
         if components:
             body["components"] = components
         payload = {

@@ -22,8 +22,9 @@ Rules, in the order a send meets them:
    ``parameter_name`` on each → 100; a named parameter on a positional template → 132012;
    an empty value or missing button value → 131008.
 4. ``reject_rules`` (number suffix → code) refuse at send time.
-5. Pair rate (``pair_rate``): a second accepted message to the same number within
-   ``pair_rate_seconds`` (6 s) → 131056.
+5. Pair rate (``pair_rate``): a template sent to a number that got an accepted message less than
+   ``pair_rate_seconds`` (6 s) before → 131056. Text messages (conversation replies) are exempt,
+   as Meta lets a conversation burst.
 
 Accepted sends answer like Meta (``wa_id`` follows Brazil's and Mexico's rules) and are recorded.
 When ``webhook_url`` is set, each gets signed status webhooks (Meta format, or Kapso v2 with

@@ -176,7 +176,7 @@ class Api:
                 return Refusal(code, "Rejected by a sandbox rule", f"numbers ending {suffix}")
         last = self.state.last_to.get((pnid, to))
         recent = last is not None and now - last < self.config.pair_rate_seconds
-        if self.config.pair_rate and recent:
+        if self.config.pair_rate and recent and kind == "template":
             return Refusal(
                 131056,
                 "(Business Account, Consumer Account) pair rate limit hit",

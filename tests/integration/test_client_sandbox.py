@@ -385,3 +385,11 @@ def test_html_from_a_proxy_is_a_clear_error(sb: Sandbox) -> None:
     assert error.http_status == 502 and error.code is None
     assert "HTML page" in str(error) and "base URL" in str(error)
     assert error.classification.action is ErrorAction.RETRY_LATER
+
+
+def test_a_missing_parameter_fails_the_recipient_before_any_request(sb: Sandbox) -> None:
+    error = _error(_send(sb, "+15550008001", "order_update", {"1": "Ana"}))
+    assert error.code == 131008 and error.http_status is None
+    assert "header_1" in str(error)
+    assert error.classification.action is ErrorAction.FAIL_RECIPIENT
+    assert sb.messages(to="15550008001") == []
