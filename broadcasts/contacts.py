@@ -12,10 +12,11 @@ from sqlalchemy.orm import Session
 from broadcasts import audit
 from broadcasts.actors import Actor
 from broadcasts.csv_template import attribute_value, parameter_column
+from broadcasts.enums import ImportStatus
 from broadcasts.errors import NotFoundError, ValidationFailed
 from broadcasts.imports.phones import PHONE_REASONS, normalise_phone
 from broadcasts.lifecycle import ensure_editable
-from broadcasts.models import Contact, Template, utcnow
+from broadcasts.models import Contact, Import, Template, utcnow
 from broadcasts.recipients import NewRecipient, insert_recipients
 from broadcasts.service import get_broadcast
 
@@ -235,6 +236,15 @@ def add_contacts_to_broadcast(
     ensure_editable(broadcast.name, broadcast.status)
     template = session.get(Template, broadcast.template_id)
     assert template is not None
+    record = Import(
+        broadcast_id=broadcast.id,
+        source="contacts",
+        status=ImportStatus.RUNNING,
+        filename=f"search: {search}"[:255] if search else None,
+        created_by=by.id,
+    )
+    session.add(record)
+    session.flush()
     query = select(Contact)
     not_found: list[int] = []
     if ids:
@@ -249,7 +259,7 @@ def add_contacts_to_broadcast(
     batch: list[NewRecipient] = []
 
     def flush() -> int:
-        count = insert_recipients(session, broadcast, batch) if batch else 0
+        count = insert_recipients(session, broadcast, batch, import_id=record.id) if batch else 0
         batch.clear()
         return count
 
@@ -289,6 +299,15 @@ def add_contacts_to_broadcast(
         not_found=not_found,
         missing_examples=examples,
     )
+    record.status = ImportStatus.DONE
+    record.rows_read = selected
+    record.accepted = added
+    record.already_present = summary.already_present
+    record.test_excluded = excluded_test
+    record.opted_out = excluded_out
+    record.invalid = missing
+    record.invalid_by_reason = {"param_missing": missing} if missing else {}
+    record.finished_at = utcnow()
     audit.record(
         session,
         "broadcast.add_contacts",

@@ -19,7 +19,7 @@ from broadcasts.contacts import ContactData, upsert_contacts
 from broadcasts.db import transaction
 from broadcasts.errors import IllegalTransition, ValidationFailed
 from broadcasts.metrics import recount, stored_counts
-from broadcasts.models import Broadcast, Contact, Recipient
+from broadcasts.models import Broadcast, Contact, Import, Recipient
 from broadcasts.service import create_broadcast, start_broadcast
 from broadcasts.templates import TemplateData, upsert_templates
 from kapso.sandbox import Sandbox, SandboxConfig, run_sandbox
@@ -99,6 +99,17 @@ def test_select_all_eligible_never_takes_test_or_opted_out_contacts(
         stored = session.get(Broadcast, broadcast.id)
         assert stored is not None
         assert stored_counts(stored) == recount(session, broadcast.id)
+        record = session.scalars(select(Import)).one()
+        linked = set(
+            session.scalars(select(Recipient.phone).where(Recipient.import_id == record.id))
+        )
+        assert (record.source, record.status, record.rows_read) == ("contacts", "done", 40)
+        assert (record.accepted, record.test_excluded, record.opted_out) == (
+            summary.added,
+            summary.excluded_test,
+            summary.excluded_opted_out,
+        )
+        assert linked == added
     assert offending == 0
     assert added == set(groups["eligible"])
     assert summary.selected == 40
