@@ -8,10 +8,10 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from broadcasts import service
+from broadcasts import contacts, service
 from broadcasts.actors import Actor
 from broadcasts.callback import CallbackRef, decode
 from broadcasts.configs import config_for_phone_number_id
@@ -31,8 +31,9 @@ from broadcasts.models import (
     Recipient,
     Template,
     WhatsAppConfig,
+    utcnow,
 )
-from broadcasts.opt_outs import contacts_of, keyword_intent, set_opt_out
+from broadcasts.opt_outs import keyword_intent
 from broadcasts.recipient_status import CounterDeltas, apply_delivery_status, mark_responded
 from broadcasts.replies import attribute_reply
 from broadcasts.templates import set_status
@@ -159,7 +160,9 @@ class Processor:
                 deltas=deltas,
             )
             if error is not None and error.code == OPTED_OUT_CODE:
-                self._opt_out_phone(session, recipient.phone, s.recipient_id, s.timestamp)
+                self._set_opt_out(
+                    session, recipient.phone, True, "WhatsApp error 131050: stopped marketing"
+                )
         if unknown:
             self._other_statuses(session, unknown)
 
@@ -183,14 +186,24 @@ class Processor:
             ):
                 message.status = s.status.value
 
-    def _opt_out_phone(self, session: Session, phone: str, wa_id: str | None, at: Any) -> None:
-        contact = session.scalar(select(Contact).where(Contact.phone == phone))
-        if contact is None:
-            contact = Contact(phone=phone, wa_id=wa_id, source="whatsapp", attributes={})
-            session.add(contact)
-        set_opt_out(
-            session, contact, True, reason="WhatsApp error 131050: stopped marketing", at=at
+    @staticmethod
+    def _set_opt_out(session: Session, number: str, opted_out: bool, reason: str) -> None:
+        try:
+            contacts.set_opt_out(session, number, opted_out, reason)
+            return
+        except BroadcastBotError as exc:
+            # A number phonenumbers does not know yet is still a WhatsApp user: keep the wish.
+            log.info("opt-out of %s recorded as given (%s)", number, exc)
+        digits = number.lstrip("+")
+        contact = session.scalar(
+            select(Contact).where(or_(Contact.phone == f"+{digits}", Contact.wa_id == digits))
         )
+        if contact is None:
+            contact = Contact(phone=f"+{digits}", wa_id=digits, source="opt-out", attributes={})
+            session.add(contact)
+        contact.opted_out_at = (contact.opted_out_at or utcnow()) if opted_out else None
+        contact.opt_out_reason = reason[:255] if opted_out else None
+        session.flush()
 
     # -- inbound messages ------------------------------------------------------------------
 
@@ -247,7 +260,7 @@ class Processor:
         )
         intent = keyword_intent(m.body, self.settings.opt_out_words, self.settings.opt_in_words)
         if intent is not None:
-            set_opt_out(session, contact, intent, reason=f"replied '{m.body}'", at=m.timestamp)
+            self._set_opt_out(session, contact.phone, intent, f"replied '{m.body}'")
         agent = session.get(Agent, agent_id) if agent_id else None
         if agent is None:
             log.warning("no agent for inbound message %s on '%s'", m.wamid, config.name)
@@ -275,16 +288,8 @@ class Processor:
     # -- marketing preferences and templates -----------------------------------------------
 
     def _preference(self, session: Session, update: UserPreferenceUpdate) -> None:
-        contacts = contacts_of(session, update.wa_id)
-        if not contacts and update.opted_out:
-            contact = Contact(
-                phone=f"+{update.wa_id}", wa_id=update.wa_id, source="whatsapp", attributes={}
-            )
-            session.add(contact)
-            contacts = [contact]
         reason = f"WhatsApp marketing preference: {update.detail or 'stop'}"
-        for contact in contacts:
-            set_opt_out(session, contact, update.opted_out, reason=reason, at=update.timestamp)
+        self._set_opt_out(session, f"+{update.wa_id}", update.opted_out, reason)
 
     def _template(self, session: Session, update: TemplateStatusUpdate) -> None:
         query = select(Template).join(WhatsAppConfig, WhatsAppConfig.id == Template.config_id)
