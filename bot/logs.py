@@ -20,12 +20,21 @@ SECRET_NAME = re.compile(r"(^|_)(token|secret|key|password|credential)s?(_|$)", 
 MIN_SECRET_LENGTH = 6
 QUIET_LIBRARIES = ("httpx", "httpcore", "urllib3", "slack_sdk", "aiohttp.access")
 
-# Token shapes that are secret wherever they appear, whoever configured them.
+# Token shapes that are secret wherever they appear, whoever configured them; each pattern runs
+# only when one of its (lower-case) marker strings is in the text, which keeps logging cheap.
 _TOKEN_PATTERNS = (
-    (re.compile(r"\b(xox[abposre]|xapp)-[A-Za-z0-9-]+"), r"\1-***"),
-    (re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE), r"\1 ***"),
-    (re.compile(r"\bEAA[A-Za-z0-9]{20,}"), "EAA***"),
-    (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s/]+@", re.IGNORECASE), r"\1***@"),
+    (("xox", "xapp"), re.compile(r"\b(xox[abposre]|xapp)-[A-Za-z0-9-]+"), r"\1-***"),
+    (
+        ("bearer", "basic"),
+        re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE),
+        r"\1 ***",
+    ),
+    (("eaa",), re.compile(r"\bEAA[A-Za-z0-9]{20,}"), "EAA***"),
+    (
+        ("://",),
+        re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s/]+@", re.IGNORECASE),
+        r"\1***@",
+    ),
 )
 # E.164 numbers, and bare digit runs as long as a number with its country code (wa_id).
 # (Phone number ids, 15-16 digits, and epoch seconds, 10, stay readable.)
@@ -70,8 +79,10 @@ class Masker:
     def __call__(self, text: str) -> str:
         if self._secrets is not None:
             text = self._secrets.sub("***", text)
-        for pattern, replacement in _TOKEN_PATTERNS:
-            text = pattern.sub(replacement, text)
+        lowered = text.lower()
+        for markers, pattern, replacement in _TOKEN_PATTERNS:
+            if any(marker in lowered for marker in markers):
+                text = pattern.sub(replacement, text)
         return _PHONE.sub(_phone, text)
 
 
@@ -106,11 +117,19 @@ class TextFormatter(logging.Formatter):
         self.masker = masker
 
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
+        if record.exc_text:  # cached, unmasked, by a handler that formatted it first
+            record.exc_text = self.masker(record.exc_text)
+        line = super().format(record)  # the message is masked already (MaskingFilter)
         extras = _extras(record)
         if extras:
-            line += " " + " ".join(f"{k}={v}" for k, v in extras.items())
-        return self.masker(line)  # the traceback too, even one another handler cached
+            line += " " + " ".join(f"{k}={self.masker(str(v))}" for k, v in extras.items())
+        return line
+
+    def formatException(self, ei: Any) -> str:
+        return self.masker(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return self.masker(super().formatStack(stack_info))
 
 
 class JsonFormatter(logging.Formatter):

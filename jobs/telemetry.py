@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import time
+from collections import Counter as CountOf
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -62,8 +63,15 @@ COUNTERS: dict[str, Counter] = {
 }
 
 
-def _field(labels: Mapping[str, str]) -> str:
-    return json.dumps(sorted(labels.items()), separators=(",", ":"))
+Labels = tuple[tuple[str, str], ...]
+
+
+def _labels(labels: Mapping[str, str] | None) -> Labels:
+    return tuple(sorted(labels.items())) if labels else ()
+
+
+def _field(labels: Labels) -> str:
+    return json.dumps(labels, separators=(",", ":"))
 
 
 def _key(name: str) -> str:
@@ -82,7 +90,7 @@ class Meter:
         self._background = background
         self._lock = threading.Lock()
         self._flushing = threading.Lock()
-        self._counts: defaultdict[tuple[str, str], float] = defaultdict(float)
+        self._counts: defaultdict[tuple[str, Labels], float] = defaultdict(float)
         self._sent: defaultdict[tuple[str, int], int] = defaultdict(int)
         self._pid: int | None = None
         self._stop = threading.Event()
@@ -90,7 +98,7 @@ class Meter:
     # -- the hot side: memory only --------------------------------------------------------
 
     def count(self, name: str, labels: Mapping[str, str] | None = None, n: float = 1) -> None:
-        key = (name, _field(labels or {}))
+        key = (name, _labels(labels))
         with self._lock:
             self._counts[key] += n
         self._ensure_flusher()
@@ -99,7 +107,7 @@ class Meter:
         """`n` messages accepted on the number (in the current second, unless told)."""
         at = int(time.time()) if second is None else second
         with self._lock:
-            self._counts[("messages_sent", _field({"phone_number_id": phone_number_id}))] += n
+            self._counts[("messages_sent", (("phone_number_id", phone_number_id),))] += n
             self._sent[(phone_number_id, at)] += n
         self._ensure_flusher()
 
@@ -118,11 +126,11 @@ class Meter:
             return True
         try:
             pipe = self._redis.pipeline(transaction=False)
-            for (name, field), n in counts.items():
+            for (name, labels), n in counts.items():
                 if float(n).is_integer():
-                    pipe.hincrby(_key(name), field, int(n))
+                    pipe.hincrby(_key(name), _field(labels), int(n))
                 else:
-                    pipe.hincrbyfloat(_key(name), field, n)
+                    pipe.hincrbyfloat(_key(name), _field(labels), n)
             for (number, second), n in sent.items():
                 pipe.incrby(_bucket(number, second), n)
                 pipe.expire(_bucket(number, second), BUCKET_TTL_SECONDS)
@@ -185,17 +193,20 @@ class SendMeter:
         self._waited = 0.0
 
     def record(self, outcomes: Iterable[Outcome]) -> None:
-        sent = 0
-        number = {"phone_number_id": self.phone_number_id}
+        kinds: CountOf[tuple[str, int | None]] = CountOf()
+        sent = throttled = 0
         for o in outcomes:
             if o.kind == "sent":
                 sent += 1
-            elif o.kind == "failed":
-                self.meter.count("messages_failed", {"code": str(o.code or "none")})
-            elif o.kind == "retry":
-                self.meter.count("messages_retried", {"code": str(o.code or "none")})
-                if o.code in THROTTLE_CODES:
-                    self.meter.count("messages_throttled", number)
+            elif o.kind in ("failed", "retry"):
+                kinds[(o.kind, o.code)] += 1
+                throttled += o.kind == "retry" and o.code in THROTTLE_CODES
+        number = {"phone_number_id": self.phone_number_id}
+        for (kind, code), n in kinds.items():
+            name = "messages_failed" if kind == "failed" else "messages_retried"
+            self.meter.count(name, {"code": str(code or "none")}, n)
+        if throttled:
+            self.meter.count("messages_throttled", number, throttled)
         if sent:
             self.meter.sent(self.phone_number_id, sent)
         waited = self.limiter.waited_seconds
