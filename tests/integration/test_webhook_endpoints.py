@@ -295,8 +295,16 @@ def test_redis_lost_between_ack_and_processing_loses_nothing(
 # --- template status ---------------------------------------------------------------------------
 
 
-def test_paused_template_pauses_its_sending_broadcast_with_the_reason(
-    base: str, runtime: Runtime, sessions: sessionmaker[Session]
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [("PAUSED", BroadcastStatus.PAUSED), ("DISABLED", BroadcastStatus.FAILED)],
+)
+def test_paused_or_disabled_template_stops_its_sending_broadcast_with_the_reason(
+    base: str,
+    runtime: Runtime,
+    sessions: sessionmaker[Session],
+    event: str,
+    expected: BroadcastStatus,
 ) -> None:
     with sessions() as s, s.begin():
         broadcast = make_broadcast(s)
@@ -306,7 +314,7 @@ def test_paused_template_pauses_its_sending_broadcast_with_the_reason(
     raw = meta_change(
         "message_template_status_update",
         {
-            "event": "PAUSED",
+            "event": event,
             "message_template_id": 1234,
             "message_template_name": "holiday_promotion",
             "message_template_language": "en_US",
@@ -318,7 +326,7 @@ def test_paused_template_pauses_its_sending_broadcast_with_the_reason(
     with sessions() as s:
         broadcast = s.get(Broadcast, broadcast_id)
         assert broadcast is not None
-        assert broadcast.status == BroadcastStatus.PAUSED
+        assert broadcast.status == expected
         assert broadcast.status_reason is not None and "LOW_QUALITY" in broadcast.status_reason
         template = s.get(Template, broadcast.template_id)
-        assert template is not None and template.status == "PAUSED"
+        assert template is not None and template.status == event
