@@ -393,3 +393,14 @@ def test_a_missing_parameter_fails_the_recipient_before_any_request(sb: Sandbox)
     assert "header_1" in str(error)
     assert error.classification.action is ErrorAction.FAIL_RECIPIENT
     assert sb.messages(to="15550008001") == []
+
+
+def test_meta_provider_sends_a_bearer_token(sb: Sandbox) -> None:
+    meta = ApiTarget("direct", "meta", sb.base_url, "100200300", "900800700", "sandbox-key")
+    assert meta.headers() == {"Authorization": "Bearer sandbox-key"}
+
+    async def go() -> int | None:
+        async with WhatsAppClient() as client:
+            return await client.get_throughput(meta)
+
+    assert run(go()) == 1000
