@@ -24,7 +24,7 @@ from jobs.runtime import Runtime
 from jobs.sender import enqueue_lanes, lanes_for
 from jobs.whatsapp import spec_for, target_for
 from kapso.client import WhatsAppClient
-from kapso.templates import MissingParameter
+from kapso.errors import WhatsAppError
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +106,8 @@ def test_send(runtime: Runtime, ref: str, *, phone: str, params: dict[str, str],
 
     try:
         wamid = asyncio.run(send())
-    except MissingParameter as exc:
-        raise ValidationFailed(f"Test send refused: {exc}.", field="params") from None
+    except WhatsAppError as exc:
+        raise ValidationFailed(f"Test send refused. {exc}", field="params") from None
     with transaction(runtime.sessions) as session:
         audit.record(
             session,

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
-# KEYS: tat, penalty. ARGV: interval_us, max_ahead_us, penalty_factor.
-# Returns {granted (1|0), wait_us}.
+# KEYS: tat, penalty. ARGV: interval_us, max_ahead_us, penalty_factor, wanted slots.
+# Books up to `wanted` consecutive slots that start within max_ahead of now.
+# Returns {slots granted (0 when the next free slot is too far ahead), wait_us, interval_us}.
 _RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -26,12 +27,15 @@ end
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 local wait = tat - now
-if wait > tonumber(ARGV[2]) then
-  return {0, wait}
+local ahead = tonumber(ARGV[2])
+if wait > ahead then
+  return {0, wait, math.floor(interval)}
 end
-local new_tat = tat + interval
-redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1000)
-return {1, wait}
+local n = math.min(tonumber(ARGV[4]), math.floor((ahead - wait) / interval) + 1)
+local new_tat = tat + n * interval
+local ttl = math.ceil((new_tat - now) / 1000) + 1000
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', ttl)
+return {n, wait, math.floor(interval)}
 """
 
 # KEYS: tat, penalty. ARGV: delay_us, penalty_ms.
@@ -41,20 +45,32 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local target = now + tonumber(ARGV[1])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < target then
-  redis.call('SET', KEYS[1], string.format('%.0f', target), 'PX', math.ceil(tonumber(ARGV[1]) / 1000) + 1000)
+  local ttl = math.ceil(tonumber(ARGV[1]) / 1000) + 1000
+  redis.call('SET', KEYS[1], string.format('%.0f', target), 'PX', ttl)
 end
 redis.call('SET', KEYS[2], '1', 'PX', tonumber(ARGV[2]))
 return 1
 """
 
-PENALTY_FACTOR = 1.25  # rate ÷ 1.25 while a number is penalised
-PENALTY_MS = 30_000
+PENALTY_FACTOR = 1.1  # rate ÷ 1.1 while a number is penalised after a 130429
+PENALTY_MS = 10_000
 
 
 @dataclass(frozen=True)
 class Reservation:
-    granted: bool
+    """`slots` send slots, the first in `wait_seconds`, then one every `interval_seconds`."""
+
+    slots: int
     wait_seconds: float
+    interval_seconds: float
+    issued_at: float = 0.0  # the caller's loop time when it asked: slots count from here
+
+    @property
+    def granted(self) -> bool:
+        return self.slots > 0
+
+    def offsets(self) -> list[float]:
+        return [self.wait_seconds + i * self.interval_seconds for i in range(self.slots)]
 
 
 def _keys(phone_number_id: str) -> list[str]:
@@ -71,22 +87,30 @@ class RateLimiter:
         self._max_ahead_us = int(max_ahead_seconds * 1_000_000)
         self.waited_seconds = 0.0
 
-    async def reserve(self, phone_number_id: str, rate_per_second: float) -> Reservation:
-        interval_us = 1_000_000 / rate_per_second
-        granted, wait_us = await self._reserve(
-            keys=_keys(phone_number_id), args=[interval_us, self._max_ahead_us, PENALTY_FACTOR]
+    async def reserve(
+        self, phone_number_id: str, rate_per_second: float, slots: int = 1
+    ) -> Reservation:
+        """Book up to `slots` consecutive slots (fewer when they would start too far ahead)."""
+        # Count from when the request left, not from when a busy event loop read the answer:
+        # Redis booked the slots relative to the moment it got the request.
+        issued_at = asyncio.get_running_loop().time()
+        reply = await self._reserve(
+            keys=_keys(phone_number_id),
+            args=[1_000_000 / rate_per_second, self._max_ahead_us, PENALTY_FACTOR, slots],
         )
-        return Reservation(bool(granted), int(wait_us) / 1_000_000)
+        return _reservation(reply, issued_at)
 
-    async def acquire(self, phone_number_id: str, rate_per_second: float) -> None:
-        """Wait until this process may send one message on the number."""
+    async def acquire(
+        self, phone_number_id: str, rate_per_second: float, slots: int = 1
+    ) -> Reservation:
+        """Book at least one slot, waiting while the number is booked beyond the horizon."""
         while True:
-            reservation = await self.reserve(phone_number_id, rate_per_second)
-            if reservation.wait_seconds > 0:
-                self.waited_seconds += reservation.wait_seconds
-                await asyncio.sleep(reservation.wait_seconds)
+            reservation = await self.reserve(phone_number_id, rate_per_second, slots)
             if reservation.granted:
-                return
+                self.waited_seconds += reservation.wait_seconds
+                return reservation
+            self.waited_seconds += reservation.wait_seconds
+            await asyncio.sleep(reservation.wait_seconds - self._max_ahead_us / 1_000_000 / 2)
 
     async def slow_down(self, phone_number_id: str, delay_seconds: float) -> None:
         await self._slow_down(
@@ -94,11 +118,18 @@ class RateLimiter:
         )
 
 
-def reserve_sync(redis: Redis[bytes], phone_number_id: str, rate_per_second: float) -> Reservation:
+def _reservation(reply: list[int], issued_at: float = 0.0) -> Reservation:
+    slots, wait_us, interval_us = (int(v) for v in reply)
+    return Reservation(slots, wait_us / 1_000_000, interval_us / 1_000_000, issued_at)
+
+
+def reserve_sync(
+    redis: Redis[bytes], phone_number_id: str, rate_per_second: float, slots: int = 1
+) -> Reservation:
     """The same reservation from synchronous code (test sends, tests)."""
     script = redis.register_script(_RESERVE)
-    granted, wait_us = script(
+    reply = script(
         keys=_keys(phone_number_id),
-        args=[1_000_000 / rate_per_second, 1_000_000, PENALTY_FACTOR],
+        args=[1_000_000 / rate_per_second, 1_000_000, PENALTY_FACTOR, slots],
     )
-    return Reservation(bool(granted), int(wait_us) / 1_000_000)
+    return _reservation(reply)

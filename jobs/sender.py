@@ -39,7 +39,7 @@ from jobs.telemetry import SendMeter, meter_for
 from jobs.whatsapp import spec_for, target_for
 from kapso.client import ApiTarget, WhatsAppClient
 from kapso.errors import ErrorAction, WhatsAppError
-from kapso.templates import MissingParameter, TemplateSpec
+from kapso.templates import TemplateSpec
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +240,6 @@ class Lane:
         stats: sending.BatchStats,
     ) -> list[asyncio.Task[None]]:
         """Book send slots in groups and start one task per recipient, each at its slot."""
-        loop = asyncio.get_running_loop()
         rate = plan.rate * RATE_SAFETY
         group = max(1, int(rate * SLOTS_PER_CALL_SECONDS))
         started: list[asyncio.Task[None]] = []
@@ -248,9 +247,9 @@ class Lane:
         while index < len(claimed) and self.stop_reason is None:
             wanted = min(group, len(claimed) - index)
             reservation = await limiter.acquire(plan.phone_number_id, rate, wanted)
-            now = loop.time()
             for offset in reservation.offsets():
-                send = self._send(plan, client, limiter, claimed[index], stats, now + offset)
+                at = reservation.issued_at + offset
+                send = self._send(plan, client, limiter, claimed[index], stats, at)
                 task = asyncio.create_task(send)
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
@@ -307,10 +306,6 @@ class Lane:
                 template=plan.spec,
                 params=r.params,
                 callback_data=encode(self.broadcast_id, r.id),
-            )
-        except MissingParameter as exc:
-            return sending.Outcome(
-                r.id, "failed", title="Missing template parameter", detail=str(exc)
             )
         except WhatsAppError as exc:
             return await self._on_error(plan, limiter, r, exc)
