@@ -35,7 +35,7 @@ def handle_event(broadcast_id: str, kind: str, data: dict[str, Any]) -> None:
             return
         card = cards.card_data(session, broadcast)
         channel, ts = broadcast.slack_channel_id, broadcast.slack_card_ts
-    throttle = CardThrottle(runtime.redis)
+    throttle = throttle_for(runtime)
     client = make_client(runtime.settings)
     if kind == "progress":
         if throttle.try_acquire(broadcast_id):
@@ -51,10 +51,19 @@ def handle_event(broadcast_id: str, kind: str, data: dict[str, Any]) -> None:
         cards.post_in_thread(client, channel, ts, text)
 
 
+def throttle_for(runtime: Runtime) -> CardThrottle:
+    settings = runtime.settings
+    return CardThrottle(
+        runtime.redis,
+        per_card_seconds=settings.slack_card_update_seconds,
+        per_minute=settings.slack_updates_per_minute,
+    )
+
+
 def refresh_card(broadcast_id: str) -> None:
     """The catch-up edit after skipped progress refreshes."""
     runtime = current()
-    throttle = CardThrottle(runtime.redis)
+    throttle = throttle_for(runtime)
     throttle.release_trailing(broadcast_id)  # before reading, so no later change is missed
     with transaction(runtime.sessions) as session:
         broadcast = session.get(Broadcast, broadcast_id)
