@@ -102,7 +102,10 @@ def enqueue_sized(redis: Redis[bytes], rows: Sequence[tuple[int, int]]) -> None:
 
 
 def requeue_stale(runtime: Runtime, *, older_than: float | None = None) -> int:
-    """Queue again every unprocessed row older than the threshold (after a Redis loss or crash)."""
+    """Queue again every unprocessed row older than the threshold (after a Redis loss or crash),
+    and agent deliveries whose attempt is overdue by as much; returns the inbox rows queued."""
+    from jobs.agents import requeue_due
+
     settings = runtime.settings
     age = settings.inbox_requeue_after_seconds if older_than is None else older_than
     cutoff = utcnow() - timedelta(seconds=age)
@@ -122,6 +125,9 @@ def requeue_stale(runtime: Runtime, *, older_than: float | None = None) -> int:
     if ids:
         enqueue(runtime.redis, ids)
         log.info("requeued %d unprocessed webhook bodies", len(ids))
+    deliveries = requeue_due(runtime, grace_seconds=age)
+    if deliveries:
+        log.info("requeued %d overdue agent deliveries", deliveries)
     return len(ids)
 
 
