@@ -171,3 +171,16 @@ def test_list_and_status_reply_ephemerally(env: SlackEnv) -> None:
     assert "Draft" in json.dumps(status["blocks"])
     missing = env.sender.command("status nope").json()
     assert missing["text"].startswith("No broadcast 'nope'")
+
+
+def test_the_app_home_lists_recent_broadcasts_with_their_metrics(env: SlackEnv) -> None:
+    with transaction(env.runtime.sessions) as session:
+        service.create_broadcast(
+            session, name="Spring", config_ref="main", template_ref="holiday_promotion", by=OPERATOR
+        )
+    event = {"type": "app_home_opened", "user": "U0ANA", "channel": "D0HOME", "tab": "home"}
+    assert env.sender.event(event).status_code == 200
+    call = env.slack.wait_for(lambda: env.slack.calls_to("views.publish"))[0]
+    assert call.params["user_id"] == "U0ANA"
+    home = json.dumps(call.params["view"]["blocks"], ensure_ascii=False)
+    assert "*Spring*" in home and "response rate 0.0%" in home
