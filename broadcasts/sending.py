@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from broadcasts.enums import BroadcastStatus
 from broadcasts.enums import RecipientStatus as R
+from broadcasts.metrics import Counts, bump
 from broadcasts.models import Broadcast, Contact, Recipient, utcnow
 from broadcasts.recipient_status import CounterDeltas, mark_failed, mark_sent, mark_skipped
 
@@ -127,7 +128,10 @@ def record(session: Session, outcomes: Sequence[Outcome], *, now: datetime | Non
     if not outcomes:
         return
     now = now or utcnow()
-    by_id = {o.recipient_id: o for o in outcomes}
+    rest = _record_plain_sends(session, [o for o in outcomes if o.kind == "sent"], now)
+    by_id = {o.recipient_id: o for o in outcomes if o.kind != "sent" or o.recipient_id in rest}
+    if not by_id:
+        return
     query = select(Recipient).where(Recipient.id.in_(by_id)).order_by(Recipient.id)
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update()
@@ -178,6 +182,43 @@ def record(session: Session, outcomes: Sequence[Outcome], *, now: datetime | Non
             .values(opted_out_at=now, opt_out_reason="WhatsApp error 131050: stopped marketing")
             .execution_options(synchronize_session=False)
         )
+
+
+def _record_plain_sends(session: Session, sent: Sequence[Outcome], now: datetime) -> set[int]:
+    """The common case in bulk: recipients still `sending` become `sent` with one executemany.
+
+    Returns the ids left for the careful path (a webhook got there first, or the row moved on).
+    """
+    if not sent:
+        return set()
+    ids = [o.recipient_id for o in sent]
+    query = select(Recipient.id, Recipient.broadcast_id).where(
+        Recipient.id.in_(ids), Recipient.status == R.SENDING, Recipient.sent_at.is_(None)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    plain = dict(session.execute(query).tuples().all())
+    if plain:
+        session.execute(
+            update(Recipient).execution_options(synchronize_session=False),
+            [
+                {
+                    "id": o.recipient_id,
+                    "status": R.SENT.value,
+                    "wamid": o.wamid,
+                    "wa_id": o.wa_id,
+                    "message_status": o.message_status,
+                    "sent_at": now,
+                    "next_attempt_at": None,
+                }
+                for o in sent
+                if o.recipient_id in plain
+            ],
+        )
+        per_broadcast = Counter(plain.values())
+        for broadcast_id, n in per_broadcast.items():
+            bump(session, broadcast_id, Counts(pending=-n, sent=n))
+    return set(ids) - set(plain)
 
 
 def backoff(attempt: int, *, base: float = 2.0, cap: float = 300.0) -> float:

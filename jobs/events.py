@@ -39,7 +39,7 @@ def publish(redis: Redis[bytes], broadcast_id: str, kind: str, **data: Any) -> N
         raise ValueError(f"unknown broadcast event {kind!r}")
     try:
         queue(SLACK, redis).enqueue(
-            HANDLER, broadcast_id, kind, data, job_timeout=120, result_ttl=0, failure_ttl=86400
+            HANDLER, broadcast_id, kind, data, job_timeout=120, result_ttl=60, failure_ttl=86400
         )
     except Exception:  # Redis down: the card catches up on the next refresh
         log.warning("could not queue %s event for broadcast %s", kind, broadcast_id, exc_info=True)
