@@ -226,13 +226,14 @@ def report(label: str, figures: dict[str, object]) -> None:
     client = float(figures["client_cpu_s"])  # type: ignore[arg-type]
     main = float(figures["main_cpu_s"])  # type: ignore[arg-type]
     server = float(figures["server_cpu_s"])  # type: ignore[arg-type]
-    # With the two cores to itself: the reading thread, the writing chain (writer thread plus the
-    # PostgreSQL backend it waits on) and the total CPU shared by two cores each bound the time.
+    # With the two cores to itself, the time is at least each of: the reading thread, the writing
+    # chain (writer thread plus the PostgreSQL backend it waits on), half the total CPU. The
+    # rate from that is an upper bound (it ignores the GIL the two threads share).
     bound = max(main, client - main + server, (client + server) / 2)
     print(
         f"{'':<10} CPU: reading+checking thread {main:.1f} s, writer thread {client - main:.1f} s"
         + (f", PostgreSQL backend {server:.1f} s" if server else "")
-        + f" → on 2 free cores ≈ {summary['rows'] / bound:,.0f} rows/s "
+        + f" → at most {summary['rows'] / bound:,.0f} rows/s on 2 free cores "
         f"(load average at start {figures['load']:.1f} on {os.cpu_count()} cores)"
     )
     print(

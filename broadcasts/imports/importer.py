@@ -169,7 +169,8 @@ def import_csv(
 
     `region` is the default region for numbers written without a country code (None: every
     number needs one). The caller resolves it (per-import option, else the setting). Importing the
-    same `slack_file_id` again returns the earlier summary without reading the file.
+    same `slack_file_id` again returns the earlier summary without reading the file (after a
+    failed import of it, the file is imported afresh).
     """
     if region is not None:
         region = region.strip().upper()
@@ -188,8 +189,9 @@ def import_csv(
     try:
         file, owned = seekable_copy(source, limit)
         fmt, columns = check_file(file, template, limit)
-    except BroadcastBotError as exc:
-        _fail(sessions, import_id, broadcast_id, str(exc), undo=False)
+    except BaseException as exc:
+        reason = str(exc) if isinstance(exc, BroadcastBotError) else "the file could not be read"
+        _fail(sessions, import_id, broadcast_id, reason, undo=False)
         if owned:
             file.close()
         raise
@@ -256,9 +258,9 @@ def _earlier(sessions: sessionmaker[Session], slack_file_id: str) -> ImportSumma
         if row.status == ImportStatus.DONE:
             return ImportSummary.of(row)
         if row.status == ImportStatus.FAILED:
-            raise ValidationFailed(
-                row.error or "This file could not be imported earlier.", field="file"
-            )
+            # Try again: a file-level problem will be found again, a passing one will not.
+            row.slack_file_id = None
+            return None
     raise ValidationFailed("This file is being imported already.", field="file")
 
 

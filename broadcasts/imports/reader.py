@@ -44,10 +44,6 @@ class CsvFormat:
     encoding: str
     delimiter: str
 
-    @property
-    def delimiter_name(self) -> str:
-        return DELIMITER_NAMES.get(self.delimiter, repr(self.delimiter))
-
 
 def seekable_copy(source: BinaryIO, max_bytes: int) -> tuple[BinaryIO, bool]:
     """`source` itself when it can be re-read, else a copy in a temporary file (bounded).

@@ -601,6 +601,18 @@ def test_same_slack_file_is_imported_once(sessions: sessionmaker[Session]) -> No
     assert again == first
     assert again.error_report_csv is not None and "duplicate" in again.error_report_csv
     assert counters_match(sessions, broadcast_id) == 2
+    # A Slack file that failed is tried afresh, and fails again for the same reason.
+    for _ in range(2):
+        with pytest.raises(ValidationFailed, match="The file is empty"):
+            import_csv(
+                sessions,
+                broadcast_id,
+                io.BytesIO(b""),
+                filename="e.csv",
+                region=None,
+                by=OPERATOR,
+                slack_file_id="F456",
+            )
 
 
 def test_unknown_region_and_non_draft_are_clear_errors(sessions: sessionmaker[Session]) -> None:
