@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit bench run clean
+.PHONY: install demo test lint typecheck unit bench kill-test run clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -31,6 +31,9 @@ test: lint typecheck unit
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run $(BENCH)
+
+kill-test: $(STAMP)
+	$(BIN)/python -m benchmarks.kill_test
 
 # The Procfile's processes with .env; `make run PROCESSES="web worker socket"` adds Socket Mode.
 PROCESSES ?= web worker

@@ -197,7 +197,7 @@ def _record_plain_sends(session: Session, sent: Sequence[Outcome], now: datetime
     )
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update()
-    plain = dict(session.execute(query).tuples().all())
+    plain: dict[int, str] = {row[0]: row[1] for row in session.execute(query)}
     if plain:
         session.execute(
             update(Recipient).execution_options(synchronize_session=False),

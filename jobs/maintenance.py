@@ -26,7 +26,7 @@ from jobs.sender import enqueue_lanes, lane_lock_key, lanes_for
 log = logging.getLogger(__name__)
 
 LOCK_KEY = "bb:maintenance"
-STALE_HEARTBEAT = timedelta(seconds=10)
+STALE_HEARTBEAT = timedelta(seconds=6)  # a lane claims (and heartbeats) every ~2 s
 
 
 def run_once(runtime: Runtime) -> dict[str, int]:

@@ -44,7 +44,7 @@ from kapso.templates import TemplateSpec
 log = logging.getLogger(__name__)
 
 SLICE_SECONDS = 45.0
-LOCK_TTL_SECONDS = 15
+LOCK_TTL_SECONDS = 5  # renewed every POLL_SECONDS; a killed worker's lane is free again soon
 POLL_SECONDS = 0.5
 RECORD_EVERY_SECONDS = 0.1
 CHUNK_SECONDS = 2.0  # a claim holds about this much sending at the configured rate
