@@ -98,7 +98,8 @@ def main() -> None:
     seed = effective_rate(batch_size=500, pause_seconds=10, rate=50)
     ours = effective_rate(batch_size=500, pause_seconds=10, rate=80)
     print(
-        f"\nSeed's default pacing (500 per batch, 10 s pause, 50 msg/s): {seed:.1f} msg/s effective; "
+        f"\nSeed's default pacing (500 per batch, 10 s pause, 50 msg/s): {seed:.1f} msg/s "
+        "effective; "
         f"the same batches at 80 msg/s: {ours:.1f} msg/s; with no pause we reach the cap above."
     )
 
