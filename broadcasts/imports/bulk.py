@@ -143,20 +143,29 @@ def existing_recipients(
     return {phone: import_id for phone, import_id in result}
 
 
-def insert_recipient_rows(
+@dataclass(frozen=True, slots=True)
+class Added:
+    """What adding a batch did: the phones inserted now, and those already in the broadcast
+    (phone → the import that added them, None when added otherwise)."""
+
+    new: set[str]
+    existing: dict[str, int | None]
+
+
+def add_recipient_rows(
     session: Session,
     broadcast_id: str,
     rows: Sequence[tuple[str, dict[str, str], int | None]],
     *,
     import_id: int | None,
     now: datetime,
-) -> set[str]:
-    """Insert (phone, params, contact_id) rows not yet in the broadcast; returns the new phones.
+) -> Added:
+    """Insert (phone, params, contact_id) rows not yet in the broadcast (each phone once).
 
-    Counters are the caller's to bump (by the number returned, never by len(rows)).
+    Counters are the caller's to bump, by len(new), never by len(rows).
     """
     if not rows:
-        return set()
+        return Added(set(), {})
     conn = session.connection()
     pending = RecipientStatus.PENDING.value
     if conn.dialect.name == "postgresql":
@@ -174,16 +183,28 @@ def insert_recipient_rows(
                 "doc": json.dumps(rows),
             },
         )
-    else:
-        result = conn.exec_driver_sql(
-            "INSERT INTO recipients"
-            " (broadcast_id, phone, params, contact_id, import_id, status, attempts, created_at)"
-            " SELECT ?, value ->> 0, json(value -> 1), value ->> 2, ?, ?, 0, ? FROM json_each(?)"
-            " WHERE true"
-            " ON CONFLICT (broadcast_id, phone) DO NOTHING RETURNING phone",
-            (broadcast_id, import_id, pending, _sqlite_time(now), json.dumps(rows)),
-        )
-    return {phone for (phone,) in result}
+        new = {phone for (phone,) in result}
+        conflicts = [r[0] for r in rows if r[0] not in new]
+        return Added(new, existing_recipients(session, broadcast_id, conflicts))
+    # SQLite: the transaction holds the only write lock (BEGIN IMMEDIATE), so what exists now is
+    # exactly what would conflict. Looking first, then inserting without RETURNING, spares
+    # sqlite3 handing back one RETURNING row per step, each step releasing and re-taking the
+    # GIL that the thread reading the file holds.
+    existing = existing_recipients(session, broadcast_id, [r[0] for r in rows])
+    fresh = [r for r in rows if r[0] not in existing]
+    if not fresh:
+        return Added(set(), existing)
+    stamp = _sqlite_time(now)
+    inserted = conn.exec_driver_sql(
+        "INSERT INTO recipients"
+        " (broadcast_id, phone, params, contact_id, import_id, status, attempts, created_at)"
+        " SELECT ?, value ->> 0, json(value -> 1), value ->> 2, ?, ?, 0, ? FROM json_each(?)"
+        " WHERE true ON CONFLICT (broadcast_id, phone) DO NOTHING",
+        (broadcast_id, import_id, pending, stamp, json.dumps(fresh)),
+    ).rowcount
+    if inserted != len(fresh):  # SQLite has one writer at a time; this cannot race
+        raise RuntimeError(f"expected to insert {len(fresh)} recipients, inserted {inserted}")
+    return Added({r[0] for r in fresh}, existing)
 
 
 def delete_import_recipients(session: Session, broadcast_id: str, import_id: int) -> int:

@@ -370,19 +370,17 @@ def _flush(
         )
         states.update(bulk.find_contacts(session, [p for p in first if p not in states]))
         eligible = [p for p in first if not (p in states and states[p].excluded)]
-        added = bulk.insert_recipient_rows(
+        result = bulk.add_recipient_rows(
             session,
             broadcast_id,
             [(p, first[p].params, states[p].id if p in states else None) for p in eligible],
             import_id=import_id,
             now=now,
         )
+        added = result.new
         bump(session, broadcast_id, Counts(total=len(added), pending=len(added)))
         # Numbers already in the broadcast: from an earlier batch of this file, or from before.
-        existing = bulk.existing_recipients(
-            session, broadcast_id, [p for p in eligible if p not in added]
-        )
-        earlier = {p for p, owner in existing.items() if owner == import_id}
+        earlier = {p for p, owner in result.existing.items() if owner == import_id}
         for row in batch:
             tally.rows += 1
             if isinstance(row, Rejected):
