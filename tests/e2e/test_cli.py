@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner, Result
 
 from bot.cli.main import cli
@@ -197,8 +197,33 @@ def test_malformed_setting_stops_with_its_name(tmp_path: Path) -> None:
     assert line.startswith("Error: PORT is invalid")
 
 
-@pytest.mark.parametrize("backend", ["sqlite"])
-def test_demo_creates_and_shows_a_draft(tmp_path: Path, backend: str) -> None:
-    out = ok(f"sqlite:///{tmp_path / 'demo.db'}", "demo")
-    assert "Draft broadcast created" in out
-    assert "Total recipients" in out
+def test_demo_sends_a_sandbox_broadcast_end_to_end(tmp_path: Path, redis_url: str) -> None:
+    """`make demo` in small: real processes, the sample's kinds of bad rows, replies, report."""
+    sample = tmp_path / "small.csv"
+    lines = ["phone_number,param1"] + [f"+44740010{i:04d},Ana" for i in range(40)]
+    lines += ["4.474E+11,Excel", "+447400100001,Duplicate"]
+    sample.write_text("\n".join(lines) + "\n")
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}",
+        "REDIS_URL": redis_url,
+    }
+    result = subprocess.run(
+        [BIN, "demo", "--csv", str(sample), "--report", str(tmp_path / "report.csv")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "phone_scientific" in out
+    assert re.search(r"Duplicates\s+1\n", out)
+    assert "completed — the seed's metrics" in out
+    assert re.search(r"Total recipients\s+40\n", out)
+    assert re.search(r"Sent\s+40\n", out)
+    assert "with broadcast context (signatures checked; 0 bad)" in out
+    assert (tmp_path / "report.csv").read_text().count("\n") == 41
+    assert "its processes are stopped" in out
