@@ -56,46 +56,36 @@ def main() -> None:
     write(
         "excel_mangled.csv",
         (
-            "phone_number,param1\n"
-            "447400123501,Stripped plus\n"
-            "4.474E+11,Scientific\n"
-            "4.47400123502E+11,Scientific long\n"
-            "00447400123503,Double zero\n"
-            "07400 123504,National\n"
-            "+44 (0) 7400 123505,Trunk zero\n"
-            "123,Too short\n"
-            "+4474001235061234,Too long\n"
-            "+44 74OO 123507,Letters\n"
-            ",Empty\n"
-            "+999 1234567,Bad country\n"
-        ).encode(),
+            b"phone_number,param1\n"
+            b"447400123501,Stripped plus\n"
+            b"4.474E+11,Scientific\n"
+            b"4.47400123502E+11,Scientific long\n"
+            b"00447400123503,Double zero\n"
+            b"07400 123504,National\n"
+            b"+44 (0) 7400 123505,Trunk zero\n"
+            b"123,Too short\n"
+            b"+4474001235061234,Too long\n"
+            b"+44 74OO 123507,Letters\n"
+            b",Empty\n"
+            b"+999 1234567,Bad country\n"
+        ),
     )
     # Blank lines, whitespace-only lines and rows of empty cells: skipped, not counted.
     write(
         "blank_lines.csv",
-        (
-            "\n"
-            "phone_number,param1\n"
-            "\n"
-            "+447400123601,One\n"
-            "   \n"
-            ",\n"
-            "+447400123602,Two\n"
-            "\n"
-            "\n"
-        ).encode(),
+        (b"\nphone_number,param1\n\n+447400123601,One\n   \n,\n+447400123602,Two\n\n\n"),
     )
     # Quoted cells: a newline inside a parameter (rejected: WhatsApp refuses it), a comma and
     # quotes inside a value (fine), and a row with more cells than the header.
     write(
         "quoted_newlines.csv",
         (
-            "phone_number,param1\n"
-            '+447400123701,"Line one\nline two"\n'
-            '+447400123702,"Smith, ""Ana"""\n'
-            "+447400123703,Ana,extra,cells\n"
-            "+447400123704,Ana,,\n"
-        ).encode(),
+            b"phone_number,param1\n"
+            b'+447400123701,"Line one\nline two"\n'
+            b'+447400123702,"Smith, ""Ana"""\n'
+            b"+447400123703,Ana,extra,cells\n"
+            b"+447400123704,Ana,,\n"
+        ),
     )
     write("header_only.csv", b"phone_number,param1\r\n")
     write("empty.csv", b"")
@@ -104,14 +94,14 @@ def main() -> None:
     write(
         "duplicates.csv",
         (
-            "phone_number,param1\n"
-            "+447400123801,First\n"
-            "+44 7400 123801,Same number spaced\n"
-            "447400123801,Same number no plus\n"
-            "+447400123802,Second\n"
-            "00447400123801,Same number 00\n"
-            "+447400123802,Second again\n"
-        ).encode(),
+            b"phone_number,param1\n"
+            b"+447400123801,First\n"
+            b"+44 7400 123801,Same number spaced\n"
+            b"447400123801,Same number no plus\n"
+            b"+447400123802,Second\n"
+            b"00447400123801,Same number 00\n"
+            b"+447400123802,Second again\n"
+        ),
     )
     # Parameters: empty, whitespace only, tab, five spaces, over-long, missing trailing cell.
     long_value = "x" * 1030
@@ -148,21 +138,21 @@ def main() -> None:
     write(
         "injection.csv",
         (
-            "phone_number,param1,note\n"
-            '"=HYPERLINK(""http://evil.example"",""click"")",Ana,x\n'
-            "+447400124401,,=1+2\n"
-            "@SUM(A1),Ana,-3\n"
-            "+447400124402,Fine,+cmd\n"
-        ).encode(),
+            b"phone_number,param1,note\n"
+            b'"=HYPERLINK(""http://evil.example"",""click"")",Ana,x\n'
+            b"+447400124401,,=1+2\n"
+            b"@SUM(A1),Ana,-3\n"
+            b"+447400124402,Fine,+cmd\n"
+        ),
     )
     # Named template columns: header spelled loosely; extra columns become attributes.
     write(
         "named.csv",
         (
-            "Phone,First Name,{{order_id}},Segment\n"
-            "+447400124501,Ana,A-100,vip\n"
-            "+447400124502,Bob,,regular\n"
-        ).encode(),
+            b"Phone,First Name,{{order_id}},Segment\n"
+            b"+447400124501,Ana,A-100,vip\n"
+            b"+447400124502,Bob,,regular\n"
+        ),
     )
 
 
