@@ -36,7 +36,7 @@ def test_a_number_is_shared_by_processes_and_separate_from_others(redis_url: str
     all_waits = sorted(results[0] + results[1])
     # 200 slots at 50/s span about 4 s no matter which process booked them.
     assert 3.8 <= all_waits[-1] <= 4.05
-    assert _slots(redis_url, 1, 50.0) [0] > 3.5  # the number is still busy
+    assert _slots(redis_url, 1, 50.0)[0] > 3.5  # the number is still busy
     redis = Redis.from_url(redis_url)
     assert reserve_sync(redis, "another-number", 50.0).wait_seconds == 0
     redis.close()
