@@ -229,11 +229,22 @@ def backoff(attempt: int, *, base: float = 2.0, cap: float = 300.0) -> float:
 def release_stale_claims(
     session: Session, *, older_than: timedelta, now: datetime | None = None
 ) -> int:
-    """Put claims whose outcome never came (killed worker) back to `pending`."""
+    """Put claims whose outcome never came (killed worker) back to `pending`.
+
+    Only broadcasts that are sending or paused can have claims, and going through them uses the
+    (broadcast, status) index instead of scanning every recipient ever sent.
+    """
     cutoff = (now or utcnow()) - older_than
+    active = select(Broadcast.id).where(
+        Broadcast.status.in_([BroadcastStatus.SENDING, BroadcastStatus.PAUSED])
+    )
     result = session.execute(
         update(Recipient)
-        .where(Recipient.status == R.SENDING, Recipient.claimed_at < cutoff)
+        .where(
+            Recipient.broadcast_id.in_(active),
+            Recipient.status == R.SENDING,
+            Recipient.claimed_at < cutoff,
+        )
         .values(status=R.PENDING, claimed_at=None)
         .execution_options(synchronize_session=False)
     )
