@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.demo import free_port, wait_http
 from broadcasts import configs, service
 from broadcasts.actors import Actor
 from broadcasts.db import transaction
@@ -32,23 +32,6 @@ from migrations import run_upgrade
 BIN = str(Path(sys.executable).with_name("broadcast-bot"))
 OPERATOR = Actor(id="bench", via="cli")
 APP_SECRET = "bench-app-secret"  # noqa: S105 (local benchmark secret)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 (127.0.0.1)
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer within {timeout} s")
 
 
 def get_json(url: str) -> Any:
@@ -160,11 +143,11 @@ class Stack:
         if self.webhooks:
             args += ["--webhook-url", f"http://127.0.0.1:{self.web_port}/webhooks/whatsapp"]
         self._spawn("sandbox", *args)
-        wait_http(f"{self.sandbox_root}/_sandbox/stats")
+        wait_http(f"{self.sandbox_root}/_sandbox/stats", "sandbox")
 
     def start_web(self) -> None:
         self._spawn("web", "web", "--host", "127.0.0.1", "--port", str(self.web_port))
-        wait_http(f"http://127.0.0.1:{self.web_port}/healthz")
+        wait_http(f"http://127.0.0.1:{self.web_port}/healthz", "web server")
 
     def start_worker(self, name: str, *queues: str) -> subprocess.Popen[bytes]:
         args = ["worker"]
