@@ -14,16 +14,15 @@ from dataclasses import dataclass
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
-# KEYS: tat, penalty. ARGV: interval_us, max_ahead_us, penalty_factor, wanted slots.
+# KEYS: tat, penalty. ARGV: interval_us, max_ahead_us, (unused), wanted slots.
 # Books up to `wanted` consecutive slots that start within max_ahead of now.
 # Returns {slots granted (0 when the next free slot is too far ahead), wait_us, interval_us}.
 _RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  interval = interval * tonumber(ARGV[3])
-end
+local factor = tonumber(redis.call('HGET', KEYS[2], 'factor') or '1')
+interval = interval * factor
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 local wait = tat - now
@@ -38,22 +37,34 @@ redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', ttl)
 return {n, wait, math.floor(interval)}
 """
 
-# KEYS: tat, penalty. ARGV: delay_us, penalty_ms.
+# KEYS: tat, penalty. ARGV: delay_us, penalty_ms, step, max_factor, min_gap_us.
+# Multiplicative decrease: each 130429 (at most one per min_gap, since a burst of rejections is
+# one event) divides the number's rate by `step` more; the penalty lapses penalty_ms after the
+# last one and the full rate returns.
 _SLOW_DOWN = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local last = tonumber(redis.call('HGET', KEYS[2], 'at') or '0')
+if now - last < tonumber(ARGV[5]) then
+  return 0
+end
+local factor = tonumber(redis.call('HGET', KEYS[2], 'factor') or '1')
+factor = math.min(factor * tonumber(ARGV[3]), tonumber(ARGV[4]))
+redis.call('HSET', KEYS[2], 'factor', tostring(factor), 'at', string.format('%.0f', now))
+redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]))
 local target = now + tonumber(ARGV[1])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < target then
   local ttl = math.ceil(tonumber(ARGV[1]) / 1000) + 1000
   redis.call('SET', KEYS[1], string.format('%.0f', target), 'PX', ttl)
 end
-redis.call('SET', KEYS[2], '1', 'PX', tonumber(ARGV[2]))
 return 1
 """
 
-PENALTY_FACTOR = 1.1  # rate ÷ 1.1 while a number is penalised after a 130429
-PENALTY_MS = 10_000
+PENALTY_STEP = 1.15  # each 130429 divides the number's rate by this much more
+PENALTY_MAX = 50.0
+PENALTY_MS = 5_000  # the full rate returns this long after the last 130429
+PENALTY_MIN_GAP_US = 500_000  # rejections closer together than this are one event
 
 
 @dataclass(frozen=True)
@@ -96,7 +107,7 @@ class RateLimiter:
         issued_at = asyncio.get_running_loop().time()
         reply = await self._reserve(
             keys=_keys(phone_number_id),
-            args=[1_000_000 / rate_per_second, self._max_ahead_us, PENALTY_FACTOR, slots],
+            args=[1_000_000 / rate_per_second, self._max_ahead_us, 1, slots],
         )
         return _reservation(reply, issued_at)
 
@@ -114,7 +125,14 @@ class RateLimiter:
 
     async def slow_down(self, phone_number_id: str, delay_seconds: float) -> None:
         await self._slow_down(
-            keys=_keys(phone_number_id), args=[int(delay_seconds * 1_000_000), PENALTY_MS]
+            keys=_keys(phone_number_id),
+            args=[
+                int(delay_seconds * 1_000_000),
+                PENALTY_MS,
+                PENALTY_STEP,
+                PENALTY_MAX,
+                PENALTY_MIN_GAP_US,
+            ],
         )
 
 
@@ -130,6 +148,6 @@ def reserve_sync(
     script = redis.register_script(_RESERVE)
     reply = script(
         keys=_keys(phone_number_id),
-        args=[1_000_000 / rate_per_second, 1_000_000, PENALTY_FACTOR, slots],
+        args=[1_000_000 / rate_per_second, 1_000_000, 1, slots],
     )
     return _reservation(reply)

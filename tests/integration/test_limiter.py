@@ -64,3 +64,21 @@ def test_slow_down_pushes_the_number_back(redis_url: str) -> None:
         return wait
 
     assert 1.9 <= asyncio.run(go()) <= 2.0
+
+
+def test_throttling_slows_the_number_once_per_burst_of_rejections(redis_url: str) -> None:
+    async def go() -> tuple[float, float]:
+        client = AsyncRedis.from_url(redis_url)
+        limiter = RateLimiter(client, max_ahead_seconds=60)
+        await limiter.slow_down("n4", 0.0)
+        await limiter.slow_down("n4", 0.0)  # the same burst: counted once
+        first = (await limiter.reserve("n4", 100.0, 3)).interval_seconds
+        await asyncio.sleep(0.55)
+        await limiter.slow_down("n4", 0.0)  # a later burst slows it further
+        second = (await limiter.reserve("n4", 100.0, 3)).interval_seconds
+        await client.aclose()
+        return first, second
+
+    first, second = asyncio.run(go())
+    assert abs(first - 0.0115) < 0.0002  # 1/100 s × 1.15
+    assert abs(second - 0.013225) < 0.0002  # × 1.15 again
