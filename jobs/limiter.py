@@ -74,7 +74,9 @@ class Reservation:
     slots: int
     wait_seconds: float
     interval_seconds: float
-    issued_at: float = 0.0  # the caller's loop time when it asked: slots count from here
+    issued_at: float = (
+        0.0  # the caller's loop time when the booking was read: slots count from here
+    )
 
     @property
     def granted(self) -> bool:
@@ -102,14 +104,15 @@ class RateLimiter:
         self, phone_number_id: str, rate_per_second: float, slots: int = 1
     ) -> Reservation:
         """Book up to `slots` consecutive slots (fewer when they would start too far ahead)."""
-        # Count from when the request left, not from when a busy event loop read the answer:
-        # Redis booked the slots relative to the moment it got the request.
-        issued_at = asyncio.get_running_loop().time()
         reply = await self._reserve(
             keys=_keys(phone_number_id),
             args=[1_000_000 / rate_per_second, self._max_ahead_us, 1, slots],
         )
-        return _reservation(reply, issued_at)
+        # Count from when the answer was read: Redis booked the slots relative to when it got the
+        # request, which is earlier, so a slot can only be reached late (and a send more than
+        # LATE_SECONDS late is booked again), never early — early sends from two processes
+        # would overlap.
+        return _reservation(reply, asyncio.get_running_loop().time())
 
     async def acquire(
         self, phone_number_id: str, rate_per_second: float, slots: int = 1
