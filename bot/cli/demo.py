@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -14,6 +15,7 @@ from sqlalchemy import func, select
 
 from bot.cli.broadcasts import broadcast_dict, metrics_table
 from bot.cli.context import CliContext, pass_cli
+from bot.cli.output import redact_url
 from bot.cli.recipients import render_summary
 from bot.cli.sending import progress_line
 from bot.demo import (
@@ -111,7 +113,7 @@ def demo(cli_ctx: CliContext, csv_path: Path, report_path: Path) -> None:
         "agent, all on this machine.\nNothing reaches a real phone.\n"
     )
     run_upgrade(settings.database_url)
-    click.echo(f"1/7 Database migrated ({_redacted(settings.database_url)}).")
+    click.echo(f"1/7 Database migrated ({redact_url(settings.database_url)}).")
     cli_ctx.runtime.redis.ping()
 
     screen = Screen()
@@ -209,8 +211,6 @@ def demo(cli_ctx: CliContext, csv_path: Path, report_path: Path) -> None:
 
 
 def _child_env(database_url: str, redis_url: str, web_port: int) -> dict[str, str]:
-    import os
-
     return {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -224,8 +224,6 @@ def _child_env(database_url: str, redis_url: str, web_port: int) -> dict[str, st
 
 
 def _configure(cli_ctx: CliContext, base_url: str, agent_url: str) -> None:
-    import os
-
     os.environ.setdefault(AGENT_SECRET_ENV, AGENT_SECRET)
     with cli_ctx.session() as session:
         if configs.get_config_or_none(session, DEMO_CONFIG) is None:
@@ -315,12 +313,6 @@ def _settle(cli_ctx: CliContext, processes: Processes, screen: Screen, broadcast
 
 def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines())
-
-
-def _redacted(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def register(cli: click.Group) -> None:
