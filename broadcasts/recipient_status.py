@@ -143,8 +143,10 @@ def apply_delivery_status(
             at=at,
             deltas=deltas,
         )
-    if status not in ("sent", "delivered", "read") or recipient.status == R.SKIPPED:
+    if status not in ("sent", "delivered", "read"):
         return False
+    # A skipped recipient only gets a status when WhatsApp accepted it after all (a claim whose
+    # worker died while the broadcast was cancelled): the webhook is the proof, so it moves on.
     if recipient.status == R.FAILED and status == "sent":
         return False
     before = counts_of(recipient)
@@ -158,7 +160,8 @@ def apply_delivery_status(
         recipient.delivered_at = at
     if status == "read" and recipient.read_at is None:
         recipient.read_at = at
-    if recipient.status != R.FAILED and RANK[R(status)] > RANK[R(recipient.status)]:
+    current = RANK.get(R(recipient.status), RANK[R.SENDING])
+    if recipient.status != R.FAILED and RANK[R(status)] > current:
         recipient.status = R(status)
         recipient.next_attempt_at = None
     delta = counts_of(recipient) - before

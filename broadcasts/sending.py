@@ -25,6 +25,7 @@ from broadcasts.models import Broadcast, Contact, Recipient, utcnow
 from broadcasts.recipient_status import CounterDeltas, mark_failed, mark_sent, mark_skipped
 
 MAX_ATTEMPTS = 6
+UNKNOWN_OUTCOME = "not confirmed: the worker stopped while the broadcast was being stopped"
 
 
 @dataclass(frozen=True)
@@ -231,24 +232,35 @@ def release_stale_claims(
 ) -> int:
     """Put claims whose outcome never came (killed worker) back to `pending`.
 
-    Only broadcasts that are sending or paused can have claims, and going through them uses the
-    (broadcast, status) index instead of scanning every recipient ever sent.
+    In a broadcast cancelled or failed meanwhile they become `skipped` instead (nothing will send
+    them); a status webhook proving one was accepted still moves it on to `sent`. Only broadcasts
+    that are not finished are looked at, through the (broadcast, status) index.
     """
-    cutoff = (now or utcnow()) - older_than
+    now = now or utcnow()
+    cutoff = now - older_than
+    stale = (Recipient.status == R.SENDING, Recipient.claimed_at < cutoff)
     active = select(Broadcast.id).where(
         Broadcast.status.in_([BroadcastStatus.SENDING, BroadcastStatus.PAUSED])
     )
-    result = session.execute(
+    released = session.execute(
         update(Recipient)
-        .where(
-            Recipient.broadcast_id.in_(active),
-            Recipient.status == R.SENDING,
-            Recipient.claimed_at < cutoff,
-        )
+        .where(Recipient.broadcast_id.in_(active), *stale)
         .values(status=R.PENDING, claimed_at=None)
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    stopped = select(Broadcast.id).where(
+        Broadcast.status.in_([BroadcastStatus.CANCELLED, BroadcastStatus.FAILED])
+    )
+    skipped = session.execute(
+        update(Recipient)
+        .where(Recipient.broadcast_id.in_(stopped), *stale)
+        .values(status=R.SKIPPED, skipped_at=now, claimed_at=None, error_title=UNKNOWN_OUTCOME)
+        .returning(Recipient.broadcast_id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    for broadcast_id, n in Counter(row[0] for row in skipped).items():
+        bump(session, broadcast_id, Counts(pending=-n, skipped=n))
+    return int(released.rowcount or 0) + len(skipped)  # type: ignore[attr-defined]
 
 
 def next_due(session: Session, broadcast_id: str) -> datetime | None:

@@ -28,6 +28,16 @@ def _worker_number() -> int:
     return int(worker.removeprefix("gw") or 0)
 
 
+# Redis databases by purpose, one per test process (up to three processes): suites that run RQ
+# workers must not share a database with another process, whose burst workers would take their
+# jobs and whose flushes would drop them.
+SHARED_DB, WEBHOOKS_DB, DOCTOR_DB, METRICS_DB = range(4)
+
+
+def redis_db_for(purpose: int) -> int:
+    return 1 + purpose * 3 + _worker_number() % 3
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test process, dropped at the end."""
@@ -97,7 +107,7 @@ def session(sessions: sessionmaker[Session]) -> Iterator[Session]:
 @pytest.fixture
 def redis_url() -> Iterator[str]:
     """A Redis database of its own for this test process, flushed before and after."""
-    url = f"{REDIS_BASE_URL}/{1 + _worker_number() % 15}"
+    url = f"{REDIS_BASE_URL}/{redis_db_for(SHARED_DB)}"
     client = Redis.from_url(url)
     client.flushdb()
     yield url

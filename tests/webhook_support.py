@@ -23,6 +23,7 @@ from jobs import inbox
 from jobs.queues import AGENTS, WEBHOOKS
 from jobs.runtime import Runtime, install
 from kapso.webhooks import sign
+from tests.conftest import REDIS_BASE_URL, WEBHOOKS_DB, redis_db_for
 
 APP_SECRET = "meta-app-secret"
 KAPSO_SECRET = "kapso-webhook-secret"
@@ -35,7 +36,9 @@ WABA_ID = "900800700"
 
 def private_redis_url() -> Iterator[str]:
     """A Redis database only these tests use (other suites' burst workers would take our jobs)."""
-    url = os.environ.get("TEST_WEBHOOK_REDIS_URL", "redis://127.0.0.1:6379/13")
+    url = (
+        os.environ.get("TEST_WEBHOOK_REDIS_URL") or f"{REDIS_BASE_URL}/{redis_db_for(WEBHOOKS_DB)}"
+    )
     client = Redis.from_url(url)
     client.flushdb()
     yield url

@@ -17,7 +17,7 @@ from rq import Worker
 from bot.cli.main import cli
 from broadcasts.db import make_engine, make_session_factory, transaction
 from kapso.sandbox.runner import Sandbox, run_sandbox
-from tests.conftest import REDIS_BASE_URL
+from tests.conftest import DOCTOR_DB, REDIS_BASE_URL, redis_db_for
 from tests.factories import make_config
 from tests.fakes.slack_api import BOT_TOKEN, FakeSlack
 
@@ -163,7 +163,7 @@ def test_a_healthy_environment_passes_everything(
     db_url: str, sandbox: Sandbox, slack: FakeSlack
 ) -> None:
     # A Redis database other test processes leave alone (they flush theirs between tests).
-    redis_url = f"{REDIS_BASE_URL}/12"
+    redis_url = f"{REDIS_BASE_URL}/{redis_db_for(DOCTOR_DB)}"
     with transaction(make_session_factory(make_engine(db_url))) as session:
         make_config(session, "sandbox", api_base_url=sandbox.base_url, credential_env="SANDBOX_KEY")
     worker = Worker(["send"], connection=Redis.from_url(redis_url))

@@ -26,7 +26,7 @@ from broadcasts.settings import Settings
 from jobs.queues import SEND, queue
 from jobs.runtime import Runtime
 from jobs.telemetry import Meter, meter_for
-from tests.conftest import REDIS_BASE_URL
+from tests.conftest import METRICS_DB, REDIS_BASE_URL, redis_db_for
 from tests.factories import add_recipients, make_broadcast
 
 
@@ -69,7 +69,7 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 @pytest.fixture
 def quiet_redis_url() -> Iterator[str]:
     """A Redis database no other test process uses (workers elsewhere drain the shared ones)."""
-    url = f"{REDIS_BASE_URL}/15"
+    url = f"{REDIS_BASE_URL}/{redis_db_for(METRICS_DB)}"
     Redis.from_url(url).flushdb()
     yield url
     Redis.from_url(url).flushdb()

@@ -15,6 +15,7 @@ from broadcasts.enums import BroadcastStatus as S
 from broadcasts.enums import RecipientStatus as R
 from broadcasts.errors import IllegalTransition, ValidationFailed
 from broadcasts.models import Broadcast, Contact, Recipient, utcnow
+from broadcasts.recipient_status import apply_delivery_status
 from broadcasts.service import get_broadcast
 from jobs import control, maintenance
 from jobs.whatsapp import sync_templates
@@ -255,3 +256,28 @@ def test_maintenance_revives_a_broadcast_whose_queue_was_lost(db_url: str, redis
         assert maintenance.run_once(env.runtime)["revived"] == 1
         assert drain(env, bid) == S.COMPLETED
         assert len(env.sandbox.messages()) == 6
+
+
+def test_dead_claims_of_a_cancelled_broadcast_are_skipped_unless_a_webhook_proves_them(
+    db_url: str, redis_url: str
+) -> None:
+    with sending_env(db_url, redis_url, send_claim_grace_seconds=0.2) as env:
+        bid = new_broadcast(env, phones(6))
+        control.start(env.runtime, bid, by=OPERATOR)
+        with transaction(env.runtime.sessions) as session:  # a worker claims 2, then dies
+            claimed = sending.claim(session, bid, 2)
+        control.cancel(env.runtime, bid, by=OPERATOR)
+        time.sleep(0.3)
+        assert maintenance.run_once(env.runtime)["released"] == 2
+        rows = {r.id: r for r in recipients(env, bid)}
+        assert {rows[c.id].status for c in claimed} == {R.SKIPPED}
+        assert rows[claimed[0].id].error_title == sending.UNKNOWN_OUTCOME
+        assert_counters_match(env, bid)
+        # WhatsApp had accepted the first one: its status webhook moves it on.
+        with transaction(env.runtime.sessions) as session:
+            first = session.get(Recipient, claimed[0].id)
+            assert first is not None
+            assert apply_delivery_status(session, first, "delivered", at=utcnow(), wamid="wamid.X")
+        rows = {r.id: r for r in recipients(env, bid)}
+        assert rows[claimed[0].id].status == R.DELIVERED
+        assert_counters_match(env, bid)
