@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from broadcasts.enums import RecipientStatus as R
@@ -50,10 +50,6 @@ def tracked(
         deltas.add(recipient.broadcast_id, delta)
     else:
         bump(session, recipient.broadcast_id, delta)
-
-
-def is_terminal(recipient: Recipient) -> bool:
-    return recipient.status in TERMINAL
 
 
 def mark_sent(
@@ -195,14 +191,3 @@ def skip_unsent(session: Session, broadcast_id: str, *, reason: str) -> int:
     n = int(result.rowcount or 0)  # type: ignore[attr-defined]
     bump(session, broadcast_id, Counts(pending=-n, skipped=n))
     return n
-
-
-def count_in_status(session: Session, broadcast_id: str, *statuses: R) -> int:
-    return int(
-        session.scalar(
-            select(func.count()).where(
-                Recipient.broadcast_id == broadcast_id, Recipient.status.in_(statuses)
-            )
-        )
-        or 0
-    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import datetime
 
 from broadcasts import audit, service
@@ -20,6 +21,7 @@ from broadcasts.imports.phones import PHONE_REASONS, normalise_phone
 from broadcasts.models import Broadcast
 from broadcasts.templates import ensure_approved
 from jobs import events
+from jobs.limiter import reserve_sync
 from jobs.runtime import Runtime
 from jobs.sender import enqueue_lanes, lanes_for
 from jobs.whatsapp import spec_for, target_for
@@ -77,6 +79,16 @@ def unschedule(runtime: Runtime, ref: str, *, by: Actor) -> Broadcast:
     return broadcast
 
 
+def _wait_for_slot(runtime: Runtime, phone_number_id: str, rate: float) -> None:
+    """Book one send slot on the number's limiter, so a test send never pushes a running
+    broadcast on the same number over the rate."""
+    while True:
+        reservation = reserve_sync(runtime.redis, phone_number_id, rate)
+        time.sleep(max(0.0, reservation.wait_seconds - (0 if reservation.granted else 0.5)))
+        if reservation.granted:
+            return
+
+
 def test_send(runtime: Runtime, ref: str, *, phone: str, params: dict[str, str], by: Actor) -> str:
     """Send the broadcast's template to one number, outside its metrics; returns the wamid."""
     number, reason = normalise_phone(phone, runtime.settings.phone_default_region)
@@ -92,6 +104,8 @@ def test_send(runtime: Runtime, ref: str, *, phone: str, params: dict[str, str],
         target = target_for(broadcast.config)
         spec = spec_for(template)
         broadcast_id = broadcast.id
+        rate = float(broadcast.config.throughput_mps)
+    _wait_for_slot(runtime, target.phone_number_id, rate)
 
     async def send() -> str:
         async with WhatsAppClient(max_in_flight=1) as client:

@@ -424,6 +424,14 @@ class Lane:
 
     async def _hand_over(self, plan: Plan, exhausted: bool) -> str:
         """After the slice: stop the broadcast, complete it, or queue what comes next."""
+        log.info(
+            "lane %s/%s stops (%s): %d answered 130429, %d slots missed and booked again",
+            self.broadcast_id,
+            self.lane,
+            self.stop_reason or "nothing left",
+            self.throttled,
+            self.missed_slots,
+        )
         if self.broadcast_error is not None:
             exc = self.broadcast_error
             await self._stop_broadcast(str(exc), fail=exc.code in FAIL_CODES)

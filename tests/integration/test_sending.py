@@ -208,6 +208,7 @@ def test_test_send_reaches_one_number_outside_the_metrics(db_url: str, redis_url
         (message,) = env.sandbox.messages()
         assert message["to"] == "447400123456"
         assert message["callback_data"] == f"bb1:{bid}:test"
+        assert env.runtime.redis.exists("bb:rate:100200300:tat")  # it took a slot of the number
         assert wamid
         with pytest.raises(ValidationFailed, match="parameter"):
             control.test_send(env.runtime, bid, phone="+447400123456", params={}, by=OPERATOR)
