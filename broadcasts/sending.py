@@ -138,7 +138,17 @@ def record(session: Session, outcomes: Sequence[Outcome], *, now: datetime | Non
         query = query.with_for_update()
     deltas = CounterDeltas()
     opted_out_phones: list[str] = []
-    for recipient in session.scalars(query):
+    recipients = list(session.scalars(query))
+    # A cancel skipped every pending recipient; one handed back after it is skipped too.
+    cancelled = set(
+        session.scalars(
+            select(Broadcast.id).where(
+                Broadcast.id.in_({r.broadcast_id for r in recipients}),
+                Broadcast.status == BroadcastStatus.CANCELLED,
+            )
+        )
+    )
+    for recipient in recipients:
         outcome = by_id[recipient.id]
         if outcome.kind == "sent":
             assert outcome.wamid is not None
@@ -165,6 +175,8 @@ def record(session: Session, outcomes: Sequence[Outcome], *, now: datetime | Non
                 opted_out_phones.append(recipient.phone)
         elif outcome.kind == "skip":
             mark_skipped(session, recipient, reason=outcome.title or "skipped", deltas=deltas)
+        elif recipient.status == R.SENDING and recipient.broadcast_id in cancelled:
+            mark_skipped(session, recipient, reason="broadcast cancelled", deltas=deltas)
         elif recipient.status == R.SENDING:  # retry or release: back to the queue
             recipient.status = R.PENDING
             recipient.claimed_at = None

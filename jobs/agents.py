@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import random
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,14 +34,19 @@ from broadcasts.models import (
     WhatsAppConfig,
     utcnow,
 )
+from jobs import offload
 from jobs import runtime as runtime_mod
 from jobs.queues import AGENTS, job_id, queue
 from jobs.runtime import Runtime
 from kapso.templates import render_body
 
 log = logging.getLogger(__name__)
+_held: set[int] = set()  # deliveries waiting for or running on their agent's threads here
+_held_lock = threading.Lock()
 
 WEBHOOK_JOB = "jobs.agents.deliver"
+OFFLOAD = "agent-deliveries"  # the jobs.offload name deliveries run on inside a worker
+PER_AGENT_IN_FLIGHT = 4
 SLACK_JOB = "bot.agent_threads.deliver"
 SIGNATURE_HEADER = "X-Broadcast-Signature"
 BACKOFF_BASE_SECONDS = 2.0
@@ -157,7 +163,40 @@ def backoff_seconds(attempt: int) -> float:
 
 
 def deliver(delivery_id: int) -> str:
-    """RQ job: POST one delivery to its webhook agent; on failure record it and retry later."""
+    """RQ job: POST one delivery to its webhook agent; on failure record it and retry later.
+
+    Inside a worker the POST runs on the agent's own threads (at most PER_AGENT_IN_FLIGHT at a
+    time, the rest in order behind them), so a slow or failing agent delays only its own
+    messages and the worker goes on with the next job at once."""
+    work = offload.get(OFFLOAD)
+    if work is None:
+        return _deliver_now(delivery_id)
+    runtime = runtime_mod.current()
+    with transaction(runtime.sessions) as session:
+        agent_id = session.scalar(
+            select(AgentDelivery.agent_id).where(
+                AgentDelivery.id == delivery_id, AgentDelivery.status == DeliveryStatus.PENDING
+            )
+        )
+    if agent_id is None:
+        return "nothing to do"
+    with _held_lock:
+        if delivery_id in _held:  # already waiting for its agent here (a requeue found it)
+            return "already queued"
+        _held.add(delivery_id)
+    work.submit(f"agent-{agent_id}", _deliver_held, delivery_id)
+    return "queued for its agent"
+
+
+def _deliver_held(delivery_id: int) -> None:
+    try:
+        _deliver_now(delivery_id)
+    finally:
+        with _held_lock:
+            _held.discard(delivery_id)
+
+
+def _deliver_now(delivery_id: int) -> str:
     runtime = runtime_mod.current()
     settings = runtime.settings
     with transaction(runtime.sessions) as session:

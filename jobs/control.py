@@ -35,8 +35,11 @@ def start(runtime: Runtime, ref: str, *, by: Actor) -> Broadcast:
     with transaction(runtime.sessions) as session:
         broadcast = service.start_broadcast(session, ref, by=by)
         _, pause, _ = service.effective_pacing(broadcast)
+        recipients = broadcast.pending_count  # the note says this even if it is shown late
     enqueue_lanes(runtime, broadcast.id, lanes_for(pause, runtime.settings.send_lanes))
-    events.publish(runtime.redis, broadcast.id, "started", by=by.id, via=by.via)
+    events.publish(
+        runtime.redis, broadcast.id, "started", by=by.id, via=by.via, recipients=recipients
+    )
     return broadcast
 
 
