@@ -132,6 +132,22 @@ def test_header_written_for_templates_is_matched_back() -> None:
         assert [i for _, i in match_columns(csv_header(template), template).params] == [1, 2]
 
 
+def test_header_and_button_columns_are_written_as_templates_show_names_them() -> None:
+    template = Template(
+        parameter_format="POSITIONAL", parameter_names=["header_1", "1", "button_0"], body_text=""
+    )
+    header = csv_header(template)
+    assert header == ["phone_number", "header_1", "param1", "button_0"]
+    assert list(match_columns(header, template).params) == [
+        ("header_1", 1),
+        ("1", 2),
+        ("button_0", 3),
+    ]
+    # Files made from the old template download (paramheader_1, parambutton_0) still load.
+    old = match_columns(["phone_number", "paramheader_1", "param1", "parambutton_0"], template)
+    assert list(old.params) == [("header_1", 1), ("1", 2), ("button_0", 3)]
+
+
 def test_column_key() -> None:
     assert column_key("  First   Name ") == "first_name"
     assert column_key("{{ order-id }}") == "order_id"
