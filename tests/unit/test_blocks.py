@@ -123,7 +123,14 @@ def test_a_draft_card_asks_for_a_csv_and_offers_every_set_up_button() -> None:
 
 def test_a_sending_card_shows_progress_metrics_eta_and_pause() -> None:
     counts = Counts(
-        total=1000, pending=480, sent=500, delivered=450, read=300, responded=30, failed=20
+        total=1000,
+        pending=480,
+        sent=500,
+        delivered=450,
+        read=300,
+        responded=30,
+        failed=20,
+        opted_out=4,
     )
     blocks = card_blocks(
         sample_card("sending", counts=counts, failures=(("131026 Undeliverable", 20),))
@@ -131,7 +138,12 @@ def test_a_sending_card_shows_progress_metrics_eta_and_pause() -> None:
     text = str(blocks)
     assert "52.0%" in text and "ETA" in text and "Top failure reasons" in text
     fields = [f["text"] for b in blocks for f in b.get("fields", [])]
-    assert "*Response rate*\n6.0% (responded ÷ sent)" in fields
+    assert "*Response rate*\n3.0% (responded ÷ total recipients)" in fields
+    assert "*Opted out*\n4" in fields
+    assert (
+        "Delivery rate 90.0% (delivered ÷ sent) · Read rate 66.7% (read ÷ delivered) · "
+        "Reply rate of delivered 6.7% (responded ÷ delivered)"
+    ) in text
     buttons = [e["text"]["text"] for b in blocks if b["type"] == "actions" for e in b["elements"]]
     assert buttons == ["Pause", "Cancel"]
 
