@@ -85,6 +85,28 @@ def test_records_carry_the_line_their_record_starts_on() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"sep=;\r\nphone_number;param1\r\n+447400123456;Ana, B\r\n",
+        codecs.BOM_UTF8 + b"SEP=;\nphone_number;param1\n+447400123456;Ana, B\n",
+        b'"sep=;"\nphone_number;param1\n+447400123456;Ana, B\n',
+    ],
+)
+def test_excel_sep_line_names_the_delimiter_and_is_not_the_header(data: bytes) -> None:
+    source = io.BytesIO(data)
+    fmt = sniff(source)
+    assert (fmt.delimiter, fmt.separator_line) == (";", True)
+    assert list(records(source, fmt)) == [
+        (2, ["phone_number", "param1"]),
+        (3, ["+447400123456", "Ana, B"]),
+    ]
+
+
+def test_a_file_without_sep_line_is_unchanged() -> None:
+    assert sniff(io.BytesIO(b"phone_number,sep\n+44,x\n")).separator_line is False
+
+
 def test_undecodable_bytes_after_the_sample_name_the_line() -> None:
     body = b"phone,param1\n" + b"+447400123456,Ana\n" * 20_000 + b"+44,\xff\xfe\n"
     source = io.BytesIO(body)
