@@ -220,15 +220,18 @@ class Api:
         await self._latency()
         pnid = request.match_info["phone_number_id"]
         mps = self.config.throughput_for(pnid)
-        return web.json_response(
-            {
-                "id": pnid,
-                "display_phone_number": self.config.display_phone_number,
-                "verified_name": "Sandbox Business",
-                "quality_rating": "GREEN",
-                "throughput": {"level": "HIGH" if mps >= 1000 else "STANDARD"},
-            }
-        )
+        fields: dict[str, Any] = {
+            "display_phone_number": self.config.display_phone_number,
+            "verified_name": "Sandbox Business",
+            "quality_rating": "GREEN",
+            "throughput": {"level": "HIGH" if mps >= 1000 else "STANDARD"},
+            "whatsapp_business_manager_messaging_limit": self.config.messaging_limit_for(pnid),
+        }
+        # Like the Graph API: only the fields asked for (and the id), all when none are named.
+        asked = [f.strip() for f in request.query.get("fields", "").split(",") if f.strip()]
+        if asked:
+            fields = {k: v for k, v in fields.items() if k in asked}
+        return web.json_response({**fields, "id": pnid})
 
     async def contacts(self, request: web.Request) -> web.Response:
         denied = self._auth(request)
