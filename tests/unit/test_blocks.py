@@ -166,8 +166,9 @@ def test_the_new_broadcast_modal_fits_with_a_hundred_configurations() -> None:
 
 def test_every_other_modal_fits() -> None:
     assert_modal(modals.add_contacts_modal("b" * 36, LONG, 10**6))
+    countries = tuple((f"+{code}", 10**6) for code in range(200, 450))  # every calling code
     summary = modals.SendSummary(
-        "b" * 36, LONG, 10**6, LONG, LONG, 80.0, 500, 10.0, 3600.0, (LONG, LONG)
+        "b" * 36, LONG, 10**6, LONG, LONG, 80.0, 500, 10.0, 3600.0, (LONG, LONG), countries
     )
     assert_modal(modals.send_confirm_modal(summary))
     assert_modal(
@@ -193,6 +194,21 @@ def test_lists_and_the_home_tab_fit() -> None:
     assert_within_limits(home.home_view(lines, can_send=False)["blocks"], max_blocks=100)
     many = [(LONG, [(LONG, "en", "MARKETING", "APPROVED")] * 3) for _ in range(80)]
     assert_within_limits(messages.template_list(many), max_blocks=50)
+
+
+def test_import_summary_counts_recipients_per_country_and_explains_missing_codes() -> None:
+    summary = {
+        "rows": 10,
+        "accepted": 7,
+        "invalid": 3,
+        "invalid_by_reason": {"phone_no_country_code": 3},
+        "accepted_by_country": {"+1": 2, "+44": 5},
+    }
+    text = messages.import_summary(summary, "list.csv", "<@U0ANA>")
+    assert "By country: +44 GB 5 · +1 US 2." in text
+    assert "Numbers without a country code are never guessed" in text
+    many = {f"+{code}": 1 for code in (30, 31, 32, 33, 34, 36, 39, 40, 41, 43)}
+    assert messages.countries_text(many).endswith("2 more countries 2")
 
 
 def test_humane_numbers() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from bot.agent_threads import header_text
 from broadcasts.models import Broadcast, Recipient, Template, TestSend
 from jobs.agents import broadcast_context, context_of_test_send
 
@@ -44,3 +45,15 @@ def test_a_test_send_context_has_the_same_shape_marked_as_a_test() -> None:
     assert context["is_test"] is True
     assert context["rendered_content"] == "Hi Tester, check out our special holiday offers!"
     assert context["template_content"] == "Hi {{1}}, check out our special holiday offers!"
+
+
+def test_a_slack_agent_thread_shows_what_the_person_read_and_marks_test_sends() -> None:
+    context = broadcast_context(
+        _broadcast(), Recipient(params={"1": "Ana"}, wamid="wamid.ABC", sent_at=SENT)
+    )
+    payload = {"contact": {"name": "Ana", "phone": "+15551234567"}, "broadcast_context": context}
+    header = header_text(payload)
+    assert ">Hi Ana, check out our special holiday offers!" in header
+    assert "replied to broadcast *Holiday Sale 2024*" in header
+    test = context_of_test_send(_broadcast(), TestSend(params={"1": "T"}, wamid="w", sent_at=SENT))
+    assert "replied to a *test send* of broadcast" in header_text({"broadcast_context": test})

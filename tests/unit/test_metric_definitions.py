@@ -56,3 +56,19 @@ def test_a_stop_reply_is_an_opt_out_not_a_response() -> None:
     assert (stopped.opted_out, stopped.responded) == (1, 0)
     answered = counts_of(_recipient(responded_at=AT))  # type: ignore[arg-type]
     assert (answered.opted_out, answered.responded) == (0, 1)
+
+
+def test_broadcasts_show_names_every_figure_and_what_each_rate_divides() -> None:
+    from bot.cli.broadcasts import metrics_table
+
+    counts = Counts(total=1000, sent=500, delivered=400, read=200, responded=100, opted_out=7)
+    text = metrics_table(counts.as_dict())
+    for line in (
+        "Opted out (STOP replies)",
+        "Response rate",
+        "10.0% (responded ÷ total recipients)",
+        "80.0% (delivered ÷ sent)",
+        "50.0% (read ÷ delivered)",
+        "25.0% (responded ÷ delivered)",
+    ):
+        assert line in text
