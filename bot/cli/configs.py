@@ -159,6 +159,40 @@ def list_(cli_ctx: CliContext, as_json: bool) -> None:
     )
 
 
+@group.command("refresh")
+@click.argument("config", required=False)
+@json_option
+@pass_cli
+def refresh(cli_ctx: CliContext, config: str | None, as_json: bool) -> None:
+    """Read the throughput level and messaging limit of CONFIG (default: every one) now."""
+    with cli_ctx.session() as session:
+        names = [config] if config else [c.name for c in service.list_configs(session)]
+    results: dict[str, Any] = {}
+    failures = []
+    for name in names:
+        try:
+            found = refresh_limits(cli_ctx.runtime, name)
+        except BroadcastBotError as exc:
+            if config:
+                raise
+            failures.append(f"{name}: {exc}")
+            results[name] = {"error": str(exc)}
+            continue
+        results[name] = {
+            "throughput_level": found.throughput_level,
+            "throughput_mps": found.throughput_mps,
+            "messaging_limit": found.messaging_limit,
+            "changes": found.changes,
+        }
+        if not as_json:
+            changed = f" (changed: {'; '.join(found.changes)})" if found.changes else ""
+            click.echo(f"{name}: {found.describe()}{changed}")
+    if as_json:
+        emit_json(results)
+    if failures:
+        raise click.ClickException("; ".join(failures))
+
+
 @group.command("set-agent")
 @click.argument("config")
 @click.argument("agent")

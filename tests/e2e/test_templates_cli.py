@@ -238,6 +238,15 @@ def test_configs_read_the_numbers_level_and_tier_and_sync_refreshes_them(
     assert "messaging limit TIER_10K → TIER_250" in out
     (config,) = json.loads(ok(db_url, "configs", "list", "--json"))
     assert (config["throughput_mps"], config["messaging_limit"]) == (1000, "TIER_250")
+    # Back to STANDARD: the rate follows the level down; the tier is refreshed on demand too.
+    sandbox.settings(messaging_limit="TIER_UNLIMITED")
+    try:
+        refreshed = ok(db_url, "configs", "refresh", "main")
+    finally:
+        sandbox.settings(messaging_limit="TIER_10K")
+    assert refreshed.startswith("main: throughput STANDARD (80/s), messaging limit TIER_UNLIMITED")
+    assert "messaging limit TIER_250 → TIER_UNLIMITED" in refreshed
+    assert "rate 1000/s → 80/s" in refreshed
 
 
 def test_a_number_whose_limits_cannot_be_read_starts_at_the_seeds_rate(db_url: str) -> None:
