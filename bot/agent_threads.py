@@ -36,10 +36,13 @@ def header_text(payload: dict[str, Any]) -> str:
     phone = contact.get("phone") or ""
     ctx = payload.get("broadcast_context")
     if ctx:
+        # What the person read: the rendered text (template_content keeps its placeholders).
+        received = ctx.get("rendered_content") or ctx.get("template_content") or ""
+        what = "a *test send* of broadcast" if ctx.get("is_test") else "broadcast"
         return (
-            f"💬 *{who}* ({phone}) replied to broadcast *{ctx.get('broadcast_name')}* "
+            f"💬 *{who}* ({phone}) replied to {what} *{ctx.get('broadcast_name')}* "
             f"(template `{ctx.get('template_name')}`, sent {ctx.get('sent_at')}).\n"
-            f"What they received:\n{quote(clip(str(ctx.get('template_content') or ''), 2500))}\n"
+            f"What they received:\n{quote(clip(str(received), 2500))}\n"
             "Answer in this thread: your messages go to them on WhatsApp."
         )
     return f"💬 *{who}* ({phone}) wrote on WhatsApp. Answer in this thread to reply."

@@ -7,7 +7,6 @@ opens its own transaction, and raises BroadcastBotError or FieldError with a sen
 from __future__ import annotations
 
 import logging
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,6 +25,7 @@ from broadcasts.db import transaction
 from broadcasts.errors import NotFoundError, ValidationFailed
 from broadcasts.metrics import stored_counts
 from broadcasts.models import Broadcast, Recipient, Template, WhatsAppConfig
+from broadcasts.send_check import recipients_by_country, send_warnings
 from jobs.runtime import Runtime
 from kapso.templates import render_body
 
@@ -40,7 +40,6 @@ FIELD_BLOCKS = {
     "batch_size": ids.B_BATCH_SIZE,
     "batch_pause": ids.B_BATCH_PAUSE,
 }
-LIMIT_TIER = re.compile(r"(\d+)\s*([KkMm]?)")
 
 
 # -- new broadcast -----------------------------------------------------------------------------
@@ -255,17 +254,6 @@ def upload_csv_template(
     )
 
 
-def messaging_limit(value: str | None) -> int | None:
-    """TIER_1K → 1000, TIER_250 → 250, TIER_UNLIMITED → None."""
-    if not value or "UNLIMITED" in value.upper():
-        return None
-    match = LIMIT_TIER.search(value)
-    if not match:
-        return None
-    factor = {"": 1, "K": 1000, "M": 1_000_000}[match.group(2).upper()]
-    return int(match.group(1)) * factor
-
-
 def send_summary(runtime: Runtime, broadcast_id: str) -> modals.SendSummary:
     with transaction(runtime.sessions) as session:
         broadcast = service.get_broadcast(session, broadcast_id)
@@ -281,19 +269,7 @@ def send_summary(runtime: Runtime, broadcast_id: str) -> modals.SendSummary:
         )
         template = broadcast.template
         rendered = render_body(template.body_text, first.params if first else {})
-        warnings = []
-        limit = messaging_limit(broadcast.config.messaging_limit)
-        if limit is not None and recipients > limit:
-            warnings.append(
-                f"{kit.number(recipients)} recipients is more than this number's messaging limit "
-                f"({kit.number(limit)} people per 24 h): WhatsApp refuses the rest until the "
-                "window rolls over."
-            )
-        if template.category.upper() == "MARKETING":
-            warnings.append(
-                "This is a *marketing* template: it is billed as marketing, and people who "
-                "opted out of marketing or hit Meta's per-person limit will not receive it."
-            )
+        warnings = send_warnings(broadcast, recipients)
         return modals.SendSummary(
             broadcast_id=broadcast.id,
             name=broadcast.name,
@@ -305,6 +281,7 @@ def send_summary(runtime: Runtime, broadcast_id: str) -> modals.SendSummary:
             batch_pause_seconds=pause,
             estimate_seconds=cards.estimate_seconds(recipients, rate, batch_size, pause),
             warnings=tuple(warnings),
+            countries=tuple(recipients_by_country(session, broadcast.id).items()),
         )
 
 

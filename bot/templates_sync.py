@@ -23,7 +23,10 @@ def sync_and_tell(user_id: str) -> None:
             continue
         line = f"• *{name}*: {r.added} added, {r.updated} updated, {r.unchanged} unchanged"
         changes = ", ".join(f"`{t}` {old} → {new}" for t, old, new in r.status_changes)
-        lines.append(line + (f"; status changes: {changes}" if changes else ""))
+        line += f"; status changes: {changes}" if changes else ""
+        if r.limits is not None:
+            line += f"; number: {r.limits.describe()}"
+        lines.append(line)
     text = (
         "Template sync finished:\n" + "\n".join(lines)
         if lines

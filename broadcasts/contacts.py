@@ -140,7 +140,8 @@ def list_contacts(
 def find_contact(session: Session, ref: str) -> Contact | None:
     """A contact by phone (any format with a country code), wa_id or numeric id."""
     text = ref.strip()
-    phone, _ = normalise_phone(text, None)
+    # A lookup gives no number a country, so digits without + may be read as international.
+    phone, _ = normalise_phone(text, None, assume_international=True)
     if phone is not None:
         found = session.scalar(select(Contact).where(Contact.phone == phone))
         if found is not None:
@@ -149,7 +150,8 @@ def find_contact(session: Session, ref: str) -> Contact | None:
 
 
 def _phone_of(ref: str) -> str:
-    phone, reason = normalise_phone(ref, None)
+    # Refs here are phones or WhatsApp ids, and a wa_id is the number with its country code.
+    phone, reason = normalise_phone(ref, None, assume_international=True)
     if phone is None:
         raise ValidationFailed(
             f"'{ref}' is not a phone number with a country code ({PHONE_REASONS[reason]}).",

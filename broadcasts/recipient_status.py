@@ -169,9 +169,21 @@ def apply_delivery_status(
 
 
 def mark_responded(
-    session: Session, recipient: Recipient, *, at: datetime, deltas: CounterDeltas | None = None
+    session: Session,
+    recipient: Recipient,
+    *,
+    at: datetime,
+    deltas: CounterDeltas | None = None,
+    opt_out: bool = False,
 ) -> bool:
-    """Set the responded flag once."""
+    """Set the responded flag once; a reply asking to opt out (STOP) sets the opted-out flag
+    instead, because the seed's response rate counts people who engaged, not who left."""
+    if opt_out:
+        if recipient.opted_out_at is not None:
+            return False
+        with tracked(session, recipient, deltas):
+            recipient.opted_out_at = at
+        return True
     if recipient.responded_at is not None:
         return False
     with tracked(session, recipient, deltas):

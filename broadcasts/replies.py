@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from broadcasts.models import Broadcast, Recipient
+from broadcasts.models import Broadcast, Recipient, TestSend
 
 
 def attribute_reply(
@@ -50,3 +50,55 @@ def attribute_reply(
     if found is None:
         found = session.scalar(recent.where(Recipient.phone == f"+{wa_id}"))
     return found
+
+
+def attribute_test_reply(
+    session: Session,
+    *,
+    config_id: int,
+    wa_id: str,
+    context_id: str | None,
+    at: datetime,
+    window_hours: float,
+) -> TestSend | None:
+    """The test send a message answers (same rules as attribute_reply), or None."""
+    query = select(TestSend).join(Broadcast, Broadcast.id == TestSend.broadcast_id)
+    query = query.where(Broadcast.config_id == config_id)
+    if context_id:
+        quoted = session.scalar(query.where(TestSend.wamid == context_id))
+        if quoted is not None:
+            return quoted
+    since = at - timedelta(hours=window_hours)
+    return session.scalar(
+        query.where(
+            TestSend.phone == f"+{wa_id}",
+            TestSend.sent_at >= since,
+            TestSend.sent_at <= at + timedelta(minutes=5),
+        )
+        .order_by(TestSend.sent_at.desc(), TestSend.id.desc())
+        .limit(1)
+    )
+
+
+def record_test_send(
+    session: Session,
+    *,
+    broadcast_id: str,
+    phone: str,
+    wamid: str,
+    params: dict[str, str],
+    sent_by: str,
+    at: datetime,
+) -> TestSend:
+    """Remember a test message so a reply to it reaches the agent with its broadcast context."""
+    test_send = TestSend(
+        broadcast_id=broadcast_id,
+        phone=phone,
+        wamid=wamid,
+        params=dict(params),
+        sent_by=sent_by[:64],
+        sent_at=at,
+    )
+    session.add(test_send)
+    session.flush()
+    return test_send

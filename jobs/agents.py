@@ -31,9 +31,11 @@ from broadcasts.models import (
     Conversation,
     Message,
     Recipient,
+    TestSend,
     WhatsAppConfig,
     utcnow,
 )
+from broadcasts.replies import attribute_test_reply
 from jobs import offload
 from jobs import runtime as runtime_mod
 from jobs.queues import AGENTS, job_id, queue
@@ -62,15 +64,67 @@ def iso_z(at: datetime) -> str:
 
 
 def broadcast_context(broadcast: Broadcast, recipient: Recipient) -> dict[str, Any]:
-    """Which broadcast a reply answers, exactly in the seed's shape."""
+    """Which broadcast a reply answers: the seed's five fields with the seed's meanings
+    (`template_content` is the template's text with its `{{…}}` placeholders), then our
+    additions under their own names (what this recipient got)."""
     sent_at = recipient.sent_at or broadcast.started_at or broadcast.created_at
+    return _context(broadcast, recipient.params or {}, recipient.wamid, sent_at, is_test=False)
+
+
+def context_of_test_send(broadcast: Broadcast, test_send: TestSend) -> dict[str, Any]:
+    """The same context for a reply to a test send, marked `is_test` (not in any metric)."""
+    return _context(broadcast, test_send.params or {}, test_send.wamid, test_send.sent_at, True)
+
+
+def _context(
+    broadcast: Broadcast,
+    params: dict[str, Any],
+    wamid: str | None,
+    sent_at: datetime,
+    is_test: bool,
+) -> dict[str, Any]:
+    template = broadcast.template
     return {
         "broadcast_id": broadcast.id,
         "broadcast_name": broadcast.name,
-        "template_name": broadcast.template.name,
-        "template_content": render_body(broadcast.template.body_text, recipient.params or {}),
+        "template_name": template.name,
+        "template_content": template.body_text,
         "sent_at": iso_z(sent_at),
+        "template_language": template.language,
+        "parameters": {str(k): v for k, v in params.items()},
+        "rendered_content": render_body(template.body_text, params),
+        "wamid": wamid,
+        "is_test": is_test,
     }
+
+
+def reply_context(
+    session: Session,
+    broadcast: Broadcast | None,
+    recipient: Recipient | None,
+    *,
+    config_id: int,
+    wa_id: str,
+    context_id: str | None,
+    at: datetime,
+    window_hours: float,
+) -> dict[str, Any] | None:
+    """The broadcast_context of an inbound message: its broadcast recipient's, else the test
+    send it answers (quoted, or the latest to this sender within the window), else None."""
+    if broadcast is not None and recipient is not None:
+        return broadcast_context(broadcast, recipient)
+    test_send = attribute_test_reply(
+        session,
+        config_id=config_id,
+        wa_id=wa_id,
+        context_id=context_id,
+        at=at,
+        window_hours=window_hours,
+    )
+    if test_send is None:
+        return None
+    tested = session.get(Broadcast, test_send.broadcast_id)
+    return context_of_test_send(tested, test_send) if tested is not None else None
 
 
 def agent_payload(

@@ -18,7 +18,8 @@ from broadcasts.callback import encode
 from broadcasts.db import transaction
 from broadcasts.errors import ValidationFailed
 from broadcasts.imports.phones import PHONE_REASONS, normalise_phone
-from broadcasts.models import Broadcast
+from broadcasts.models import Broadcast, utcnow
+from broadcasts.replies import record_test_send
 from broadcasts.templates import ensure_approved
 from jobs import events
 from jobs.limiter import reserve_sync
@@ -126,6 +127,15 @@ def test_send(runtime: Runtime, ref: str, *, phone: str, params: dict[str, str],
     except WhatsAppError as exc:
         raise ValidationFailed(f"Test send refused. {exc}", field="params") from None
     with transaction(runtime.sessions) as session:
+        record_test_send(
+            session,
+            broadcast_id=broadcast_id,
+            phone=number,
+            wamid=wamid,
+            params=params,
+            sent_by=by.id,
+            at=utcnow(),
+        )
         audit.record(
             session,
             "broadcast.test_send",

@@ -232,10 +232,12 @@ class Processor:
             at=m.timestamp,
             phone_hint=recipient.phone if recipient else None,
         )
+        intent = keyword_intent(m.body, self.settings.opt_out_words, self.settings.opt_in_words)
         if recipient is not None:
             if recipient.contact_id is None:
                 recipient.contact_id = contact.id
-            mark_responded(session, recipient, at=m.timestamp, deltas=deltas)
+            opt_out = intent is True  # a STOP reply is an opt-out, not a response
+            mark_responded(session, recipient, at=m.timestamp, deltas=deltas, opt_out=opt_out)
         agent_id = broadcast.agent_id if broadcast else config.primary_agent_id
         conversation, is_new = open_conversation(
             session,
@@ -258,15 +260,21 @@ class Processor:
             broadcast_id=broadcast.id if broadcast else None,
             recipient_id=recipient.id if recipient else None,
         )
-        intent = keyword_intent(m.body, self.settings.opt_out_words, self.settings.opt_in_words)
         if intent is not None:
             self._set_opt_out(session, contact.phone, intent, f"replied '{m.body}'")
         agent = session.get(Agent, agent_id) if agent_id else None
         if agent is None:
             log.warning("no agent for inbound message %s on '%s'", m.wamid, config.name)
             return
-        context = (
-            agents.broadcast_context(broadcast, recipient) if broadcast and recipient else None
+        context = agents.reply_context(
+            session,
+            broadcast,
+            recipient,
+            config_id=config.id,
+            wa_id=m.from_wa_id,
+            context_id=m.context_id,
+            at=m.timestamp,
+            window_hours=self.settings.reply_attribution_hours,
         )
         payload = agents.agent_payload(
             idempotency_key=agents.idempotency_key_for(agent.id, m.wamid),

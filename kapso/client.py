@@ -35,6 +35,12 @@ log = logging.getLogger(__name__)
 # Meta's `throughput.level` → messages per second (Cloud API docs: 80 by default, 1,000 when
 # upgraded; numbers shared with the WhatsApp Business app get 20).
 THROUGHPUT_LEVELS = {"STANDARD": 80, "HIGH": 1000, "COEXISTENCE": 20}
+# The phone number's fields we read: the throughput level, and the business portfolio's messaging
+# limit (Meta deprecated the per-number `messaging_limit_tier` for
+# `whatsapp_business_manager_messaging_limit`, e.g. TIER_2K; the old field is still read when
+# an API answers with it).
+LIMIT_FIELDS = "throughput,whatsapp_business_manager_messaging_limit,display_phone_number"
+_TIER = re.compile(r"^(?:TIER_)?(\d+)([KM]?)$")
 TEMPLATE_FIELDS = "id,name,language,status,category,parameter_format,components,rejected_reason"
 PAGE_LIMIT = 100
 
@@ -70,6 +76,45 @@ class WaContact:
     phone: str
     name: str | None
     raw: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class NumberLimits:
+    """What WhatsApp says about a phone number's sending limits (None: not said)."""
+
+    throughput_level: str | None  # STANDARD, HIGH, … as WhatsApp names it
+    throughput_mps: int | None  # the level in messages per second
+    messaging_limit: str | None  # TIER_250, TIER_2K, …, TIER_UNLIMITED
+    display_phone_number: str | None = None
+
+
+def _throughput(value: Any) -> tuple[str | None, int | None]:
+    level = value.get("level") if isinstance(value, Mapping) else value
+    if isinstance(level, bool) or level is None:
+        return None, None
+    if isinstance(level, int):
+        return (str(level), level) if level > 0 else (None, None)
+    text = str(level).strip().upper()
+    if text.isdigit():
+        return text, int(text) or None
+    return (text or None), THROUGHPUT_LEVELS.get(text)
+
+
+def _tier(value: Any) -> str | None:
+    """`TIER_2K` as WhatsApp writes it; a bare number (2000) becomes `TIER_2K` too."""
+    if isinstance(value, Mapping):
+        value = value.get("tier") or value.get("value")
+    if isinstance(value, bool) or value is None or value == "":
+        return None
+    if isinstance(value, int):
+        if value >= 1_000_000 and value % 1_000_000 == 0:
+            return f"TIER_{value // 1_000_000}M"
+        return f"TIER_{value // 1000}K" if value >= 1000 and value % 1000 == 0 else f"TIER_{value}"
+    text = str(value).strip().upper()
+    if "UNLIMITED" in text:
+        return "TIER_UNLIMITED"
+    match = _TIER.match(text)
+    return f"TIER_{match.group(1)}{match.group(2)}" if match else text[:32]
 
 
 @dataclass(frozen=True)
@@ -189,18 +234,23 @@ class WhatsAppClient:
 
     async def get_throughput(self, target: ApiTarget) -> int | None:
         """The number's messages/s from `throughput.level`; None when WhatsApp does not say."""
+        return (await self.get_number_limits(target)).throughput_mps
+
+    async def get_number_limits(self, target: ApiTarget) -> NumberLimits:
+        """`GET {base}/{phone_number_id}?fields=throughput,…`: throughput level and messaging
+        limit tier of the number (both Meta's Cloud API and Kapso's proxy answer it)."""
         data = await self._request(
-            target, "GET", target.phone_number_id, params={"fields": "throughput"}
+            target, "GET", target.phone_number_id, params={"fields": LIMIT_FIELDS}
         )
-        throughput = data.get("throughput")
-        level = throughput.get("level") if isinstance(throughput, Mapping) else throughput
-        if isinstance(level, int) and level > 0:
-            return level
-        if isinstance(level, str):
-            if level.isdigit():
-                return int(level)
-            return THROUGHPUT_LEVELS.get(level.upper())
-        return None
+        level, mps = _throughput(data.get("throughput"))
+        tier = _tier(data.get("whatsapp_business_manager_messaging_limit"))
+        display = data.get("display_phone_number")
+        return NumberLimits(
+            throughput_level=level,
+            throughput_mps=mps,
+            messaging_limit=tier or _tier(data.get("messaging_limit_tier")),
+            display_phone_number=str(display) if display else None,
+        )
 
     async def iter_contacts(self, target: ApiTarget) -> AsyncIterator[WaContact]:
         """The contacts Kapso knows for the number (Kapso's proxy only), page by page."""

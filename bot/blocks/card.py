@@ -22,7 +22,7 @@ from bot.blocks.kit import (
     section,
     slack_date,
 )
-from broadcasts.metrics import Counts
+from broadcasts.metrics import RATES, Counts
 
 STATUS_LABEL = {
     "draft": "📝 Draft",
@@ -133,15 +133,26 @@ def _metrics(card: CardData) -> list[Block]:
                 f"*Read*\n{number(c.read)}",
                 f"*Responded*\n{number(c.responded)}",
                 f"*Failed*\n{number(c.failed)}",
-                f"*Response rate*\n{percent(c.response_rate)} (responded ÷ sent)",
+                f"*Response rate*\n{percent(c.response_rate)} (responded ÷ total recipients)",
+                f"*Opted out*\n{number(c.opted_out)}",
                 f"*Skipped*\n{number(c.skipped)}",
             ]
         ),
+        context(other_rates_text(c)),
     ]
     if card.failures:
         reasons = " · ".join(f"{reason} ({number(n)})" for reason, n in card.failures[:3])
         blocks.append(context(f"*Top failure reasons:* {reasons}"))
     return blocks
+
+
+def other_rates_text(c: Counts) -> str:
+    """The rates beside the seed's response rate, each named with what it divides."""
+    return " · ".join(
+        f"{label} {percent(c.rates()[key])} ({meaning})"
+        for key, label, meaning in RATES
+        if key != "response_rate"
+    )
 
 
 def _buttons(card: CardData) -> list[dict[str, object]]:

@@ -14,6 +14,7 @@ from bot.blocks.kit import (
     percent,
     section,
 )
+from broadcasts.imports.phones import country_label
 from broadcasts.metrics import Counts
 
 HELP = """*`/broadcast` — WhatsApp broadcasts from Slack*
@@ -97,6 +98,24 @@ def import_summary(summary: dict[str, Any], filename: str, by: str) -> str:
     if reasons:
         top = sorted(reasons.items(), key=lambda kv: -int(kv[1]))[:5]
         parts.append("Why: " + "; ".join(f"{reason} ({number(int(n))})" for reason, n in top) + ".")
+    countries = summary.get("accepted_by_country") or {}
+    if countries:
+        parts.append("By country: " + countries_text(countries) + ".")
+    if reasons.get("phone_no_country_code"):
+        parts.append(
+            "Numbers without a country code are never guessed: write them as +<country code>"
+            "<number> (or ask an admin to set PHONE_DEFAULT_REGION for national numbers)."
+        )
     if int(summary.get("invalid", 0) or 0):
         parts.append("The attached error report lists every rejected row with its reason.")
     return "\n".join(parts)
+
+
+def countries_text(counts: dict[str, Any], limit: int = 8) -> str:
+    """`+44 GB 120 · +1 US 3 · 2 more countries 5`: recipients per calling code, most first."""
+    ranked = sorted(((str(k), int(v)) for k, v in counts.items()), key=lambda kv: (-kv[1], kv[0]))
+    shown = [f"{country_label(code)} {number(n)}" for code, n in ranked[:limit]]
+    rest = ranked[limit:]
+    if rest:
+        shown.append(f"{len(rest)} more countries {number(sum(n for _, n in rest))}")
+    return " · ".join(shown)

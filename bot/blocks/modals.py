@@ -23,6 +23,7 @@ from bot.blocks.kit import (
     quote,
     section,
 )
+from bot.blocks.messages import countries_text
 
 PREVIEW_LIMIT = 2900
 
@@ -255,6 +256,7 @@ class SendSummary:
     batch_pause_seconds: float
     estimate_seconds: float
     warnings: tuple[str, ...] = ()
+    countries: tuple[tuple[str, int], ...] = ()  # (calling code, recipients), most first
 
 
 def send_confirm_modal(s: SendSummary) -> dict[str, Any]:
@@ -270,6 +272,8 @@ def send_confirm_modal(s: SendSummary) -> dict[str, Any]:
             f"of {number(s.batch_size)}, {number(s.batch_pause_seconds)} s apart."
         ),
     ]
+    if s.countries:
+        blocks.append(context(f"🌍 Recipients by country: {countries_text(dict(s.countries))}"))
     for warning in s.warnings:
         blocks.append(section(f"⚠️ {warning}"))
     return modal(

@@ -37,6 +37,11 @@ def group() -> None:
 @group.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--region", help="Default region for numbers without a country code.")
+@click.option(
+    "--assume-international",
+    is_flag=True,
+    help="Read numbers without + or 00 as international numbers whose + was lost.",
+)
 @click.option("--test", "is_test", is_flag=True, help="Flag every contact of the file as test.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path))
 @json_option
@@ -45,6 +50,7 @@ def import_(
     cli_ctx: CliContext,
     file: Path,
     region: str | None,
+    assume_international: bool,
     is_test: bool,
     report_path: Path | None,
     as_json: bool,
@@ -58,6 +64,7 @@ def import_(
             region=region or settings.phone_default_region,
             is_test=is_test,
             max_bytes=settings.csv_max_bytes,
+            assume_international=assume_international,
         )
     written = None
     if summary.error_report_csv:

@@ -21,6 +21,9 @@ class SandboxConfig:
     # Throughput: send requests per phone number in any sliding 1-second window.
     throughput: int = 80
     throughput_per_number: dict[str, int] = field(default_factory=dict)
+    # The messaging limit tier the phone number reports (TIER_250 … TIER_UNLIMITED).
+    messaging_limit: str = "TIER_10K"
+    messaging_limit_per_number: dict[str, str] = field(default_factory=dict)
     pair_rate: bool = True
     pair_rate_seconds: float = 6.0
     # Which WABA a phone number belongs to (others: the default WABA), and the templates of
@@ -54,6 +57,9 @@ class SandboxConfig:
 
     def throughput_for(self, phone_number_id: str) -> int:
         return self.throughput_per_number.get(phone_number_id, self.throughput)
+
+    def messaging_limit_for(self, phone_number_id: str) -> str:
+        return self.messaging_limit_per_number.get(phone_number_id, self.messaging_limit)
 
     def waba_for(self, phone_number_id: str) -> str:
         return self.numbers.get(phone_number_id, DEFAULT_WABA_ID)

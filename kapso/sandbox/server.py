@@ -40,6 +40,14 @@ def error_response(
     return web.json_response(body, status=status or HTTP_STATUS.get(code, 400))
 
 
+def throughput_level(mps: int) -> str:
+    """Meta's level for the sandbox's throughput; any other rate is reported as its number (a
+    sandbox extension the client reads too), so a sandbox at 200/s never claims STANDARD's 80."""
+    if mps >= 1000:
+        return "HIGH"
+    return {80: "STANDARD", 20: "COEXISTENCE"}.get(mps, str(mps))
+
+
 def wa_id_for(number: str) -> str:
     """The wa_id WhatsApp reports: Brazil drops the mobile 9, Mexico adds the 1."""
     if number.startswith("55") and len(number) == 13 and number[4] == "9":
@@ -220,15 +228,18 @@ class Api:
         await self._latency()
         pnid = request.match_info["phone_number_id"]
         mps = self.config.throughput_for(pnid)
-        return web.json_response(
-            {
-                "id": pnid,
-                "display_phone_number": self.config.display_phone_number,
-                "verified_name": "Sandbox Business",
-                "quality_rating": "GREEN",
-                "throughput": {"level": "HIGH" if mps >= 1000 else "STANDARD"},
-            }
-        )
+        fields: dict[str, Any] = {
+            "display_phone_number": self.config.display_phone_number,
+            "verified_name": "Sandbox Business",
+            "quality_rating": "GREEN",
+            "throughput": {"level": throughput_level(mps)},
+            "whatsapp_business_manager_messaging_limit": self.config.messaging_limit_for(pnid),
+        }
+        # Like the Graph API: only the fields asked for (and the id), all when none are named.
+        asked = [f.strip() for f in request.query.get("fields", "").split(",") if f.strip()]
+        if asked:
+            fields = {k: v for k, v in fields.items() if k in asked}
+        return web.json_response({**fields, "id": pnid})
 
     async def contacts(self, request: web.Request) -> web.Response:
         denied = self._auth(request)
