@@ -26,7 +26,7 @@ def retry_failed(cli_ctx: CliContext, ref: str, as_json: bool) -> None:
     """
     with cli_ctx.session() as session:
         result = follow_ups.retry_failed(session, ref, by=cli_ctx.actor)
-        data = {
+        data: dict[str, Any] = {
             "id": result.broadcast.id,
             "name": result.broadcast.name,
             "retry_of": result.original.id,
@@ -55,7 +55,7 @@ def duplicate(cli_ctx: CliContext, ref: str, name: str | None, as_json: bool) ->
     """New draft with REF's configuration, template, pacing and recipients (any status)."""
     with cli_ctx.session() as session:
         result = follow_ups.duplicate_broadcast(session, ref, by=cli_ctx.actor, name=name)
-        data = {
+        data: dict[str, Any] = {
             "id": result.broadcast.id,
             "name": result.broadcast.name,
             "copy_of": result.original.id,
@@ -100,7 +100,7 @@ def edit(
             template_ref=template_ref,
             drop_unfit=drop_unfit,
         )
-        data = {
+        data: dict[str, Any] = {
             "id": result.broadcast.id,
             "name": result.broadcast.name,
             "template": result.broadcast.template.name,
