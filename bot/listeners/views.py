@@ -8,7 +8,7 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
-from bot import cards, flows
+from bot import cards, flows, follow_ups
 from bot.authz import Authoriser
 from bot.blocks import ids, kit, modals, state
 from bot.blocks.state import FieldError
@@ -28,6 +28,7 @@ def register(app: App) -> None:
     app.view(ids.SEND_CONFIRM)(on_send_confirm)
     app.view(ids.SCHEDULE)(on_schedule)
     app.view(ids.SEND_TEST)(on_send_test)
+    app.view(ids.EDIT_DRAFT)(on_edit_draft)
 
 
 def _errors(ack: Ack, exc: FieldError) -> None:
@@ -140,6 +141,25 @@ def on_send_test(
     with transaction(runtime.sessions) as session:
         broadcast = service.get_broadcast(session, broadcast_id)
         cards.note(client, broadcast, f"🧪 {kit.mention(user)} sent a test message.")
+
+
+def on_edit_draft(
+    ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext
+) -> None:
+    """Save the edit-draft modal all or nothing; a problem is shown on the field at fault."""
+    broadcast_id = str(state.metadata(view).get("broadcast", ""))
+    try:
+        follow_ups.apply_edit(
+            context["runtime"],
+            client,
+            broadcast_id,
+            state.edit_draft(view),
+            user_id=body["user"]["id"],
+        )
+    except FieldError as exc:
+        _errors(ack, exc)
+        return
+    ack()
 
 
 def _param_block(view: dict[str, Any], exc: ValidationFailed) -> str:
