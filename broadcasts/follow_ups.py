@@ -91,7 +91,8 @@ class RetrySelection:
 def _verdict(r: Recipient, now: datetime) -> str:
     """'failed' or 'unsent' when the recipient should be retried, else a LEFT_OUT key."""
     if r.status == R.PENDING:
-        return "unsent"
+        # A pending recipient with an error was waiting for its next attempt when sending stopped.
+        return "unsent" if r.error_code is None else "failed"
     if r.status == R.SKIPPED:
         if r.sent_at is not None:
             return "delivered"
@@ -220,6 +221,10 @@ def retry_failed(
     are left out; the result says how many of each.
     """
     original = service.get_broadcast(session, ref)
+    # Two people pressing "Retry failed" at once must not both take the same recipients: the
+    # second waits for the first and then finds them already in a retry (a row lock on
+    # PostgreSQL; SQLite transactions here begin IMMEDIATE, so writers queue anyway).
+    session.execute(select(Broadcast.id).where(Broadcast.id == original.id).with_for_update())
     _ensure_finished(original, "retry its failures")
     selection = select_retry(session, original, now=now)
     if not selection.recipients:

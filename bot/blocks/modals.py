@@ -390,28 +390,33 @@ def edit_draft_modal(c: EditChoices) -> dict[str, Any]:
                 "max_length": 200,
             },
         ),
-        input_block(
-            ids.B_EDIT_TEMPLATE,
-            "Template",
-            template_select,
-            hint="Every recipient is checked against the new template's parameters.",
-        ),
-        input_block(
-            ids.B_EDIT_DROP_UNFIT,
-            "If recipients lack the new template's parameters",
-            {
-                "type": "checkboxes",
-                "action_id": ids.A_EDIT_DROP_UNFIT,
-                "options": [
-                    option(
-                        "Remove recipients that do not fit",
-                        ids.CHECKED,
-                        "Otherwise the change is refused and the ones lacking values are named",
-                    )
-                ],
-            },
-            optional=True,
-        ),
+    ]
+    if options:  # Slack refuses a select without options
+        blocks += [
+            input_block(
+                ids.B_EDIT_TEMPLATE,
+                "Template",
+                template_select,
+                hint="Every recipient is checked against the new template's parameters.",
+            ),
+            input_block(
+                ids.B_EDIT_DROP_UNFIT,
+                "If recipients lack the new template's parameters",
+                {
+                    "type": "checkboxes",
+                    "action_id": ids.A_EDIT_DROP_UNFIT,
+                    "options": [
+                        option(
+                            "Remove recipients that do not fit",
+                            ids.CHECKED,
+                            "Otherwise the change is refused and the ones lacking values are named",
+                        )
+                    ],
+                },
+                optional=True,
+            ),
+        ]
+    blocks += [
         divider(),
         section(f"*Remove recipients* (now {number(c.recipients)}), optional:"),
         input_block(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from broadcasts import audit, contacts, follow_ups, service
 from broadcasts.db import transaction
@@ -214,3 +215,41 @@ def test_retry_of_a_broadcast_failed_on_a_revoked_key_reaches_everyone_once(
         with transaction(env.runtime.sessions) as session:
             original = service.get_broadcast(session, bid)
             assert (original.status, original.pending_count) == (S.FAILED, 15)
+
+
+def test_two_people_retrying_at_once_never_take_the_same_recipients(
+    sessions: sessionmaker[Session],
+) -> None:
+    with transaction(sessions) as session:
+        broadcast = make_broadcast(session)
+        add_recipients(session, broadcast, PHONES[:5])
+        service.cancel_broadcast(session, broadcast.id, by=OPERATOR)
+        bid = broadcast.id
+    start = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def press() -> None:
+        start.wait()
+        try:
+            with transaction(sessions) as s:
+                retry = follow_ups.retry_failed(s, bid, by=OPERATOR)
+                outcomes.append(f"made {retry.selection.total}")
+        except ValidationFailed as exc:
+            outcomes.append(str(exc))
+
+    threads = [threading.Thread(target=press) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    made = [o for o in outcomes if o.startswith("made")]
+    refused = [o for o in outcomes if not o.startswith("made")]
+    assert made == ["made 5"], outcomes
+    assert len(refused) == 1 and "5 are already in an earlier retry" in refused[0], outcomes
+    with transaction(sessions) as session:
+        in_retries = session.scalars(
+            select(Recipient.phone).where(
+                Recipient.broadcast_id.in_(select(Broadcast.id).where(Broadcast.retry_of_id == bid))
+            )
+        ).all()
+    assert sorted(in_retries) == sorted(PHONES[:5])
