@@ -144,45 +144,50 @@ def _post_new_card(
     return channel
 
 
+def _announce(
+    client: WebClient,
+    session: Any,
+    new: Broadcast,
+    original: Broadcast,
+    text: str,
+    channel_id: str | None,
+) -> str:
+    """Post the new draft's card, note `text` under the original's; returns the user's answer."""
+    where = _post_new_card(client, session, new, channel_id)
+    cards.note(client, original, text)
+    if where is None:
+        text += f" (No card: `/broadcast status {new.id[:8]}` shows it.)"
+    return text
+
+
 def retry_failed(
     runtime: Runtime, client: WebClient, ref: str, *, user_id: str, channel_id: str | None
 ) -> str:
     """Make the retry draft, post its card, note it under the original; returns a sentence."""
     with transaction(runtime.sessions) as session:
         result = follow_ups.retry_failed(session, ref, by=Actor.slack(user_id))
-        retry, original = result.broadcast, result.original
-        where = _post_new_card(client, session, retry, channel_id)
-        explained = result.selection.explain()
+        retry = result.broadcast
         text = (
             f"🔁 {kit.mention(user_id)} made *{retry.name}* (`{retry.id[:8]}`), a draft retry: "
-            f"{explained} Review it and press *Send* on its card."
+            f"{result.selection.explain()} Review it and press *Send* on its card."
         )
-        cards.note(client, original, text)
-    if where is None:
-        text += f" (No card: `/broadcast status {retry.id[:8]}` shows it.)"
-    return text
+        return _announce(client, session, retry, result.original, text, channel_id)
 
 
 def duplicate(
     runtime: Runtime, client: WebClient, ref: str, *, user_id: str, channel_id: str | None
 ) -> str:
+    """Make the copy, post its card, note it under the original; returns a sentence."""
     with transaction(runtime.sessions) as session:
         result = follow_ups.duplicate_broadcast(session, ref, by=Actor.slack(user_id))
-        copy, original = result.broadcast, result.original
-        where = _post_new_card(client, session, copy, channel_id)
-        left = (
-            f"; {kit.number(result.opted_out)} opted-out contacts left out"
-            if result.opted_out
-            else ""
-        )
+        copy = result.broadcast
+        left = f"; {kit.number(result.opted_out)} opted-out contacts left out"
         text = (
-            f"📄 {kit.mention(user_id)} duplicated *{original.name}* as *{copy.name}* "
-            f"(`{copy.id[:8]}`) with {kit.number(result.copied)} recipients{left}."
+            f"📄 {kit.mention(user_id)} duplicated *{result.original.name}* as *{copy.name}* "
+            f"(`{copy.id[:8]}`) with {kit.number(result.copied)} recipients"
+            f"{left if result.opted_out else ''}."
         )
-        cards.note(client, original, text)
-    if where is None:
-        text += f" (No card: `/broadcast status {copy.id[:8]}` shows it.)"
-    return text
+        return _announce(client, session, copy, result.original, text, channel_id)
 
 
 def audit_blocks(runtime: Runtime, ref: str) -> list[dict[str, Any]]:

@@ -267,11 +267,7 @@ def edit_draft(
     changes: list[str] = []
     removed = 0
     if name is not None:
-        clean = " ".join(name.split())
-        if not clean:
-            raise ValidationFailed("A broadcast needs a name.", field="name")
-        if len(clean) > 200:
-            raise ValidationFailed("A broadcast name is at most 200 characters.", field="name")
+        clean = service.clean_name(name)
         if clean != broadcast.name:
             changes.append(f"renamed from '{broadcast.name}' to '{clean}'")
             broadcast.name = clean

@@ -120,16 +120,7 @@ def select_retry(
         )
     )
     retried = set(session.scalars(in_earlier_retry))
-    opted_out = set(
-        session.scalars(
-            select(Contact.phone).where(
-                Contact.opted_out_at.is_not(None),
-                Contact.phone.in_(
-                    select(Recipient.phone).where(Recipient.broadcast_id == broadcast.id)
-                ),
-            )
-        )
-    )
+    opted_out = _opted_out_phones(session, broadcast.id)
     selection = RetrySelection()
     delivered = (R.SENT, R.DELIVERED, R.READ)
     selection.left_out["delivered"] = int(
@@ -168,6 +159,20 @@ def select_retry(
             continue
         selection.recipients.append(NewRecipient(r.phone, dict(r.params or {}), r.contact_id))
     return selection
+
+
+def _opted_out_phones(session: Session, broadcast_id: str) -> set[str]:
+    """Numbers of the broadcast whose contact has opted out (now, whatever they had then)."""
+    return set(
+        session.scalars(
+            select(Contact.phone).where(
+                Contact.opted_out_at.is_not(None),
+                Contact.phone.in_(
+                    select(Recipient.phone).where(Recipient.broadcast_id == broadcast_id)
+                ),
+            )
+        )
+    )
 
 
 def _ensure_finished(broadcast: Broadcast, what: str) -> None:
@@ -288,16 +293,7 @@ def duplicate_broadcast(
     """
     original = service.get_broadcast(session, ref)
     copy = _copy(session, original, name=name or _derived_name(original.name, " (copy)"), by=by)
-    opted_out = set(
-        session.scalars(
-            select(Contact.phone).where(
-                Contact.opted_out_at.is_not(None),
-                Contact.phone.in_(
-                    select(Recipient.phone).where(Recipient.broadcast_id == original.id)
-                ),
-            )
-        )
-    )
+    opted_out = _opted_out_phones(session, original.id)
     copied = skipped = 0
     batch: list[NewRecipient] = []
     query = (
