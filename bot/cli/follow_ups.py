@@ -15,15 +15,33 @@ from broadcasts import audit, drafts, follow_ups, service
 
 @click.command("retry-failed")
 @click.argument("ref")
+@click.option("--dry-run", is_flag=True, help="Only say who would be retried; create nothing.")
 @json_option
 @pass_cli
-def retry_failed(cli_ctx: CliContext, ref: str, as_json: bool) -> None:
+def retry_failed(cli_ctx: CliContext, ref: str, dry_run: bool, as_json: bool) -> None:
     """New draft with REF's retryable failures and never-attempted recipients.
 
     REF must have finished (completed, cancelled or failed). Permanent failures, opted-out
     contacts, possibly-sent recipients and 131049 failures younger than 24 h are left out.
     The draft is sent like any other: `broadcasts start ID`.
     """
+    if dry_run:
+        with cli_ctx.session() as session:
+            broadcast = service.get_broadcast(session, ref)
+            selection = follow_ups.select_retry(session, broadcast)
+        if as_json:
+            emit_json(
+                {
+                    "recipients": selection.total,
+                    "failed": selection.failed,
+                    "never_attempted": selection.unsent,
+                    "left_out": dict(selection.left_out),
+                    "marketing_limit_until": selection.marketing_limit_until,
+                }
+            )
+        else:
+            click.echo(f"A retry of '{broadcast.name}' would hold {selection.explain()}")
+        return
     with cli_ctx.session() as session:
         result = follow_ups.retry_failed(session, ref, by=cli_ctx.actor)
         data: dict[str, Any] = {

@@ -80,7 +80,7 @@ def _follow_up(
         text = make(runtime, client, ref, user_id=user, channel_id=channel)
     except BroadcastBotError as exc:
         text = str(exc)
-    respond(response_type="ephemeral", text=text, replace_original=True)
+    respond(response_type="ephemeral", text=text)
 
 
 def _new_view(runtime: Runtime, command: dict[str, Any]) -> dict[str, Any]:

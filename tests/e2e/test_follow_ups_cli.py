@@ -61,6 +61,11 @@ def test_operator_edits_a_draft_then_retries_and_duplicates_it(db_url: str, tmp_
         db_url, "broadcasts", "retry-failed", bid[:8]
     )
     ok(db_url, "broadcasts", "cancel", bid[:8])
+    preview = ok(db_url, "broadcasts", "retry-failed", bid[:8], "--dry-run")
+    assert preview.strip() == (
+        "A retry of 'Winter Sale' would hold 1 to retry "
+        "(0 failed with a retryable error, 1 never attempted)."
+    )
     retry = json.loads(ok(db_url, "broadcasts", "retry-failed", bid[:8], "--json"))
     assert (retry["name"], retry["recipients"], retry["never_attempted"]) == (
         "Winter Sale (retry)",

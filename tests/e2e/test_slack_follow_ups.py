@@ -47,15 +47,20 @@ def _buttons(message_blocks: list[dict[str, Any]]) -> list[str]:
     ]
 
 
-def _opened(env: SlackEnv, callback_id: str) -> dict[str, Any]:
-    views = env.slack.wait_for(
-        lambda: [
-            c.params["view"]
-            for c in env.slack.calls_to("views.open")
-            if c.params["view"]["callback_id"] == callback_id
-        ]
-    )
-    return {**views[-1], "id": "V0EDIT", "hash": "h"}
+def _views(env: SlackEnv, callback_id: str) -> list[dict[str, Any]]:
+    return [
+        c.params["view"]
+        for c in env.slack.calls_to("views.open")
+        if c.params["view"]["callback_id"] == callback_id
+    ]
+
+
+def _press(env: SlackEnv, action_id: str, broadcast_id: str, ts: str, opens: str) -> dict[str, Any]:
+    """Press a card button and return the modal it opens (a new one, not an earlier one)."""
+    before = len(_views(env, opens))
+    env.sender.interaction(p.button(action_id, broadcast_id, message_ts=ts))
+    views = env.slack.wait_for(lambda: len(_views(env, opens)) > before and _views(env, opens))
+    return {**views[-1], "id": "V0MODAL", "hash": "h"}
 
 
 def test_edit_a_draft_then_retry_a_broadcast_that_failed_on_a_revoked_key(
@@ -117,8 +122,7 @@ def run_follow_ups(env: SlackEnv, sb: Sandbox, bid: str, card_ts: str) -> None:
     assert {"Edit…", "Report", "Duplicate", "Send…"} <= set(_buttons(draft_card.blocks))
 
     # 1. Edit…: a template the recipients lack parameters for is refused on its field.
-    sender.interaction(p.button(ids.CARD_EDIT, bid, message_ts=card_ts))
-    view = _opened(env, ids.EDIT_DRAFT)
+    view = _press(env, ids.CARD_EDIT, bid, card_ts, ids.EDIT_DRAFT)
     templates = next(b for b in view["blocks"] if b.get("block_id") == ids.B_EDIT_TEMPLATE)
     by_name = {o["text"]["text"].split(" ")[0]: o["value"] for o in templates["element"]["options"]}
     assert templates["element"]["initial_option"]["value"] == by_name["holiday_promotion"]
@@ -171,8 +175,8 @@ def run_follow_ups(env: SlackEnv, sb: Sandbox, bid: str, card_ts: str) -> None:
 
     # 3. Sending with a revoked key fails the broadcast; recipients stay unsent.
     sb.revoke_key()
-    sender.interaction(p.button(ids.CARD_SEND, bid, message_ts=card_ts))
-    assert sender.interaction(p.submission(_opened(env, ids.SEND_CONFIRM), {})).status_code == 200
+    confirm = _press(env, ids.CARD_SEND, bid, card_ts, ids.SEND_CONFIRM)
+    assert sender.interaction(p.submission(confirm, {})).status_code == 200
     until(env, lambda: _get(env, bid).status == "failed", "the broadcast failing")
     work_queues(env, SLACK)
     failed_card = slack.message(CHANNEL, card_ts)
@@ -200,8 +204,9 @@ def run_follow_ups(env: SlackEnv, sb: Sandbox, bid: str, card_ts: str) -> None:
     until(env, lambda: slack.uploads_in(CHANNEL, retry.slack_card_ts), "the draft's report")
 
     # 6. Sending the retry reaches both, once each; the original stays failed.
-    sender.interaction(p.button(ids.CARD_SEND, retry.id, message_ts=retry.slack_card_ts))
-    assert sender.interaction(p.submission(_opened(env, ids.SEND_CONFIRM), {})).status_code == 200
+    confirm = _press(env, ids.CARD_SEND, retry.id, retry.slack_card_ts or "", ids.SEND_CONFIRM)
+    assert "*2 recipients*" in texts(confirm["blocks"])
+    assert sender.interaction(p.submission(confirm, {})).status_code == 200
     until(env, lambda: _get(env, retry.id).status == "completed", "the retry completing")
     assert sorted(m["to"] for m in sb.messages()) == sorted(n.lstrip("+") for n in FIRST[1:])
     assert _get(env, bid).status == "failed"
@@ -219,6 +224,8 @@ def run_follow_ups(env: SlackEnv, sb: Sandbox, bid: str, card_ts: str) -> None:
     assert "made a retry draft with 2 recipients" in trail
     assert "duplicated it with 2 recipients" in trail
     assert "Say which broadcast" in sender.command("retry", channel=CHANNEL).json()["text"]
+    read_only = sender.command(f"edit {bid[:8]}", channel=CHANNEL).json()["text"]
+    assert read_only == "Broadcast 'Winter Sale' is failed; it is read-only."
     retry_again = sender.command(f"retry {bid[:8]}", channel=CHANNEL)
     assert retry_again.status_code == 200
     refusal = slack.wait_for(
