@@ -63,6 +63,16 @@ def list_imports(session: Session, broadcast: Broadcast) -> list[ImportLine]:
     ]
 
 
+def _editable(session: Session, ref: str) -> Broadcast:
+    """The broadcast, locked until the edit commits, so a schedule firing or a Send pressed
+    meanwhile starts it only after the edit (a row lock on PostgreSQL; SQLite writers queue)."""
+    broadcast = service.get_broadcast(session, ref)
+    session.execute(select(Broadcast.id).where(Broadcast.id == broadcast.id).with_for_update())
+    session.refresh(broadcast)
+    ensure_editable(broadcast.name, broadcast.status)
+    return broadcast
+
+
 @dataclass(frozen=True)
 class Removal:
     removed: int
@@ -128,8 +138,7 @@ def remove_recipients(
         raise ValidationFailed(
             "Say which recipients to remove: some numbers, one import, or all.", field="phones"
         )
-    broadcast = service.get_broadcast(session, ref)
-    ensure_editable(broadcast.name, broadcast.status)
+    broadcast = _editable(session, ref)
     not_found: list[str] = []
     detail: dict[str, Any] = {}
     if phones:
@@ -262,8 +271,7 @@ def edit_draft(
     against its parameters. Recipients that no longer fit make the change fail with examples,
     unless `drop_unfit` removes them.
     """
-    broadcast = service.get_broadcast(session, ref)
-    ensure_editable(broadcast.name, broadcast.status)
+    broadcast = _editable(session, ref)
     changes: list[str] = []
     removed = 0
     if name is not None:
