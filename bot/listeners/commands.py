@@ -80,6 +80,9 @@ def _follow_up(
         text = make(runtime, client, ref, user_id=user, channel_id=channel)
     except BroadcastBotError as exc:
         text = str(exc)
+    except Exception:  # after the ack nobody else would tell the user: log it and say so
+        log.exception("/broadcast %s %s failed", verb, ref)
+        text = f"`/broadcast {verb} {ref}` failed unexpectedly; nothing was created. Try again."
     respond(response_type="ephemeral", text=text)
 
 
