@@ -8,6 +8,7 @@ and each retry can be reviewed (and edited) before anything is sent.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,6 +27,7 @@ from broadcasts.sending import UNKNOWN_OUTCOME
 
 CHUNK = 1000
 NAME_LIMIT = 200
+RETRY_SUFFIX = re.compile(r" \(retry(?: (\d+))?\)$")
 
 # Failures that say nothing against the recipient: the API was busy or down until our attempts ran
 # out (Meta's retry-with-backoff codes, and no code at all for network errors), or the number,
@@ -187,6 +189,20 @@ def _derived_name(name: str, suffix: str) -> str:
     return name[: NAME_LIMIT - len(suffix)].rstrip() + suffix
 
 
+def _retry_name(session: Session, original: Broadcast) -> str:
+    """'Sale (retry)', then 'Sale (retry 2)', … — also for a retry of a retry, never stacked."""
+    base = RETRY_SUFFIX.sub("", original.name)
+    names = session.scalars(
+        select(Broadcast.name).where(Broadcast.name.startswith(base, autoescape=True))
+    )
+    taken = [
+        m.group(1) or "1" for n in names if (m := RETRY_SUFFIX.search(n)) and n[: m.start()] == base
+    ]
+    if not taken:
+        return _derived_name(base, " (retry)")
+    return _derived_name(base, f" (retry {max(int(t) for t in taken) + 1})")
+
+
 def _copy(
     session: Session, original: Broadcast, *, name: str, by: Actor, retry_of: str | None = None
 ) -> Broadcast:
@@ -242,7 +258,7 @@ def retry_failed(
     retry = _copy(
         session,
         original,
-        name=_derived_name(original.name, " (retry)"),
+        name=_retry_name(session, original),
         by=by,
         retry_of=original.id,
     )

@@ -112,7 +112,12 @@ def test_marketing_limit_failures_wait_24_hours_and_a_second_retry_takes_only_ne
     later = utcnow() + timedelta(hours=23)
     second = follow_ups.retry_failed(session, original.id, by=OPERATOR, now=later).broadcast
     assert sorted(_by_phone(session, second.id)) == [PHONES[7]]
-    assert first.id != second.id
+    assert (first.name, second.name) == ("Holiday Sale (retry)", "Holiday Sale (retry 2)")
+    # A retry of a retry is numbered on, not "(retry) (retry)".
+    service.cancel_broadcast(session, second.id, by=OPERATOR)
+    third = follow_ups.retry_failed(session, second.id, by=OPERATOR).broadcast
+    assert third.name == "Holiday Sale (retry 3)"
+    assert third.retry_of_id == second.id
 
 
 def test_retry_is_refused_until_the_broadcast_has_finished(session: Session) -> None:
