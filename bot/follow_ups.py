@@ -13,13 +13,15 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import cards
+from bot.authz import Authoriser
 from bot.blocks import ids, kit, messages, modals
 from bot.blocks.state import EditInput, FieldError
 from bot.flows import template_choice
 from broadcasts import audit, drafts, follow_ups, service, templates
 from broadcasts.actors import Actor
 from broadcasts.db import transaction
-from broadcasts.errors import BroadcastBotError, ValidationFailed
+from broadcasts.enums import BroadcastStatus
+from broadcasts.errors import BroadcastBotError, NotAuthorised, ValidationFailed
 from broadcasts.lifecycle import ensure_editable
 from broadcasts.models import Broadcast
 from jobs.runtime import Runtime
@@ -36,10 +38,22 @@ EDIT_FIELD_BLOCKS = {
 }
 
 
-def edit_modal(runtime: Runtime, ref: str) -> dict[str, Any]:
+def _may_edit(authz: Authoriser, user_id: str, broadcast: Broadcast) -> None:
+    """A scheduled broadcast goes out on its own: changing it is for those who may schedule."""
+    ensure_editable(broadcast.name, broadcast.status)
+    if broadcast.status == BroadcastStatus.SCHEDULED:
+        try:
+            authz.require(user_id, "edit")
+        except NotAuthorised as exc:
+            raise NotAuthorised(
+                f"Broadcast '{broadcast.name}' is scheduled and goes out on its own. {exc}"
+            ) from None
+
+
+def edit_modal(runtime: Runtime, ref: str, *, user_id: str, authz: Authoriser) -> dict[str, Any]:
     with transaction(runtime.sessions) as session:
         broadcast = service.get_broadcast(session, ref)
-        ensure_editable(broadcast.name, broadcast.status)
+        _may_edit(authz, user_id, broadcast)
         approved = templates.list_templates(session, broadcast.config, approved_only=True)
         imports = [
             (line.id, line.label.replace("`", ""))
@@ -59,7 +73,13 @@ def edit_modal(runtime: Runtime, ref: str) -> dict[str, Any]:
 
 
 def apply_edit(
-    runtime: Runtime, client: WebClient, broadcast_id: str, data: EditInput, *, user_id: str
+    runtime: Runtime,
+    client: WebClient,
+    broadcast_id: str,
+    data: EditInput,
+    *,
+    user_id: str,
+    authz: Authoriser,
 ) -> list[str]:
     """Apply the edit modal all or nothing (one transaction); returns what changed."""
     by = Actor.slack(user_id)
@@ -72,6 +92,7 @@ def apply_edit(
     try:
         with transaction(runtime.sessions) as session:
             broadcast = service.get_broadcast(session, broadcast_id)
+            _may_edit(authz, user_id, broadcast)
             if data.remove_all:
                 block = ids.B_EDIT_ALL
                 removal = drafts.remove_recipients(session, broadcast.id, by=by, everyone=True)

@@ -90,7 +90,9 @@ def on_follow_up_button(
     try:
         match action["action_id"]:
             case ids.CARD_EDIT:
-                view = follow_ups.edit_modal(runtime, broadcast_id)
+                view = follow_ups.edit_modal(
+                    runtime, broadcast_id, user_id=user, authz=context["authz"]
+                )
                 client.views_open(trigger_id=body.get("trigger_id"), view=view)
             case ids.CARD_DUPLICATE:
                 follow_ups.duplicate(

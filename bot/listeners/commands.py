@@ -43,7 +43,7 @@ def on_broadcast(
         if verb in NEEDS_REF and not ref:
             raise ValidationFailed(f"Say which broadcast: `/broadcast {verb} <id or name>`.")
         if verb == "edit":
-            view = follow_ups.edit_modal(runtime, ref)
+            view = follow_ups.edit_modal(runtime, ref, user_id=user, authz=context["authz"])
             ack()
             client.views_open(trigger_id=command["trigger_id"], view=view)
             return

@@ -155,6 +155,7 @@ def on_edit_draft(
             broadcast_id,
             state.edit_draft(view),
             user_id=body["user"]["id"],
+            authz=context["authz"],
         )
     except FieldError as exc:
         _errors(ack, exc)

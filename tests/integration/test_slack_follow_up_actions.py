@@ -75,8 +75,14 @@ def test_duplicate_button_posts_the_copy_and_notes_it_under_the_original(
     with transaction(env.runtime.sessions) as session:
         original = session.get(Broadcast, draft)
         assert original is not None
-        notes = env.slack.messages_in("C0CAMP", original.slack_card_ts)
-    assert any("duplicated *Holiday Sale* as *Holiday Sale (copy)*" in n.text for n in notes)
+        ts = original.slack_card_ts
+    env.slack.wait_for(
+        lambda: [
+            n
+            for n in env.slack.messages_in("C0CAMP", ts)
+            if "duplicated *Holiday Sale* as *Holiday Sale (copy)*" in n.text
+        ]
+    )
 
 
 def _edit_values(**over: Any) -> dict[str, Any]:
@@ -128,3 +134,31 @@ def test_a_bad_number_in_the_edit_modal_is_shown_on_its_field_and_nothing_change
         assert broadcast is not None and broadcast.name == "Holiday Sale"
         left = session.scalars(select(Recipient.phone).where(Recipient.broadcast_id == draft))
         assert sorted(left) == PHONES
+
+
+def test_only_admins_may_edit_a_scheduled_broadcast(db_url: str, redis_url: str) -> None:
+    with slack_env(db_url, redis_url, broadcast_admins="U0BOSS") as env:
+        with transaction(env.runtime.sessions) as session:
+            broadcast = make_broadcast(session)
+            add_recipients(session, broadcast, PHONES)
+            cards.post_card(make_client(env.runtime.settings), session, broadcast, "C0CAMP")
+            service.schedule_broadcast(
+                session, broadcast.id, utcnow() + timedelta(hours=1), by=OPERATOR
+            )
+            bid = broadcast.id
+        _press(env, ids.CARD_EDIT, bid)  # U0ANA is not an admin
+        assert _ephemeral(env) == (
+            "Broadcast 'Holiday Sale' is scheduled and goes out on its own. "
+            "Only broadcast admins can edit a broadcast (<@U0BOSS>); ask one of them."
+        )
+        assert env.slack.calls_to("views.open") == []
+        assert (
+            env.sender.interaction(p.button(ids.CARD_EDIT, bid, user="U0BOSS")).status_code == 200
+        )
+        view = env.slack.wait_for(lambda: env.slack.calls_to("views.open"))[0].params["view"]
+        assert view["callback_id"] == ids.EDIT_DRAFT
+        # A submission by someone else (a forged or shared view) is refused the same way.
+        answer = env.sender.interaction(
+            p.submission(view, _edit_values(**{ids.B_EDIT_NAME: p.text(ids.A_EDIT_NAME, "X")}))
+        ).json()
+        assert "Only broadcast admins can edit" in answer["errors"][ids.B_EDIT_NAME]
