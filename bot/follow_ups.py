@@ -181,6 +181,16 @@ def _announce(
     return text
 
 
+def retry_modal(runtime: Runtime, ref: str) -> dict[str, Any]:
+    """The confirmation of "Retry failed…": who the retry would hold and who is left out."""
+    with transaction(runtime.sessions) as session:
+        broadcast = service.get_broadcast(session, ref)
+        selection = follow_ups.preview_retry(session, broadcast)
+        return modals.retry_confirm_modal(
+            broadcast.id, broadcast.name, selection.total, selection.explain()
+        )
+
+
 def retry_failed(
     runtime: Runtime, client: WebClient, ref: str, *, user_id: str, channel_id: str | None
 ) -> str:

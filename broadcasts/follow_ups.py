@@ -225,6 +225,22 @@ def _copy(
     return copy
 
 
+def preview_retry(
+    session: Session, broadcast: Broadcast, *, now: datetime | None = None
+) -> RetrySelection:
+    """Who a retry would hold, or the reason there can be none (still running, nobody left)."""
+    _ensure_finished(broadcast, "retry its failures")
+    selection = select_retry(session, broadcast, now=now)
+    if not selection.recipients:
+        raise ValidationFailed(
+            f"Nothing to retry in '{broadcast.name}': "
+            + (selection.left_out_text() or "every recipient reached WhatsApp")
+            + ".",
+            field="recipients",
+        )
+    return selection
+
+
 @dataclass(frozen=True)
 class RetryResult:
     broadcast: Broadcast
@@ -246,15 +262,7 @@ def retry_failed(
     # second waits for the first and then finds them already in a retry (a row lock on
     # PostgreSQL; SQLite transactions here begin IMMEDIATE, so writers queue anyway).
     session.execute(select(Broadcast.id).where(Broadcast.id == original.id).with_for_update())
-    _ensure_finished(original, "retry its failures")
-    selection = select_retry(session, original, now=now)
-    if not selection.recipients:
-        raise ValidationFailed(
-            f"Nothing to retry in '{original.name}': "
-            + (selection.left_out_text() or "every recipient reached WhatsApp")
-            + ".",
-            field="recipients",
-        )
+    selection = preview_retry(session, original, now=now)
     retry = _copy(
         session,
         original,

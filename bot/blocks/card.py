@@ -191,18 +191,7 @@ def _buttons(card: CardData) -> list[dict[str, object]]:
         return [button("Resume", ids.CARD_RESUME, bid, style="primary"), report, cancel]
     return [
         report,
-        button(
-            "Retry failed…",
-            ids.CARD_RETRY,
-            bid,
-            confirm=confirm_dialog(
-                "Retry the failed recipients?",
-                f"A new draft is made from *{card.name}* with its recipients that failed with a "
-                "retryable error or were never attempted. You review it and press Send.",
-                "Make the retry draft",
-                "Not now",
-            ),
-        ),
+        button("Retry failed…", ids.CARD_RETRY, bid),
         duplicate,
     ]
 

@@ -78,7 +78,8 @@ CARD_DUPLICATE = "card_duplicate"
 CARD_RETRY = "card_retry_failed"
 FOLLOW_UP_ACTIONS = (CARD_EDIT, CARD_DUPLICATE, CARD_RETRY)
 
-# Edit-draft modal
+# Retry confirmation modal and edit-draft modal
+RETRY_CONFIRM = "broadcast_retry_confirm"
 EDIT_DRAFT = "broadcast_edit_draft"
 B_EDIT_NAME = "edit_name"
 A_EDIT_NAME = "edit_name_input"

@@ -464,3 +464,24 @@ def edit_draft_modal(c: EditChoices) -> dict[str, Any]:
         submit="Save",
         private_metadata=metadata(broadcast=c.broadcast_id),
     )
+
+
+def retry_confirm_modal(
+    broadcast_id: str, name: str, total: int, explanation: str
+) -> dict[str, Any]:
+    """What a retry would hold, before the draft is made."""
+    blocks: list[Block] = [
+        section(f"Make a new draft from *{name}* with *{number(total)} recipients* to retry?"),
+        section(clip(explanation, PREVIEW_LIMIT)),
+        context(
+            "The draft gets its own card; nothing is sent until someone presses *Send* on it. "
+            f"*{name}* itself stays as it is."
+        ),
+    ]
+    return modal(
+        ids.RETRY_CONFIRM,
+        "Retry failed",
+        blocks,
+        submit="Make the draft",
+        private_metadata=metadata(broadcast=broadcast_id),
+    )

@@ -99,9 +99,8 @@ def on_follow_up_button(
                     runtime, client, broadcast_id, user_id=user, channel_id=channel
                 )
             case ids.CARD_RETRY:
-                follow_ups.retry_failed(
-                    runtime, client, broadcast_id, user_id=user, channel_id=channel
-                )
+                view = follow_ups.retry_modal(runtime, broadcast_id)
+                client.views_open(trigger_id=body.get("trigger_id"), view=view)
     except BroadcastBotError as exc:
         flows.tell(client, user_id=user, channel_id=channel, text=str(exc))
 

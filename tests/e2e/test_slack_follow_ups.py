@@ -185,7 +185,19 @@ def run_follow_ups(env: SlackEnv, sb: Sandbox, bid: str, card_ts: str) -> None:
 
     # 4. Retry failed…: a new draft with both recipients, its own card, a note under the original.
     sb.restore_key()
-    sender.interaction(p.button(ids.CARD_RETRY, bid, message_ts=card_ts))
+    preview = _press(env, ids.CARD_RETRY, bid, card_ts, ids.RETRY_CONFIRM)
+    shown = texts(preview["blocks"])
+    assert "*2 recipients* to retry" in shown and "2 never attempted" in shown
+    assert _retry_of(env, bid) is None  # nothing is made before the confirmation
+    assert sender.interaction(p.submission(preview, {})).status_code == 200
+    done = slack.wait_for(
+        lambda: [
+            c.params["view"]
+            for c in slack.calls_to("views.update")
+            if "Retry draft made" in str(c.params["view"])
+        ]
+    )
+    assert "Winter Sale (retry)" in texts(done[0]["blocks"])
     retry = until(
         env,
         lambda: _retry_of(env, bid),

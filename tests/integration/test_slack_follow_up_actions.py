@@ -55,13 +55,35 @@ def test_edit_of_a_sending_broadcast_is_refused_with_its_status(env: SlackEnv, d
     assert env.slack.calls_to("views.open") == []
 
 
-def test_retry_with_nothing_to_retry_says_why_and_creates_nothing(
+def test_retry_of_an_unfinished_broadcast_says_why_and_creates_nothing(
     env: SlackEnv, draft: str
 ) -> None:
     _press(env, ids.CARD_RETRY, draft)
     assert "is draft; retry its failures once it has finished" in _ephemeral(env)
+    assert env.slack.calls_to("views.open") == []
     with transaction(env.runtime.sessions) as session:
         assert session.scalar(select(Broadcast).where(Broadcast.retry_of_id == draft)) is None
+
+
+def test_a_retry_confirmed_after_someone_else_made_it_is_refused_in_the_modal(
+    env: SlackEnv, draft: str
+) -> None:
+    with transaction(env.runtime.sessions) as session:
+        service.cancel_broadcast(session, draft, by=OPERATOR)
+    _press(env, ids.CARD_RETRY, draft)
+    view = env.slack.wait_for(lambda: env.slack.calls_to("views.open"))[0].params["view"]
+    assert "*3 recipients* to retry" in str(view["blocks"])
+    first = env.sender.interaction(p.submission({**view, "id": "V1"}, {}))
+    second = env.sender.interaction(p.submission({**view, "id": "V2"}, {}))
+    assert first.status_code == second.status_code == 200
+    notices = env.slack.wait_for(
+        lambda: len(env.slack.calls_to("views.update")) == 2 and env.slack.calls_to("views.update")
+    )
+    # Both confirmations run at once (each is acknowledged first): exactly one makes the draft.
+    shown = sorted(str(c.params["view"]) for c in notices)
+    assert sum("Retry draft made" in v for v in shown) == 1, shown
+    assert sum("3 are already in an earlier retry" in v for v in shown) == 1, shown
+    assert {c.params["view_id"] for c in notices} == {"V1", "V2"}
 
 
 def test_duplicate_button_posts_the_copy_and_notes_it_under_the_original(
