@@ -29,6 +29,10 @@ from jobs.runtime import Runtime
 log = logging.getLogger(__name__)
 
 AUDIT_LINES = 40
+# Names and file names are user text: escaped so a name like "<!channel>" cannot ping anyone.
+safe = messages.escaped
+
+
 EDIT_FIELD_BLOCKS = {
     "name": ids.B_EDIT_NAME,
     "template": ids.B_EDIT_TEMPLATE,
@@ -144,7 +148,9 @@ def _refresh(
     except SlackApiError as exc:  # the edit stands; the card catches up on its next refresh
         log.warning("card of %s not refreshed: %s", broadcast.id, exc.response.get("error"))
     cards.note(
-        client, broadcast, f"✏️ {kit.mention(user_id)} edited the draft: " + "; ".join(changes) + "."
+        client,
+        broadcast,
+        f"✏️ {kit.mention(user_id)} edited the draft: " + safe("; ".join(changes)) + ".",
     )
 
 
@@ -199,8 +205,8 @@ def retry_failed(
         result = follow_ups.retry_failed(session, ref, by=Actor.slack(user_id))
         retry = result.broadcast
         text = (
-            f"🔁 {kit.mention(user_id)} made *{retry.name}* (`{retry.id[:8]}`), a draft retry: "
-            f"{result.selection.explain()} Review it and press *Send* on its card."
+            f"🔁 {kit.mention(user_id)} made *{safe(retry.name)}* (`{retry.id[:8]}`), a draft "
+            f"retry: {result.selection.explain()} Review it and press *Send* on its card."
         )
         return _announce(client, session, retry, result.original, text, channel_id)
 
@@ -214,7 +220,8 @@ def duplicate(
         copy = result.broadcast
         left = f"; {kit.number(result.opted_out)} opted-out contacts left out"
         text = (
-            f"📄 {kit.mention(user_id)} duplicated *{result.original.name}* as *{copy.name}* "
+            f"📄 {kit.mention(user_id)} duplicated *{safe(result.original.name)}* as "
+            f"*{safe(copy.name)}* "
             f"(`{copy.id[:8]}`) with {kit.number(result.copied)} recipients"
             f"{left if result.opted_out else ''}."
         )

@@ -118,8 +118,9 @@ def audit_blocks(name: str, short_id: str, lines: list[AuditLine], total: int) -
     for line in lines:
         when = slack_date(line.at.timestamp(), f"{line.at:%Y-%m-%d %H:%M} UTC")
         who = mention(line.actor) if line.via == "slack" else f"`{line.actor}` ({line.via})"
-        rows.append(f"• {when} — {who} {line.summary}")
-    blocks: list[Block] = [section(f"*Audit of {name}* `{short_id}` ({number(total)} entries)")]
+        rows.append(f"• {when} — {who} {escaped(line.summary)}")
+    title = f"*Audit of {escaped(name)}* `{short_id}` ({number(total)} entries)"
+    blocks: list[Block] = [section(title)]
     chunk: list[str] = []
     for row in rows:
         if chunk and len("\n".join([*chunk, row])) > SECTION_TEXT - 100:
@@ -137,3 +138,8 @@ def audit_blocks(name: str, short_id: str, lines: list[AuditLine], total: int) -
             ),
         )
     return blocks[:MAX_MESSAGE_BLOCKS]
+
+
+def escaped(text: str) -> str:
+    """User text (names, reasons) with Slack's control characters escaped: no pings, no links."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

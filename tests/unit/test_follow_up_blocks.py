@@ -119,3 +119,11 @@ def test_retry_rules_agree_with_the_senders_error_table() -> None:
         else:
             assert code not in RETRYABLE_CODES, code
     assert CODES[MARKETING_LIMIT].action is ErrorAction.FAIL_RECIPIENT
+
+
+def test_user_text_in_the_audit_cannot_ping_or_link() -> None:
+    at = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    line = AuditLine(at, "U0EVE", "slack", "broadcast.edit", "edited it (name '<!channel>')", {})
+    text = str(messages.audit_blocks("<!here> & co", "12345678", [line], total=1))
+    assert "<!channel>" not in text and "<!here>" not in text
+    assert "&lt;!channel&gt;" in text and "&lt;!here&gt; &amp; co" in text
