@@ -190,6 +190,10 @@ class Broadcast(TimestampMixin, Base):
     slack_team_id: Mapped[str | None] = mapped_column(String(32))
     created_by: Mapped[str] = mapped_column(String(64))
     created_via: Mapped[str] = mapped_column(String(16), default="cli")
+    # A "Retry failed" broadcast points at the broadcast whose recipients it sends to again.
+    retry_of_id: Mapped[str | None] = mapped_column(
+        ForeignKey("broadcasts.id", ondelete="SET NULL"), index=True
+    )
     # Counters (always equal to a recount of recipients; see broadcasts.metrics).
     total_count: Mapped[int] = mapped_column(Integer, default=0)
     pending_count: Mapped[int] = mapped_column(Integer, default=0)

@@ -168,6 +168,9 @@ def _buttons(card: CardData) -> list[dict[str, object]]:
             "Cancel broadcast",
         ),
     )
+    report = button("Report", ids.CARD_REPORT, bid)
+    edit = button("Edit…", ids.CARD_EDIT, bid)
+    duplicate = button("Duplicate", ids.CARD_DUPLICATE, bid)
     if card.status == "draft":
         return [
             button("Add contacts", ids.CARD_ADD_CONTACTS, bid),
@@ -175,6 +178,9 @@ def _buttons(card: CardData) -> list[dict[str, object]]:
             button("Send test", ids.CARD_SEND_TEST, bid),
             button("Send…", ids.CARD_SEND, bid, style="primary"),
             button("Schedule…", ids.CARD_SCHEDULE, bid),
+            edit,
+            report,
+            duplicate,
             cancel,
         ]
     if card.status == "scheduled":
@@ -185,13 +191,20 @@ def _buttons(card: CardData) -> list[dict[str, object]]:
             button("Send now…", ids.CARD_SEND, bid, style="primary"),
             button("Reschedule…", ids.CARD_SCHEDULE, bid),
             button("Unschedule", ids.CARD_UNSCHEDULE, bid),
+            edit,
+            report,
+            duplicate,
             cancel,
         ]
     if card.status == "sending":
-        return [button("Pause", ids.CARD_PAUSE, bid), cancel]
+        return [button("Pause", ids.CARD_PAUSE, bid), report, cancel]
     if card.status == "paused":
-        return [button("Resume", ids.CARD_RESUME, bid, style="primary"), cancel]
-    return [button("Report", ids.CARD_REPORT, bid)]
+        return [button("Resume", ids.CARD_RESUME, bid, style="primary"), report, cancel]
+    return [
+        report,
+        button("Retry failed…", ids.CARD_RETRY, bid),
+        duplicate,
+    ]
 
 
 def _footer(card: CardData) -> list[str]:
@@ -202,6 +215,9 @@ def _footer(card: CardData) -> list[str]:
             "(`phone_number` plus one column per template parameter)."
         )
     elif card.status in FINAL:
-        parts.append("This broadcast is read-only. *Report* uploads the per-recipient CSV.")
+        parts.append(
+            "This broadcast is read-only. *Report* uploads the per-recipient CSV; "
+            "*Retry failed* makes a new draft of those who did not get it."
+        )
     parts.append(f"ID `{card.broadcast_id[:8]}`")
     return parts

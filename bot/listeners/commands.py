@@ -1,4 +1,4 @@
-"""`/broadcast new | list | status | pause | resume | cancel | report | templates | help`."""
+"""`/broadcast new | list | status | pause | resume | cancel | report | edit | retry | …`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
-from bot import flows, slack_jobs
+from bot import flows, follow_ups, slack_jobs
 from bot.authz import Authoriser
 from bot.blocks import kit, messages
 from broadcasts.actors import Actor
@@ -20,7 +20,7 @@ from jobs.runtime import Runtime
 log = logging.getLogger(__name__)
 
 COMMAND = "/broadcast"
-NEEDS_REF = {"status", "pause", "resume", "cancel", "report"}
+NEEDS_REF = {"status", "pause", "resume", "cancel", "report", "edit", "retry", "duplicate", "audit"}
 
 
 def register(app: App) -> None:
@@ -42,11 +42,48 @@ def on_broadcast(
             return
         if verb in NEEDS_REF and not ref:
             raise ValidationFailed(f"Say which broadcast: `/broadcast {verb} <id or name>`.")
+        if verb == "edit":
+            view = follow_ups.edit_modal(runtime, ref, user_id=user, authz=context["authz"])
+            ack()
+            client.views_open(trigger_id=command["trigger_id"], view=view)
+            return
+        if verb == "audit":
+            blocks = follow_ups.audit_blocks(runtime, ref)
+            ack(response_type="ephemeral", text=f"Audit of {ref}", blocks=blocks)
+            return
+        if verb in FOLLOW_UPS:
+            ack(response_type="ephemeral", text=f"Working on `{verb} {ref}`…")
+            _follow_up(verb, ref, runtime, client, command, respond)
+            return
         reply = _run(verb, ref, runtime, context["authz"], user)
     except BroadcastBotError as exc:
         ack(response_type="ephemeral", text=str(exc))
         return
     ack(response_type="ephemeral", **reply)
+
+
+FOLLOW_UPS = {"retry", "duplicate"}
+
+
+def _follow_up(
+    verb: str,
+    ref: str,
+    runtime: Runtime,
+    client: WebClient,
+    command: dict[str, Any],
+    respond: Respond,
+) -> None:
+    """Retry and duplicate copy recipients and post a card: answered after the ack."""
+    user, channel = command["user_id"], command.get("channel_id")
+    try:
+        make = follow_ups.retry_failed if verb == "retry" else follow_ups.duplicate
+        text = make(runtime, client, ref, user_id=user, channel_id=channel)
+    except BroadcastBotError as exc:
+        text = str(exc)
+    except Exception:  # after the ack nobody else would tell the user: log it and say so
+        log.exception("/broadcast %s %s failed", verb, ref)
+        text = f"`/broadcast {verb} {ref}` failed unexpectedly; nothing was created. Try again."
+    respond(response_type="ephemeral", text=text)
 
 
 def _new_view(runtime: Runtime, command: dict[str, Any]) -> dict[str, Any]:

@@ -7,8 +7,9 @@ from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
-from bot import cards, flows
+from bot import cards, flows, follow_ups
 from bot.authz import Authoriser
 from bot.blocks import ids, kit, modals, state
 from bot.blocks.state import FieldError
@@ -28,6 +29,8 @@ def register(app: App) -> None:
     app.view(ids.SEND_CONFIRM)(on_send_confirm)
     app.view(ids.SCHEDULE)(on_schedule)
     app.view(ids.SEND_TEST)(on_send_test)
+    app.view(ids.EDIT_DRAFT)(on_edit_draft)
+    app.view(ids.RETRY_CONFIRM)(on_retry_confirm)
 
 
 def _errors(ack: Ack, exc: FieldError) -> None:
@@ -140,6 +143,58 @@ def on_send_test(
     with transaction(runtime.sessions) as session:
         broadcast = service.get_broadcast(session, broadcast_id)
         cards.note(client, broadcast, f"🧪 {kit.mention(user)} sent a test message.")
+
+
+def on_edit_draft(
+    ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext
+) -> None:
+    """Save the edit-draft modal all or nothing; a problem is shown on the field at fault."""
+    broadcast_id = str(state.metadata(view).get("broadcast", ""))
+    try:
+        follow_ups.apply_edit(
+            context["runtime"],
+            client,
+            broadcast_id,
+            state.edit_draft(view),
+            user_id=body["user"]["id"],
+            authz=context["authz"],
+        )
+    except FieldError as exc:
+        _errors(ack, exc)
+        return
+    ack()
+
+
+def on_retry_confirm(
+    ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext
+) -> None:
+    """Make the retry draft and post its card, then say so (or why not) in the modal.
+
+    Copying many recipients can take longer than Slack waits for an answer, so the modal is
+    acknowledged first and updated when the draft exists.
+    """
+    ack(response_action="update", view=modals.notice_modal("Retry failed", "Making the draft…"))
+    try:
+        text = follow_ups.retry_failed(
+            context["runtime"],
+            client,
+            str(state.metadata(view).get("broadcast", "")),
+            user_id=body["user"]["id"],
+            channel_id=None,
+        )
+        title = "Retry draft made"
+    except BroadcastBotError as exc:
+        text, title = str(exc), "No retry made"
+    except Exception:  # after the ack nobody else would tell the user: log it and say so
+        log.exception("retry of %s failed", state.metadata(view).get("broadcast"))
+        text, title = (
+            "The retry failed unexpectedly; nothing was created. Try again.",
+            "No retry made",
+        )
+    try:
+        client.views_update(view_id=view["id"], view=modals.notice_modal(title, text))
+    except SlackApiError as exc:  # the modal was closed meanwhile: the card's thread has the news
+        log.info("retry notice not shown: %s", exc.response.get("error"))
 
 
 def _param_block(view: dict[str, Any], exc: ValidationFailed) -> str:

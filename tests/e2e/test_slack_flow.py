@@ -162,7 +162,7 @@ def run_flow(env: SlackEnv, sb: Sandbox) -> None:
         for blk in sending.blocks
         if blk["type"] == "actions"
         for e in blk["elements"]
-    ] == ["Pause", "Cancel"]
+    ] == ["Pause", "Report", "Cancel"]
 
     # 5. Workers send to the sandbox; its webhooks come back; the card follows.
     def settled() -> bool:
@@ -218,7 +218,7 @@ def run_flow(env: SlackEnv, sb: Sandbox) -> None:
         if blk["type"] == "actions"
         for e in blk["elements"]
     ]
-    assert buttons == ["Report"]
+    assert buttons == ["Report", "Retry failed…", "Duplicate"]
     notes = [m.text for m in slack.messages_in(CHANNEL, card_ts)]
     assert any(n.startswith("🚀 Started by <@U0ANA>") for n in notes)
     assert any(n.startswith("✅ Completed: 9 sent of 9") for n in notes), notes

@@ -131,6 +131,9 @@ def test_submitting_creates_the_draft_and_posts_its_card(env: SlackEnv) -> None:
         ids.CARD_SEND_TEST,
         ids.CARD_SEND,
         ids.CARD_SCHEDULE,
+        ids.CARD_EDIT,
+        ids.CARD_REPORT,
+        ids.CARD_DUPLICATE,
         ids.CARD_CANCEL,
     ]
 

@@ -99,7 +99,7 @@ def test_status_changes_wait_for_the_card_budget_and_are_shown_in_one_catch_up_e
     card = env.slack.message(channel, ts)
     assert card.edits == 2
     actions = next(b for b in card.blocks if b["type"] == "actions")
-    assert [e["text"]["text"] for e in actions["elements"]] == ["Resume", "Cancel"]
+    assert [e["text"]["text"] for e in actions["elements"]] == ["Resume", "Report", "Cancel"]
     notes = [m.text for m in env.slack.messages_in(channel, ts)]
     assert notes[0].startswith("🚀 Started by <@U0ANA>: 2 recipients")
     assert notes[1] == "⏸️ Paused by <@U0ANA>."
@@ -137,7 +137,11 @@ def test_the_final_state_is_never_lost_right_after_a_progress_edit(
     card = env.slack.message(channel, ts)
     assert card.edits == 2 and "Cancelled" in card.text
     actions = next(b for b in card.blocks if b["type"] == "actions")
-    assert [e["text"]["text"] for e in actions["elements"]] == ["Report"]
+    assert [e["text"]["text"] for e in actions["elements"]] == [
+        "Report",
+        "Retry failed…",
+        "Duplicate",
+    ]
     notes = [m.text for m in env.slack.messages_in(channel, ts)]
     assert notes == ["🚫 Cancelled by <@U0ANA>; 2 recipients not reached were skipped."]
 

@@ -117,7 +117,17 @@ def test_the_card_fits_slack_limits_in_every_status_even_with_huge_values(status
 def test_a_draft_card_asks_for_a_csv_and_offers_every_set_up_button() -> None:
     blocks = card_blocks(sample_card("draft"))
     buttons = [e["text"]["text"] for b in blocks if b["type"] == "actions" for e in b["elements"]]
-    assert buttons == ["Add contacts", "CSV template", "Send test", "Send…", "Schedule…", "Cancel"]
+    assert buttons == [
+        "Add contacts",
+        "CSV template",
+        "Send test",
+        "Send…",
+        "Schedule…",
+        "Edit…",
+        "Report",
+        "Duplicate",
+        "Cancel",
+    ]
     assert "Drop a CSV into this thread" in blocks[-1]["elements"][0]["text"]
 
 
@@ -145,13 +155,13 @@ def test_a_sending_card_shows_progress_metrics_eta_and_pause() -> None:
         "Reply rate of delivered 6.7% (responded ÷ delivered)"
     ) in text
     buttons = [e["text"]["text"] for b in blocks if b["type"] == "actions" for e in b["elements"]]
-    assert buttons == ["Pause", "Cancel"]
+    assert buttons == ["Pause", "Report", "Cancel"]
 
 
 def test_a_completed_card_is_read_only_with_a_report_button() -> None:
     blocks = card_blocks(sample_card("completed", counts=Counts(total=10, sent=10, delivered=9)))
     buttons = [e["text"]["text"] for b in blocks if b["type"] == "actions" for e in b["elements"]]
-    assert buttons == ["Report"]
+    assert buttons == ["Report", "Retry failed…", "Duplicate"]
 
 
 def test_the_new_broadcast_modal_fits_with_a_hundred_configurations() -> None:
