@@ -181,7 +181,9 @@ def contact_options(runtime: Runtime, search: str) -> list[dict[str, Any]]:
         found = contacts.list_contacts(
             session, search=search, eligible_only=True, limit=kit.MAX_OPTIONS
         )
-        return [kit.option(f"{c.name} {c.phone}" if c.name else c.phone, str(c.id)) for c in found]
+        return [
+            kit.option(f"{c.name} {c.phone}" if c.name else str(c.phone), str(c.id)) for c in found
+        ]
 
 
 def add_contacts(

@@ -108,8 +108,11 @@ def _chunks(items: Iterable[ContactData], size: int) -> Iterator[list[ContactDat
 
 
 def eligible_contacts_query(search: str | None = None) -> Select[Contact]:
-    """Contacts a broadcast may go to: not test/sandbox contacts, not opted out."""
-    query = select(Contact).where(Contact.is_test.is_(False), Contact.opted_out_at.is_(None))
+    """Contacts a broadcast may go to: not test/sandbox contacts, not opted out, with a number
+    (a template send needs one; contacts known only by user id are reached by replies)."""
+    query = select(Contact).where(
+        Contact.is_test.is_(False), Contact.opted_out_at.is_(None), Contact.phone.is_not(None)
+    )
     return _searched(query, search)
 
 
@@ -270,6 +273,11 @@ def add_contacts_to_broadcast(
             continue
         if contact.opted_out_at is not None:
             excluded_out += 1
+            continue
+        if contact.phone is None:  # known only by user id: no number to send a template to
+            missing += 1
+            if len(examples) < 5:
+                examples.append(f"{contact.username or contact.user_id} has no phone number")
             continue
         params: dict[str, Any] = {}
         lacking = None

@@ -33,7 +33,9 @@ class SandboxConfig:
     failure_rules: dict[str, int] = field(
         default_factory=lambda: {"026": 131026, "049": 131049, "050": 131050}
     )  # accepted, then a `failed` status webhook with that code
-    reject_rules: dict[str, int] = field(default_factory=dict)  # refused at send time
+    # Refused at send time: a Meta code, or a Kapso one such as "marketing_preference_stopped";
+    # the suffix "" matches every number (an account-level error).
+    reject_rules: dict[str, int | str] = field(default_factory=dict)
     # Webhooks
     webhook_url: str | None = None
     webhook_format: str = "meta"  # meta | kapso
