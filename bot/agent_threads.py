@@ -10,6 +10,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from redis import Redis
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
@@ -27,6 +28,10 @@ from jobs.queues import AGENTS, job_id, queue
 from jobs.runtime import Runtime, current
 
 log = logging.getLogger(__name__)
+
+# How long a Slack event id and message ts are remembered. Slack retries three times within
+# about five minutes; a day also covers a redelivery after an outage of our endpoint.
+EVENT_MEMORY_SECONDS = 24 * 3600
 
 
 def header_text(payload: dict[str, Any]) -> str:
@@ -120,6 +125,19 @@ def _record(runtime: Runtime, delivery_id: int, error: str | None, *, retry: boo
         failure_ttl=86400,
     )
     return "retrying"
+
+
+def first_delivery(redis: Redis[bytes], *, event_id: str | None, channel: str, ts: str) -> bool:
+    """Whether a Slack message event is seen for the first time. Slack redelivers an event whose
+    delivery looked failed or slow (same `event_id`, `X-Slack-Retry-Num`), and the same message
+    can come again under another event id: both are remembered for EVENT_MEMORY_SECONDS."""
+    keys = [f"bb:slack-msg:{channel}:{ts}"]
+    if event_id:
+        keys.append(f"bb:slack-event:{event_id}")
+    pipe = redis.pipeline()
+    for key in keys:
+        pipe.set(key, "1", nx=True, ex=EVENT_MEMORY_SECONDS)
+    return all(pipe.execute())
 
 
 def on_human_reply(runtime: Runtime, client: WebClient, event: dict[str, Any]) -> None:
