@@ -104,8 +104,11 @@ class Processor:
         parsed: list[Any] = []
         for row in rows:
             result = parse_row(row)
-            if result.ignored:
-                log.info("inbox %s: ignored %s", row.id, ", ".join(result.ignored))
+            problems = [i for i in result.ignored if i.startswith("error ")]
+            if problems:  # WhatsApp reporting a problem with the number or the app itself
+                log.warning("inbox %s: WhatsApp reported %s", row.id, "; ".join(problems))
+            if len(problems) < len(result.ignored):
+                log.info("inbox %s: not acted on: %s", row.id, ", ".join(result.ignored))
             parsed.extend(result.events)
         statuses = [e for e in parsed if isinstance(e, StatusUpdate)]
         if statuses:
