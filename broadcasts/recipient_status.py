@@ -28,6 +28,10 @@ class CounterDeltas:
         if not delta.is_zero():
             self._by_broadcast[broadcast_id] = self._by_broadcast[broadcast_id] + delta
 
+    def merge(self, other: CounterDeltas) -> None:
+        for broadcast_id, delta in other._by_broadcast.items():
+            self.add(broadcast_id, delta)
+
     def broadcast_ids(self) -> list[str]:
         """The broadcasts whose counters change at the next flush."""
         return list(self._by_broadcast)

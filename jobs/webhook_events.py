@@ -10,6 +10,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from sqlalchemy import or_, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from broadcasts import contacts, service
@@ -115,7 +116,7 @@ class Processor:
             self._statuses(session, statuses, deltas)
         for event in parsed:
             if isinstance(event, InboundMessage):
-                self._inbound(session, event, deltas)
+                self._inbound_isolated(session, event, deltas)
             elif isinstance(event, TemplateStatusUpdate):
                 self._template(session, event)
             elif isinstance(event, UserPreferenceUpdate):
@@ -386,6 +387,20 @@ class Processor:
             self._after.append(
                 partial(agents.enqueue_delivery, self.runtime.redis, delivery.id, kind)
             )
+
+    def _inbound_isolated(self, session: Session, m: InboundMessage, deltas: CounterDeltas) -> None:
+        """One message that cannot be applied is logged and left out (in a savepoint); the
+        rest of its body still is. A database outage still fails the body (it is retried)."""
+        mine = CounterDeltas()
+        try:
+            with session.begin_nested():
+                self._inbound(session, m, mine)
+        except OperationalError:
+            raise
+        except Exception:
+            log.exception("inbound message %s from %s could not be applied", m.wamid, m.sender)
+            return
+        deltas.merge(mine)
 
     def _opt_out_contact(
         self, session: Session, contact: Contact, opted_out: bool, reason: str
