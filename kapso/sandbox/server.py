@@ -350,6 +350,7 @@ class Api:
             str(body.get("text", "Hi")),
             body.get("context_id"),
             str(body.get("name") or "Sandbox User"),
+            str(body.get("type") or "text"),
         )
         return web.json_response({"message": message})
 

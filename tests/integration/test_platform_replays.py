@@ -4,6 +4,7 @@ asynchronous failures and forged callback data, through the worker into the data
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,7 @@ from tests.factories import add_recipients, make_broadcast
 from tests.webhook_support import (
     AGENT_SECRET,
     AGENT_SECRET_ENV,
+    APP_SECRET,
     FakeAgent,
     drain,
     fake_agent,
@@ -396,3 +398,42 @@ def test_one_bad_message_in_a_body_never_costs_the_others(
         years = {m.timestamp.year for m in s.scalars(select(Message))}
         assert years <= {datetime.now(UTC).year, SENT_AT.year}
     assert len(agent.calls) == 2
+
+
+def test_the_sandbox_sends_user_id_only_media_and_reaction_messages_that_reach_the_agent(
+    base: str, runtime: Runtime, sessions: sessionmaker[Session], agent: FakeAgent
+) -> None:
+    from kapso.sandbox import SandboxConfig, run_sandbox
+    from kapso.sandbox.emitter import user_id_for
+
+    sent_broadcast(sessions, agent.url)
+    hidden = "15552220001"
+    config = SandboxConfig(
+        latency_ms=0,
+        webhook_url=f"{base}/webhooks/whatsapp",
+        app_secret=APP_SECRET,
+        hidden_number_rules=["0001"],
+        batch_interval_ms=10,
+        duplicate_rate=0,
+    )
+    with run_sandbox(config) as sandbox:
+        sandbox.inbound(hidden, "Is this in stock?", kind="image")
+        sandbox.inbound(hidden, "👍", kind="reaction", context_id="wamid.T0")
+        sandbox.inbound(PHONE, "Hello", context_id="wamid.T0")
+
+        deadline = time.monotonic() + 30  # an upper bound to give up, not a timing assertion
+        while len(agent.calls) < 3:
+            assert time.monotonic() < deadline, f"agent got {len(agent.calls)} of 3 messages"
+            drain(runtime)
+            time.sleep(0.05)
+    by_kind = {c.json["message"]["kind"]: c.json for c in agent.calls}
+    image = by_kind["image"]
+    assert image["message"]["caption"] == "Is this in stock?" and image["message"]["media"]["id"]
+    assert image["contact"]["phone"] is None
+    assert image["contact"]["user_id"] == user_id_for(hidden)
+    assert image["contact"]["username"]
+    assert by_kind["reaction"]["message"]["reaction"]["emoji"] == "👍"
+    assert by_kind["text"]["contact"]["user_id"] == user_id_for(PHONE)
+    with sessions() as s:
+        hidden_contact = s.scalar(select(Contact).where(Contact.user_id == user_id_for(hidden)))
+        assert hidden_contact is not None and hidden_contact.phone is None
