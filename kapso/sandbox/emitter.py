@@ -152,6 +152,7 @@ class Emitter:
             if str(b.get("type", "")).upper() == "QUICK_REPLY"
         ]
         context = {"from": digits(cfg.display_phone_number), "id": record["wamid"]}
+        self.state.users[user_id_for(record["wa_id"])] = record["wa_id"]
         message: dict[str, Any] = {
             "from": record["wa_id"],
             "id": f"wamid.SBXIN{uuid.uuid4().hex[:20].upper()}",
@@ -206,6 +207,7 @@ class Emitter:
                 "from": digits(self.config.display_phone_number),
                 "id": context_id,
             }
+        self.state.users[user_id_for(wa_id)] = wa_id
         record = {"phone_number_id": phone_number_id, "wa_id": wa_id, "to": wa_id}
         self._push(0.0, {"kind": "message", "message": message, "record": record, "name": name})
         return message

@@ -147,6 +147,11 @@ class Api:
         if payload.get("messaging_product") != "whatsapp":
             return Refusal(100, "Invalid parameter", "messaging_product must be 'whatsapp'.")
         to = digits(str(payload.get("to") or ""))
+        recipient = str(payload.get("recipient") or "")
+        if not to and recipient:  # a business-scoped user id, for users who hide their number
+            to = self.state.users.get(recipient, "")
+            if not to:
+                return Refusal(131026, "Message undeliverable", f"no user {recipient[:40]!r}.")
         if not 7 <= len(to) <= 15:
             return Refusal(100, "Invalid parameter", f"'to' ({payload.get('to')!r}) is invalid.")
         kind = payload.get("type", "text")

@@ -49,6 +49,7 @@ class SandboxState:
         self.accepted_windows: dict[str, Window] = {}
         self.last_to: dict[tuple[str, str], float] = {}
         self.codes: Counter[int | str] = Counter()
+        self.users: dict[str, str] = {}  # business-scoped user id → the number behind it
         self.webhooks_posted = 0
         self.webhook_events = 0
         self.webhook_failures = 0

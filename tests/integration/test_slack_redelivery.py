@@ -157,3 +157,33 @@ def test_a_missing_test_parameter_is_shown_on_its_field_without_calling_whatsapp
     ).json()
     assert reply["response_action"] == "errors"
     assert sandbox.messages() == []
+
+
+def test_an_answer_to_a_user_who_hides_their_number_goes_to_their_user_id(
+    env: SlackEnv, sandbox: Sandbox
+) -> None:
+    from kapso.sandbox.emitter import user_id_for
+
+    hidden = "14155550177"
+    sandbox.inbound(hidden, "Hi, it's me")  # the sandbox now knows who is behind the user id
+    with transaction(env.runtime.sessions) as session:
+        config = session.query(WhatsAppConfig).one()
+        contact = Contact(phone=None, user_id=user_id_for(hidden), source="whatsapp")
+        contact.attributes = {}
+        session.add(contact)
+        session.flush()
+        recent = utcnow() - timedelta(minutes=5)
+        session.add(
+            Conversation(
+                config_id=config.id,
+                contact_id=contact.id,
+                slack_channel_id=AGENT_CHANNEL,
+                slack_thread_ts=THREAD_TS,
+                started_at=recent,
+                last_message_at=recent,
+                last_inbound_at=recent,
+            )
+        )
+    env.sender.redeliver(thread_message("1700000100.000500", "Your order is ready"), times=1)
+    env.slack.wait_for(lambda: env.slack.calls_to("reactions.add"), timeout=30)
+    assert [m["text"] for m in sandbox.messages(to=hidden)] == ["Your order is ready"]
