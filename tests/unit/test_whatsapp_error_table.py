@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from kapso.client import ApiTarget, _api_error
 from kapso.errors import CODES, ErrorAction, WhatsAppError, classify, markdown_table
 
 A = ErrorAction
@@ -139,3 +140,29 @@ def test_error_message_names_the_configuration_and_what_to_do() -> None:
 def test_the_readme_shows_the_table_as_the_code_has_it() -> None:
     readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
     assert markdown_table() in readme
+
+
+def _target() -> ApiTarget:
+    return ApiTarget("main", "meta", "http://127.0.0.1:9", "100200300", "900800700", "x", "TOKEN")
+
+
+def test_the_client_reads_metas_subcode_and_kapsos_string_codes() -> None:
+    wrong_number = {
+        "error": {
+            "message": "Unsupported post request. Object with ID '123' does not exist",
+            "type": "GraphMethodException",
+            "code": 100,
+            "error_subcode": 33,
+            "fbtrace_id": "A1",
+        }
+    }
+    error = _api_error(_target(), 400, wrong_number)
+    assert (error.code, error.subcode, error.action) == (100, 33, A.FAIL_BROADCAST)
+    for body in (
+        {"error": {"code": "marketing_preference_stopped", "message": "Contact stopped marketing"}},
+        {"error": "marketing_preference_stopped", "message": "Contact stopped marketing"},
+    ):
+        error = _api_error(_target(), 422, body)
+        assert error.action is A.SKIP_RECIPIENT and "marketing" in str(error)
+    oauth = {"error": {"message": "(#131063) Blocked", "type": "OAuthException", "code": 131063}}
+    assert _api_error(_target(), 400, oauth).kapso_code is None
