@@ -24,10 +24,10 @@ from broadcasts.actors import Actor
 from broadcasts.csv_template import template_csv
 from broadcasts.db import transaction
 from broadcasts.errors import NotFoundError, ValidationFailed
-from broadcasts.imports.phones import PHONE_REASONS, normalise_phone
 from broadcasts.metrics import stored_counts
 from broadcasts.models import Broadcast, Recipient, Template, WhatsAppConfig
 from broadcasts.templates import ensure_approved
+from jobs import control
 from jobs.runtime import Runtime
 from jobs.whatsapp import spec_for
 from kapso.templates import MissingParameter, build_components, render_body
@@ -403,12 +403,7 @@ def check_test_send(
 ) -> None:
     """What a test send can be refused for without asking WhatsApp (number, template state,
     parameters), so the modal shows it on the field before the ack."""
-    number, reason = normalise_phone(phone, runtime.settings.phone_default_region)
-    if number is None:
-        raise ValidationFailed(
-            f"Test number '{phone}' is not usable: {PHONE_REASONS.get(reason, reason)}.",
-            field="phone",
-        )
+    control.test_number(runtime, phone)
     with transaction(runtime.sessions) as session:
         template = service.get_broadcast(session, broadcast_id).template
         ensure_approved(template)

@@ -371,7 +371,7 @@ class Lane:
         if c.action is ErrorAction.SKIP_RECIPIENT:
             reason = f"{c.summary} (WhatsApp error {exc.kapso_code or exc.code})"
             return sending.Outcome(r.id, "skip", code=exc.code, title=reason, opt_out=c.opt_out)
-        throttled = exc.code == 130429 or (exc.code is None and exc.http_status == 429)
+        throttled = exc.code == 130429 or exc.http_status == 429
         if throttled:
             self.throttled += 1
             await limiter.slow_down(

@@ -156,8 +156,8 @@ class Processor:
                     by_wamid[s.wamid] = candidate  # the lost response's wamid, reconciled
                 elif candidate is not None:
                     log.warning(
-                        "status %s names recipient %s of broadcast %s, which was never sent "
-                        "that message; ignored",
+                        "status %s names recipient %s of broadcast %s, which is not waiting "
+                        "for it (never claimed, a draft, or an earlier send); ignored",
                         s.wamid,
                         candidate.id,
                         ref.broadcast_id,
