@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,8 @@ from broadcasts.recipients import NewRecipient, insert_recipients
 from broadcasts.service import get_broadcast
 
 CHUNK = 500
+
+USER_ID = re.compile(r"[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}")
 
 
 @dataclass(frozen=True)
@@ -141,8 +144,10 @@ def list_contacts(
 
 
 def find_contact(session: Session, ref: str) -> Contact | None:
-    """A contact by phone (any format with a country code), wa_id or numeric id."""
+    """A contact by phone (any format with a country code), wa_id or business-scoped user id."""
     text = ref.strip()
+    if USER_ID.fullmatch(text):  # `US.1349…`: a business-scoped user id, not a number
+        return session.scalar(select(Contact).where(Contact.user_id == text))
     phone, _ = normalise_phone(text, None)
     if phone is not None:
         found = session.scalar(select(Contact).where(Contact.phone == phone))

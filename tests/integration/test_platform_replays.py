@@ -437,3 +437,21 @@ def test_the_sandbox_sends_user_id_only_media_and_reaction_messages_that_reach_t
     with sessions() as s:
         hidden_contact = s.scalar(select(Contact).where(Contact.user_id == user_id_for(hidden)))
         assert hidden_contact is not None and hidden_contact.phone is None
+
+
+def test_a_contact_known_only_by_user_id_can_be_found_and_opted_out(
+    sessions: sessionmaker[Session],
+) -> None:
+    from broadcasts import contacts
+
+    with sessions() as s, s.begin():
+        s.add(Contact(phone=None, user_id=BSUID, username="@ana", source="whatsapp", attributes={}))
+    with sessions() as s, s.begin():
+        found = contacts.find_contact(s, BSUID)
+        assert found is not None and found.username == "@ana"
+        contacts.set_opt_out(s, BSUID, True, "asked by phone")
+    with sessions() as s:
+        contact = s.scalar(select(Contact).where(Contact.user_id == BSUID))
+        assert contact is not None and contact.opted_out_at is not None
+        eligible = contacts.list_contacts(s, eligible_only=True)
+        assert contact.id not in [c.id for c in eligible]
