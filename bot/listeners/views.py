@@ -147,7 +147,7 @@ def on_send_test(
     )
     with transaction(runtime.sessions) as session:
         broadcast = service.get_broadcast(session, broadcast_id)
-        cards.note(client, broadcast, f"🧪 {kit.mention(user)} sent a test message.")
+    cards.note(client, broadcast, f"🧪 {kit.mention(user)} sent a test message.")  # committed
 
 
 def _param_block(view: dict[str, Any], exc: ValidationFailed) -> str:
