@@ -51,9 +51,39 @@ def header_text(payload: dict[str, Any]) -> str:
 
 
 def message_text(payload: dict[str, Any]) -> str:
+    """What the customer sent, as a line a teammate can read (media, places, reactions …)."""
     message = payload.get("message") or {}
-    text = message.get("text") or f"[{message.get('type', 'message')}]"
-    return clip(str(text), 3900)
+    kind = str(message.get("kind") or message.get("type") or "message")
+    text = message.get("text")
+    media, place = message.get("media") or {}, message.get("location") or {}
+    reaction, order = message.get("reaction") or {}, message.get("order") or {}
+    if media:
+        what = media.get("filename") or media.get("mime_type") or kind
+        line = f"📎 {kind} ({what}, media id {media.get('id')})" + (f": {text}" if text else "")
+    elif place:
+        where = ", ".join(str(place[k]) for k in ("name", "address") if place.get(k))
+        line = f"📍 {where} ({place.get('latitude')}, {place.get('longitude')})".strip()
+    elif kind == "reaction":
+        emoji = reaction.get("emoji")
+        line = f"reacted {emoji} to a message" if emoji else "removed their reaction"
+    elif order:
+        items = ", ".join(
+            f"{i.get('quantity'):g} × {i.get('product_retailer_id')}"
+            for i in order.get("items") or []
+            if isinstance(i.get("quantity"), float)
+        )
+        line = f"🛒 order: {items}" + (f" — {text}" if text else "")
+    elif kind == "contacts":
+        names = ", ".join(str(c.get("name")) for c in message.get("contacts") or [])
+        line = f"👤 shared contacts: {names}"
+    elif kind in ("system", "revoke"):
+        body = (message.get("system") or {}).get("body")
+        line = f"ℹ️ {body}" if body else "ℹ️ deleted a message"
+    elif kind == "edit":
+        line = f"✏️ edited a message: {text}"
+    else:
+        line = str(text or f"[{kind}]")
+    return clip(line, 3900)
 
 
 def deliver(delivery_id: int) -> str:

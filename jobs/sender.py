@@ -361,6 +361,16 @@ class Lane:
             last, n = getattr(self, "unknown_streak", (None, 0))
             unknown_run = n + 1 if last == exc.code else 1
             self.unknown_streak = (exc.code, unknown_run)
+        if unknown_run >= UNKNOWN_PAUSE_AFTER and self.broadcast_error is None:
+            exc = WhatsAppError(
+                code=exc.code,
+                title=exc.title,
+                details=exc.details,
+                http_status=exc.http_status,
+                config_name=exc.config_name,
+                hint=f"Paused after {unknown_run} sends in a row got this code, which the bot "
+                "does not know: look it up in Meta's error codes, then resume.",
+            )
         if c.stops_broadcast or unknown_run >= UNKNOWN_PAUSE_AFTER:
             if self.broadcast_error is None:
                 self.broadcast_error = exc
