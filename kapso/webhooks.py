@@ -103,13 +103,10 @@ class InboundMessage:
     @property
     def body(self) -> str | None:
         """What the person wrote or tapped, as text (a caption for media; None otherwise)."""
-        return (
-            self.text
-            or self.button_text
-            or self.interactive_title
-            or self.button_payload
-            or message_content(self.raw).get("caption")
-        )
+        if self.text or self.button_text or self.interactive_title or self.button_payload:
+            return self.text or self.button_text or self.interactive_title or self.button_payload
+        content = message_content(self.raw)  # a caption, an edit's new text, a flow's body
+        return content.get("text") or content.get("caption")
 
     @property
     def is_reply(self) -> bool:

@@ -285,8 +285,9 @@ def test_only_customer_answers_are_replies(name: str, is_reply: bool) -> None:
     assert only_message(inbound(SHAPES[name][0])).is_reply is is_reply
 
 
-def test_a_caption_is_the_body_of_a_media_message() -> None:
+def test_a_caption_is_the_body_of_a_media_message_and_an_edit_has_its_new_text() -> None:
     assert only_message(inbound(SHAPES["image"][0])).body == "This one, please"
+    assert only_message(inbound(SHAPES["edit"][0])).body == "Make it two"
 
 
 def test_a_username_user_without_a_phone_number_is_kept_with_every_identifier() -> None:
