@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from redis.exceptions import RedisError
 from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 
@@ -44,9 +45,18 @@ def on_message(
         # customer twice: only the first delivery of an event id and message ts is acted on.
         event_id = str(body.get("event_id") or "") or None
         channel, ts = str(event.get("channel", "")), str(event.get("ts", ""))
-        if not agent_threads.first_delivery(
-            runtime.redis, event_id=event_id, channel=channel, ts=ts
-        ):
+        try:
+            first = agent_threads.first_delivery(
+                runtime.redis, event_id=event_id, channel=channel, ts=ts
+            )
+        except RedisError:  # without the memory a retry could send twice: send nothing
+            log.exception("Slack message %s not sent: Redis is unavailable", ts)
+            text = (
+                "Not sent to WhatsApp: the bot cannot reach Redis right now. Post it again later."
+            )
+            flows.tell(client, user_id=str(event["user"]), channel_id=channel, text=text)
+            return
+        if not first:
             log.info("Slack event %s (message %s) was already handled", event_id, ts)
             return
         agent_threads.on_human_reply(runtime, client, event)

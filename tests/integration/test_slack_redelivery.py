@@ -187,3 +187,17 @@ def test_an_answer_to_a_user_who_hides_their_number_goes_to_their_user_id(
     env.sender.redeliver(thread_message("1700000100.000500", "Your order is ready"), times=1)
     env.slack.wait_for(lambda: env.slack.calls_to("reactions.add"), timeout=30)
     assert [m["text"] for m in sandbox.messages(to=hidden)] == ["Your order is ready"]
+
+
+def test_without_redis_a_thread_reply_is_not_sent_and_the_teammate_is_told(
+    db_url: str, sandbox: Sandbox
+) -> None:
+    with slack_env(db_url, "redis://127.0.0.1:9/0") as env:  # nothing listens there
+        with transaction(env.runtime.sessions) as session:
+            config = make_config(session, "main", display_phone_number="+1 555 0100")
+            config.provider, config.api_base_url = "sandbox", sandbox.base_url
+        to = conversation_thread(env)
+        env.sender.redeliver(thread_message("1700000100.000600", "Hello?"), times=1)
+        told = env.slack.wait_for(lambda: env.slack.calls_to("chat.postEphemeral"), timeout=30)
+        assert "cannot reach Redis" in told[-1].params["text"]
+        assert sandbox.messages(to=to) == []
