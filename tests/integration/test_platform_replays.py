@@ -25,6 +25,7 @@ from tests.webhook_support import (
     AGENT_SECRET,
     AGENT_SECRET_ENV,
     APP_SECRET,
+    KAPSO_SECRET,
     FakeAgent,
     drain,
     fake_agent,
@@ -455,3 +456,44 @@ def test_a_contact_known_only_by_user_id_can_be_found_and_opted_out(
         assert contact is not None and contact.opted_out_at is not None
         eligible = contacts.list_contacts(s, eligible_only=True)
         assert contact.id not in [c.id for c in eligible]
+
+
+def test_a_kapso_batch_without_the_event_header_is_processed_from_its_body(
+    base: str, runtime: Runtime, sessions: sessionmaker[Session], agent: FakeAgent
+) -> None:
+    from kapso.webhooks import sign
+
+    sent_broadcast(sessions, agent.url)
+
+    def received(wamid: str, conversation: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "event": "whatsapp.message.received",
+            "data": {
+                "message": {
+                    "id": wamid,
+                    "timestamp": str(T + 60),
+                    "type": "text",
+                    "text": {"body": f"hi from {wamid}"},
+                    "kapso": {"direction": "inbound"},
+                },
+                "conversation": {"id": "c1", "phone_number_id": "100200300", **conversation},
+                "is_new_conversation": False,
+                "phone_number_id": "100200300",
+            },
+        }
+
+    body = {
+        "batch": True,
+        "data": [
+            received("wamid.K1", {"phone_number": f"+{PHONE}"}),
+            received("wamid.K2", {"user_id": "BR.1502576394655843"}),  # no phone number given
+        ],
+    }
+    raw = json.dumps(body).encode()
+    headers = {"X-Webhook-Signature": sign(raw, KAPSO_SECRET), "Content-Type": "application/json"}
+    assert post(base, "/webhooks/kapso", raw, headers).status_code == 200
+    drain(runtime)
+    texts = sorted(c.json["message"]["text"] for c in agent.calls)
+    assert texts == ["hi from wamid.K1", "hi from wamid.K2"]
+    by_text = {c.json["message"]["text"]: c.json for c in agent.calls}
+    assert by_text["hi from wamid.K2"]["contact"]["user_id"] == "BR.1502576394655843"
