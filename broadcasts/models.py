@@ -150,13 +150,16 @@ class Template(Base):
 
 
 class Contact(TimestampMixin, Base):
-    """A person we can message, known by E.164 number."""
+    """A person we can message, known by E.164 number, business-scoped user id, or both."""
 
     __tablename__ = "contacts"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    phone: Mapped[str] = mapped_column(String(20), unique=True)
+    # None for a WhatsApp user who hides their number behind a username (then user_id is set).
+    phone: Mapped[str | None] = mapped_column(String(20), unique=True)
     wa_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    user_id: Mapped[str | None] = mapped_column(String(140), unique=True)  # BSUID
+    username: Mapped[str | None] = mapped_column(String(64))
     name: Mapped[str | None] = mapped_column(String(255))
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     is_test: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -236,6 +239,9 @@ class Recipient(Base):
     status: Mapped[str] = mapped_column(String(16), default=RecipientStatus.PENDING)
     wamid: Mapped[str | None] = mapped_column(String(128), unique=True)
     wa_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    user_id: Mapped[str | None] = mapped_column(String(140), index=True)  # BSUID, from statuses
+    # wamids of earlier sends of this row (a retried asynchronous failure), oldest first.
+    wamid_history: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
     message_status: Mapped[str | None] = mapped_column(String(40))
     error_code: Mapped[int | None] = mapped_column(Integer)
     error_title: Mapped[str | None] = mapped_column(String(255))

@@ -28,6 +28,10 @@ class CounterDeltas:
         if not delta.is_zero():
             self._by_broadcast[broadcast_id] = self._by_broadcast[broadcast_id] + delta
 
+    def merge(self, other: CounterDeltas) -> None:
+        for broadcast_id, delta in other._by_broadcast.items():
+            self.add(broadcast_id, delta)
+
     def broadcast_ids(self) -> list[str]:
         """The broadcasts whose counters change at the next flush."""
         return list(self._by_broadcast)
@@ -166,6 +170,38 @@ def apply_delivery_status(
     else:
         bump(session, recipient.broadcast_id, delta)
     return not delta.is_zero()
+
+
+def retry_after_async_failure(
+    session: Session,
+    recipient: Recipient,
+    *,
+    wamid: str,
+    code: int | None,
+    title: str | None,
+    detail: str | None,
+    retry_at: datetime,
+    deltas: CounterDeltas | None = None,
+) -> bool:
+    """A retryable `failed` status for the current send: the same row goes back to `pending`
+    for a fresh send at `retry_at`; the failed wamid moves to its history (a late status for it
+    then changes nothing). False when the row has moved on (delivered, terminal, another send)."""
+    if recipient.status in TERMINAL or recipient.wamid != wamid:
+        return False
+    if RANK.get(R(recipient.status), 0) >= RANK[R.DELIVERED]:
+        return False
+    with tracked(session, recipient, deltas):
+        recipient.wamid_history = [*(recipient.wamid_history or []), wamid]
+        recipient.wamid = None
+        recipient.message_status = None
+        recipient.sent_at = None
+        recipient.claimed_at = None
+        recipient.status = R.PENDING
+        recipient.next_attempt_at = retry_at
+        recipient.error_code = code
+        recipient.error_title = (title or "")[:255] or None
+        recipient.error_detail = detail
+    return True
 
 
 def mark_responded(

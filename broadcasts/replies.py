@@ -14,15 +14,17 @@ def attribute_reply(
     session: Session,
     *,
     config_id: int,
-    wa_id: str,
+    wa_id: str | None,
     context_id: str | None,
     at: datetime,
     window_hours: float,
+    user_id: str | None = None,
 ) -> Recipient | None:
     """The recipient row this message replies to, or None when it is not a broadcast reply.
 
     A quoted wamid (`context.id`) wins; otherwise the latest broadcast this sender received from
-    the same number within the attribution window.
+    the same number within the attribution window, found by the business-scoped user id (as
+    status webhooks reported it), the wa_id, then the number dialled.
     """
     if context_id:
         quoted = session.scalar(
@@ -45,9 +47,11 @@ def attribute_reply(
         .order_by(Recipient.sent_at.desc(), Recipient.id.desc())
         .limit(1)
     )
-    # Two indexed lookups: wa_id as WhatsApp reported it, then the number we dialled.
-    found = session.scalar(recent.where(Recipient.wa_id == wa_id))
-    if found is None:
+    # Indexed lookups: user id and wa_id as WhatsApp reported them, then the number we dialled.
+    found = session.scalar(recent.where(Recipient.user_id == user_id)) if user_id else None
+    if found is None and wa_id:
+        found = session.scalar(recent.where(Recipient.wa_id == wa_id))
+    if found is None and wa_id:
         found = session.scalar(recent.where(Recipient.phone == f"+{wa_id}"))
     return found
 
@@ -56,7 +60,7 @@ def attribute_test_reply(
     session: Session,
     *,
     config_id: int,
-    wa_id: str,
+    wa_id: str | None,
     context_id: str | None,
     at: datetime,
     window_hours: float,
@@ -68,6 +72,8 @@ def attribute_test_reply(
         quoted = session.scalar(query.where(TestSend.wamid == context_id))
         if quoted is not None:
             return quoted
+    if not wa_id:  # a sender known only by user id: no number to match a test send to
+        return None
     since = at - timedelta(hours=window_hours)
     return session.scalar(
         query.where(

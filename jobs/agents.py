@@ -41,6 +41,7 @@ from jobs import runtime as runtime_mod
 from jobs.queues import AGENTS, job_id, queue
 from jobs.runtime import Runtime
 from kapso.templates import render_body
+from kapso.webhooks import NOT_REPLIES, message_content
 
 log = logging.getLogger(__name__)
 _held: set[int] = set()  # deliveries waiting for or running on their agent's threads here
@@ -104,7 +105,7 @@ def reply_context(
     recipient: Recipient | None,
     *,
     config_id: int,
-    wa_id: str,
+    wa_id: str | None,
     context_id: str | None,
     at: datetime,
     window_hours: float,
@@ -138,32 +139,59 @@ def agent_payload(
     is_new: bool,
     context: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """The JSON an agent receives for one inbound message (DESIGN §4)."""
-    button = raw_message.get("button") if isinstance(raw_message.get("button"), dict) else None
-    interactive = raw_message.get("interactive")
+    """The JSON an agent receives for one inbound message (DESIGN §4; README, agent contract)."""
     return {
         "event": "message.received",
         "idempotency_key": idempotency_key,
-        "message": {
-            "id": message.wamid,
-            "from": contact.wa_id,
-            "type": message.type,
-            "text": message.text,
-            "timestamp": iso_z(message.timestamp),
-            "context_id": (raw_message.get("context") or {}).get("id"),
-            "button": button,
-            "interactive": interactive if isinstance(interactive, dict) else None,
-        },
+        "message": typed_message(message, raw_message, contact),
         "contact": {
             "id": contact.id,
             "phone": contact.phone,
             "wa_id": contact.wa_id,
+            "user_id": contact.user_id,
+            "username": contact.username,
             "name": contact.name,
             "opted_out": contact.opted_out_at is not None,
         },
         "conversation": {"id": conversation.id, "is_new": is_new},
         "whatsapp_config": {"name": config.name, "phone_number_id": config.phone_number_id},
         "broadcast_context": context,
+    }
+
+
+def typed_message(message: Message, raw: dict[str, Any], contact: Contact) -> dict[str, Any]:
+    """The `message` part: every field always present (None when it does not apply), so an
+    agent can switch on `kind` (text, image, video, audio, document, sticker, location,
+    contacts, reaction, order, interactive, button, system, revoke, edit, unsupported …)."""
+    content = message_content(raw)
+    button = raw.get("button") if isinstance(raw.get("button"), dict) else None
+    interactive = raw.get("interactive")
+    return {
+        "id": message.wamid,
+        "from": raw.get("from") or contact.wa_id,
+        "from_user_id": raw.get("from_user_id") or contact.user_id,
+        "username": contact.username,
+        "type": message.type,
+        "kind": content["kind"],
+        "is_reply": content["kind"] not in NOT_REPLIES,
+        "text": message.text,
+        "caption": content.get("caption"),
+        "timestamp": iso_z(message.timestamp),
+        "context_id": (raw.get("context") or {}).get("id"),
+        "button": button,
+        "interactive": interactive if isinstance(interactive, dict) else None,
+        "interactive_reply": content.get("interactive"),
+        "media": content.get("media"),
+        "location": content.get("location"),
+        "contacts": content.get("contacts"),
+        "reaction": content.get("reaction"),
+        "order": content.get("order"),
+        "system": content.get("system"),
+        "target_message_id": content.get("target_message_id"),
+        "edit": content.get("edit"),
+        "referral": content.get("referral"),
+        "errors": content.get("errors"),
+        "raw": raw,
     }
 
 
@@ -401,7 +429,9 @@ def send_agent_reply(runtime: Runtime, conversation_id: str, text: str, by: Acto
                 field="text",
             )
         target = target_for(config)
-        to = contact.wa_id or contact.phone
+        to = contact.wa_id or contact.phone or contact.user_id
+        if to is None:
+            raise ValidationFailed(f"Contact {contact.id} has no number or user id to reply to.")
 
     async def send() -> Any:
         async with WhatsAppClient(max_in_flight=1) as client:

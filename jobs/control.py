@@ -93,14 +93,20 @@ def _wait_for_slot(runtime: Runtime, phone_number_id: str, rate: float) -> None:
             return
 
 
-def test_send(runtime: Runtime, ref: str, *, phone: str, params: dict[str, str], by: Actor) -> str:
-    """Send the broadcast's template to one number, outside its metrics; returns the wamid."""
+def test_number(runtime: Runtime, phone: str) -> str:
+    """The test number in E.164, or a ValidationFailed saying why it cannot be used."""
     number, reason = normalise_phone(phone, runtime.settings.phone_default_region)
     if number is None:
         raise ValidationFailed(
             f"Test number '{phone}' is not usable: {PHONE_REASONS.get(reason, reason)}.",
             field="phone",
         )
+    return number
+
+
+def test_send(runtime: Runtime, ref: str, *, phone: str, params: dict[str, str], by: Actor) -> str:
+    """Send the broadcast's template to one number, outside its metrics; returns the wamid."""
+    number = test_number(runtime, phone)
     with transaction(runtime.sessions) as session:
         broadcast = service.get_broadcast(session, ref)
         template = broadcast.template

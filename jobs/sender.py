@@ -64,7 +64,8 @@ SLOTS_PER_CALL_SECONDS = 0.25
 RATE_SAFETY = 0.98
 LATE_SECONDS = 0.01  # a send this late for its slot books a new one
 THROTTLE_PUSH = 0.25  # on 130429 the number waits this long and slows down (see jobs.limiter)
-FAIL_CODES = frozenset({132016, 190})  # template disabled, credential revoked: fail, not pause
+# The same unknown code this many times in a row pauses the broadcast with Meta's message.
+UNKNOWN_PAUSE_AFTER = 3
 DEFAULT_FAILURE_THRESHOLD = 0.5
 MIN_BREAKER_SAMPLE = 20
 # Why a lane's loop ended without being stopped (the soft ends: work simply moves on).
@@ -475,17 +476,37 @@ class Lane:
     async def _on_error(
         self, plan: Plan, limiter: RateLimiter, r: sending.Claimed, exc: WhatsAppError
     ) -> sending.Outcome:
+        """Do what the error table says (kapso.errors); nothing here decides on its own."""
         c = exc.classification
         failed = sending.Outcome(
             r.id, "failed", code=exc.code, title=exc.title, detail=exc.details, opt_out=c.opt_out
         )
-        if c.action is ErrorAction.STOP_BROADCAST:
+        release = sending.Outcome(r.id, "release", counts_as_attempt=False)
+        unknown_run = 0
+        if c.action is ErrorAction.UNKNOWN:  # known codes in between do not break the run
+            last, n = getattr(self, "unknown_streak", (None, 0))
+            unknown_run = n + 1 if last == exc.code else 1
+            self.unknown_streak = (exc.code, unknown_run)
+        if unknown_run >= UNKNOWN_PAUSE_AFTER and self.broadcast_error is None:
+            exc = WhatsAppError(
+                code=exc.code,
+                title=exc.title,
+                details=exc.details,
+                http_status=exc.http_status,
+                config_name=exc.config_name,
+                hint=f"Paused after {unknown_run} sends in a row got this code, which the bot "
+                "does not know: look it up in Meta's error codes, then resume.",
+            )
+        if c.stops_broadcast or unknown_run >= UNKNOWN_PAUSE_AFTER:
             if self.broadcast_error is None:
                 self.broadcast_error = exc
             self.stop_reason = self.stop_reason or "broadcast error"
-            return sending.Outcome(r.id, "release", counts_as_attempt=False)
+            return release
         if c.action is ErrorAction.FAIL_RECIPIENT:
             return failed
+        if c.action is ErrorAction.SKIP_RECIPIENT:
+            reason = f"{c.summary} (WhatsApp error {exc.kapso_code or exc.code})"
+            return sending.Outcome(r.id, "skip", code=exc.code, title=reason, opt_out=c.opt_out)
         throttled = exc.code == 130429 or exc.http_status == 429
         if throttled:
             self.throttled += 1
@@ -497,10 +518,11 @@ class Lane:
             )
         if r.attempts >= sending.MAX_ATTEMPTS:
             return failed
+        backoff = sending.backoff(r.attempts)
         if c.action is ErrorAction.RETRY_RECIPIENT:
-            delay = min(3600.0, max(c.delay_seconds or 6.0, 4.0**r.attempts))
-        else:
-            delay = max(c.delay_seconds or 0.0, sending.backoff(r.attempts))
+            backoff = min(3600.0, 4.0**r.attempts)
+        # The table's delay is a floor: a 24 h marketing limit is never retried sooner.
+        delay = max(c.delay_seconds or 0.0, backoff)
         return sending.Outcome(
             r.id,
             "retry",
@@ -589,7 +611,7 @@ class Lane:
         )
         if self.broadcast_error is not None:
             exc = self.broadcast_error
-            await self._stop_broadcast(str(exc), fail=exc.code in FAIL_CODES)
+            await self._stop_broadcast(str(exc), fail=exc.action is ErrorAction.FAIL_BROADCAST)
             return f"stopped: {exc}"
         if self.auto_pause:
             await self._stop_broadcast(self.auto_pause, fail=False)

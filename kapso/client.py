@@ -20,7 +20,7 @@ from typing import Any
 
 import aiohttp
 
-from kapso.errors import ErrorAction, WhatsAppError
+from kapso.errors import WhatsAppError
 from kapso.templates import (
     MissingParameter,
     TemplateSpec,
@@ -29,6 +29,7 @@ from kapso.templates import (
     build_components,
 )
 from kapso.templates import parse_template as _parse_template
+from kapso.webhooks import user_id_or_none
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +193,7 @@ class WhatsAppClient:
         payload: dict[str, Any] = {
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
-            "to": to.lstrip("+"),
+            **_addressee(to),
             "type": "text",
             "text": {"body": body, "preview_url": False},
         }
@@ -309,8 +310,16 @@ class WhatsAppClient:
         if not isinstance(data, dict):
             raise _not_json(target, url, status, content_type)
         if status >= 400 or "error" in data:
-            raise _api_error(target, status, data.get("error"))
+            raise _api_error(target, status, data)
         return data
+
+
+def _addressee(to: str) -> dict[str, str]:
+    """A phone number goes in `to`; a business-scoped user id (no number known) in `recipient`,
+    as Meta's send API takes it for users who hide their number behind a username."""
+    if user_id_or_none(to):
+        return {"recipient": to}
+    return {"to": to.lstrip("+")}
 
 
 def _send_result(data: Mapping[str, Any]) -> SendResult:
@@ -373,26 +382,36 @@ def _not_json(target: ApiTarget, url: str, status: int, content_type: str) -> Wh
     )
 
 
-def _api_error(target: ApiTarget, status: int, error: Any) -> WhatsAppError:
+def _api_error(target: ApiTarget, status: int, body: Mapping[str, Any]) -> WhatsAppError:
+    """Meta's `{"error": {code, error_subcode, message, error_data}}`, or Kapso's own errors
+    (a string code such as `marketing_preference_stopped`, in `error` or `error.code`)."""
+    error = body.get("error")
+    kapso_code = _kapso_code(body)
+    subcode: int | None = None
     if isinstance(error, Mapping):
         code = error.get("code")
         error_data = error.get("error_data")
         details = error_data.get("details") if isinstance(error_data, Mapping) else None
-        title = str(error.get("error_user_title") or error.get("message") or "Unknown error")
-        title = re.sub(r"^\(#\d+\)\s*", "", title)
-        code_i = int(code) if isinstance(code, int | str) and str(code).isdigit() else None
+        title = str(
+            error.get("error_user_title") or error.get("message") or body.get("message") or ""
+        )
+        title = re.sub(r"^\(#\d+\)\s*", "", title) or "Unknown error"
+        code_i = _as_int(code)
+        subcode = _as_int(error.get("error_subcode"))
     else:
-        code_i, details, title = None, None, str(error or f"HTTP {status}")
+        code_i, details = None, None
+        title = str(body.get("message") or error or f"HTTP {status}")
     result = WhatsAppError(
         code=code_i,
         title=title,
         details=str(details) if details else None,
         http_status=status,
         config_name=target.config_name,
+        subcode=subcode,
+        kapso_code=kapso_code,
     )
-    if result.classification.action is ErrorAction.STOP_BROADCAST and (
-        code_i in (190, 10) or (code_i is None and status in (401, 403))
-    ):
+    credential = code_i in (0, 10, 190) or (code_i is None and status in (401, 403))
+    if credential and result.classification.stops_broadcast:
         result = WhatsAppError(
             code=code_i,
             title=title,
@@ -400,5 +419,30 @@ def _api_error(target: ApiTarget, status: int, error: Any) -> WhatsAppError:
             http_status=status,
             config_name=target.config_name,
             hint=_credential_hint(target),
+            subcode=subcode,
         )
     return result
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def _kapso_code(body: Mapping[str, Any]) -> str | None:
+    """A non-numeric error code (Kapso's own), wherever Kapso put it."""
+    error = body.get("error")
+    candidates = [body.get("code"), body.get("error_code"), error]
+    if isinstance(error, Mapping):
+        candidates += [error.get("code"), error.get("type"), error.get("error_code")]
+    for value in candidates:
+        if isinstance(value, str) and value.strip() and not value.strip().isdigit():
+            name = value.strip().lower()
+            if re.fullmatch(r"[a-z][a-z0-9_]*", name) and "_" in name:
+                return name
+    return None

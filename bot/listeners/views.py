@@ -40,19 +40,18 @@ def _errors(ack: Ack, exc: FieldError) -> None:
 def on_new_broadcast(
     ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext
 ) -> None:
+    runtime: Runtime = context["runtime"]
+    user = body["user"]["id"]
     try:
         data = state.new_broadcast(view)
-        flows.create_from_modal(
-            context["runtime"],
-            client,
-            data,
-            user_id=body["user"]["id"],
-            team_id=(body.get("team") or {}).get("id", ""),
+        broadcast_id = flows.create_from_modal(
+            runtime, data, user_id=user, team_id=(body.get("team") or {}).get("id", "")
         )
     except FieldError as exc:
         _errors(ack, exc)
         return
-    ack()
+    ack()  # within Slack's 3 s: the card (a Slack round trip, retried) is posted after
+    flows.post_new_card(runtime, client, broadcast_id, user_id=user)
 
 
 def on_add_contacts(
@@ -116,14 +115,14 @@ def on_schedule(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: B
 def on_send_test(
     ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext
 ) -> None:
+    """Checks that need no network answer inline; the WhatsApp call (seconds when the API is
+    slow) comes after the ack, and its result replaces the modal."""
     runtime: Runtime = context["runtime"]
     user = body["user"]["id"]
     broadcast_id = str(state.metadata(view).get("broadcast", ""))
     try:
         data = state.send_test(view)
-        wamid = control.test_send(
-            runtime, broadcast_id, phone=data.phone, params=data.params, by=Actor.slack(user)
-        )
+        flows.check_test_send(runtime, broadcast_id, phone=data.phone, params=data.params)
     except FieldError as exc:
         _errors(ack, exc)
         return
@@ -136,13 +135,22 @@ def on_send_test(
         return
     ack(
         response_action="update",
-        view=modals.notice_modal(
-            "Test sent", f"WhatsApp accepted the test to {data.phone} (`{wamid}`)."
-        ),
+        view=modals.notice_modal("Sending test…", f"Sending the test to {data.phone}…"),
+    )
+    view_id = str((body.get("view") or {}).get("id") or view.get("id") or "")
+    try:
+        wamid = control.test_send(
+            runtime, broadcast_id, phone=data.phone, params=data.params, by=Actor.slack(user)
+        )
+    except BroadcastBotError as exc:
+        flows.show_notice(client, view_id, "Test not sent", str(exc))
+        return
+    flows.show_notice(
+        client, view_id, "Test sent", f"WhatsApp accepted the test to {data.phone} (`{wamid}`)."
     )
     with transaction(runtime.sessions) as session:
         broadcast = service.get_broadcast(session, broadcast_id)
-        cards.note(client, broadcast, f"🧪 {kit.mention(user)} sent a test message.")
+    cards.note(client, broadcast, f"🧪 {kit.mention(user)} sent a test message.")  # committed
 
 
 def on_edit_draft(

@@ -36,7 +36,9 @@ class SandboxConfig:
     failure_rules: dict[str, int] = field(
         default_factory=lambda: {"026": 131026, "049": 131049, "050": 131050}
     )  # accepted, then a `failed` status webhook with that code
-    reject_rules: dict[str, int] = field(default_factory=dict)  # refused at send time
+    # Refused at send time: a Meta code, or a Kapso one such as "marketing_preference_stopped";
+    # the suffix "" matches every number (an account-level error).
+    reject_rules: dict[str, int | str] = field(default_factory=dict)
     # Webhooks
     webhook_url: str | None = None
     webhook_format: str = "meta"  # meta | kapso
@@ -47,6 +49,11 @@ class SandboxConfig:
     read_rate: float = 0.7
     reply_rate: float = 0.1
     button_reply_share: float = 0.5  # of replies, taps on a quick-reply button when there is one
+    media_reply_share: float = 0.0  # of replies, an image with a caption
+    reaction_share: float = 0.0  # of replies, an emoji reaction to the template (not an answer)
+    # Users who hide their number behind a username, by the last digits of the number: their
+    # replies and statuses carry only the business-scoped user id (no `from` / `recipient_id`).
+    hidden_number_rules: list[str] = field(default_factory=list)
     quote_rate: float = 0.5  # of text replies, those quoting the template (context.id)
     duplicate_rate: float = 0.05
     out_of_order_rate: float = 0.05

@@ -126,7 +126,8 @@ def run_flow(env: SlackEnv, sb: Sandbox) -> None:
         ids.B_BATCH_PAUSE: p.number(ids.A_BATCH_PAUSE, None),
     }
     assert sender.interaction(p.submission(view, values)).status_code == 200
-    b = broadcast(env)
+    # The card is posted after the ack (Slack's 3 s deadline), then its ts is saved.
+    b = slack.wait_for(lambda: (found := broadcast(env)).slack_card_ts and found)
     card_ts = b.slack_card_ts or ""
     draft = slack.message(CHANNEL, card_ts)
     assert "Draft" in draft.text and "Drop a CSV into this thread" in texts(draft.blocks)

@@ -308,7 +308,7 @@ def test_template_problems_stop_the_broadcast(
 
     error = _error(go())
     assert error.code == code
-    assert error.classification.action is ErrorAction.STOP_BROADCAST
+    assert error.classification.stops_broadcast
 
 
 def test_a_template_paused_mid_broadcast_stops_it(sb: Sandbox) -> None:
@@ -321,7 +321,7 @@ def test_a_template_paused_mid_broadcast_stops_it(sb: Sandbox) -> None:
 def test_a_bad_or_revoked_key_names_the_variable_to_fix(sb: Sandbox) -> None:
     error = _error(_send(sb, "+15550007001", "holiday_promotion", {"1": "a"}, key="wrong"))
     assert error.code == 190 and error.http_status == 401
-    assert error.classification.action is ErrorAction.STOP_BROADCAST
+    assert error.classification.action is ErrorAction.FAIL_BROADCAST
     assert "configuration 'main'" in str(error) and "KAPSO_API_KEY" in str(error)
     sb.revoke_key()
     error = _error(_send(sb, "+15550007002", "holiday_promotion", {"1": "a"}))
