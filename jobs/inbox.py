@@ -27,6 +27,7 @@ PROCESS_JOB = "jobs.inbox.process"
 # workers share a burst instead of one taking it all.
 JOB_MAX_EVENTS = 200
 JOB_MAX_BYTES = 512 * 1024
+REQUEUE_MEMORY_SECONDS = 30.0  # at the least, a requeued row is not queued again for this long
 
 
 @dataclass(frozen=True)
@@ -107,10 +108,10 @@ def requeue_stale(
     """Queue again every unprocessed row older than the threshold (after a Redis loss or crash),
     and agent deliveries whose attempt is overdue by as much; returns the inbox rows queued.
 
-    A row queued here is remembered for as long as the threshold, so a backlog is queued once
-    per threshold, not on every maintenance pass. A row that failed `inbox_max_attempts` times
-    is parked: it stays in the inbox with its error (`webhooks status`) until replayed
-    (`replay=True`: parked rows get their attempts back and everything is queued now)."""
+    A row the maintenance loop queues (`older_than` not given) is remembered for as long as the
+    threshold, so a backlog is queued once per threshold, not on every pass. A row that failed
+    `inbox_max_attempts` times is parked: it stays in the inbox with its error (`webhooks
+    status`) until replayed (`replay=True`: parked rows get their attempts back, all is queued)."""
     from jobs.agents import requeue_due
 
     settings = runtime.settings
@@ -136,8 +137,8 @@ def requeue_stale(
                 .limit(100_000)
             )
         )
-    if not replay:
-        ids = _not_recently_queued(runtime.redis, ids, age)
+    if older_than is None:  # the maintenance loop: each row once per threshold
+        ids = _not_recently_queued(runtime.redis, ids, max(age, REQUEUE_MEMORY_SECONDS))
     if ids:
         enqueue(runtime.redis, ids)
         log.info("requeued %d unprocessed webhook bodies", len(ids))
