@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -245,8 +246,7 @@ def find_postgres_bin() -> tuple[Path, str]:
 def start_postgres() -> PrivateServer:
     """A private PostgreSQL on 127.0.0.1 (trust auth, user postgres), ready to answer."""
     bindir, source = find_postgres_bin()
-    directory = Path(tempfile.mkdtemp(prefix="broadcast-bot-postgres-"))
-    user = _unprivileged_user(directory)
+    directory, user = _postgres_directory()
     data = directory / "data"
     init = subprocess.run(  # noqa: S603 (initdb from the located build)
         [
@@ -263,7 +263,10 @@ def start_postgres() -> PrivateServer:
     if init.returncode != 0:
         shutil.rmtree(directory, ignore_errors=True)
         detail = _first_line(init.stderr.strip().splitlines()[-1] if init.stderr.strip() else "")
-        raise RuntimeError(f"initdb ({bindir}) failed with exit {init.returncode}: {detail}")
+        as_nobody = " as user nobody, who must be able to read it" if user else ""
+        raise RuntimeError(
+            f"initdb ({bindir}) failed{as_nobody} with exit {init.returncode}: {detail}"
+        )
     port = free_port()
     # A throw-away server: durability settings off, TCP on loopback only, no Unix socket.
     args = [
@@ -289,10 +292,11 @@ def start_postgres() -> PrivateServer:
     return server
 
 
-def _unprivileged_user(directory: Path) -> dict[str, Any]:
-    """PostgreSQL refuses to run as root: then `nobody` owns the directory and runs the server."""
+def _postgres_directory() -> tuple[Path, dict[str, Any]]:
+    """A temporary directory for the server, and the user to run it as: PostgreSQL refuses to
+    run as root, so then `nobody` owns the directory and runs the server."""
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        return {}
+        return Path(tempfile.mkdtemp(prefix="broadcast-bot-postgres-")), {}
     import pwd
 
     try:
@@ -301,8 +305,16 @@ def _unprivileged_user(directory: Path) -> dict[str, Any]:
         raise ServerUnavailable(
             "PostgreSQL cannot run as root and this system has no user 'nobody' to run it as"
         ) from None
+    parent = Path(tempfile.gettempdir())
+    if not _others_can_enter(parent):
+        parent = Path("/tmp")  # noqa: S108 (root's TMPDIR is closed to `nobody`)
+    directory = Path(tempfile.mkdtemp(prefix="broadcast-bot-postgres-", dir=parent))
     os.chown(directory, nobody.pw_uid, nobody.pw_gid)
-    return {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
+    return directory, {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
+
+
+def _others_can_enter(path: Path) -> bool:
+    return all(os.stat(p).st_mode & stat.S_IXOTH for p in [path, *path.parents])
 
 
 # Shared
