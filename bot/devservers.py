@@ -194,37 +194,24 @@ def start_redis() -> PrivateServer:
     """A private Redis on 127.0.0.1 with nothing on disk, ready to answer."""
     binary, version, source = find_redis_server()
     directory = Path(tempfile.mkdtemp(prefix="broadcast-bot-redis-"))
-    port = free_port()
-    args = [
-        str(binary),
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--dir",
-        str(directory),
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--daemonize",
-        "no",
-        "--logfile",
-        str(directory / "redis.log"),
-    ]
-    process = _spawn(args, directory / "redis.log", signal.SIGTERM, user=None)
-    server = PrivateServer(
-        f"Redis {version}",
-        f"redis://127.0.0.1:{port}",
-        binary,
-        source,
-        process,
-        directory,
-        signal.SIGTERM,
+    log_path = directory / "redis.log"
+    return _launch(
+        name=f"Redis {version}",
+        source=source,
+        binary=binary,
+        directory=directory,
+        args_for=lambda port: [
+            str(binary),
+            *("--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory)),
+            *("--save", "", "--appendonly", "no", "--daemonize", "no"),
+            *("--logfile", str(log_path)),
+        ],
+        url_for=lambda port: f"redis://127.0.0.1:{port}",
+        problem=lambda url: redis_problem(url, timeout=1.0),
+        log_path=log_path,
+        stop_signal=signal.SIGTERM,
+        user={},
     )
-    _wait_ready(server, lambda: redis_problem(server.url, timeout=1.0), directory / "redis.log")
-    log.info("started %s on %s", server.name, server.url)
-    return server
 
 
 # PostgreSQL
@@ -267,29 +254,26 @@ def start_postgres() -> PrivateServer:
         raise RuntimeError(
             f"initdb ({bindir}) failed{as_nobody} with exit {init.returncode}: {detail}"
         )
-    port = free_port()
-    # A throw-away server: durability settings off, TCP on loopback only, no Unix socket.
-    args = [
-        str(bindir / "postgres"),
-        *("-D", str(data), "-h", "127.0.0.1", "-p", str(port), "-k", ""),
-        *("-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"),
-    ]
-    process = _spawn(args, directory / "postgres.log", signal.SIGINT, user=user)
     version = subprocess.run(  # noqa: S603 (postgres from the located build)
         [str(bindir / "postgres"), "--version"], capture_output=True, text=True, timeout=10
     ).stdout.split()[-1:]
-    server = PrivateServer(
-        " ".join(["PostgreSQL", *version]),
-        f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres",
-        bindir / "postgres",
-        source,
-        process,
-        directory,
-        signal.SIGINT,  # fast shutdown
+    return _launch(
+        name=" ".join(["PostgreSQL", *version]),
+        source=source,
+        binary=bindir / "postgres",
+        directory=directory,
+        # A throw-away server: durability off, TCP on loopback only, no Unix socket.
+        args_for=lambda port: [
+            str(bindir / "postgres"),
+            *("-D", str(data), "-h", "127.0.0.1", "-p", str(port), "-k", ""),
+            *("-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"),
+        ],
+        url_for=lambda port: f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres",
+        problem=lambda url: postgres_problem(url, timeout=1),
+        log_path=directory / "postgres.log",
+        stop_signal=signal.SIGINT,  # fast shutdown
+        user=user,
     )
-    _wait_ready(server, lambda: postgres_problem(server.url, timeout=1), directory / "postgres.log")
-    log.info("started %s on %s", server.name, server.url)
-    return server
 
 
 def _postgres_directory() -> tuple[Path, dict[str, Any]]:
@@ -359,22 +343,41 @@ def _die_with_parent(sig: int) -> Callable[[], None] | None:
     return arm
 
 
-def _wait_ready(server: PrivateServer, problem: Callable[[], str | None], log_path: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    last: str | None = "not started"
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            tail = _log_tail(log_path)
-            server.stop()
-            raise RuntimeError(
-                f"{server.name} ({server.binary}) exited with {server.process.returncode}: {tail}"
-            )
-        last = problem()
-        if last is None:
-            return
-        time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"{server.name} did not answer within {START_TIMEOUT:g} s: {last}")
+def _launch(
+    *,
+    name: str,
+    source: str,
+    binary: Path,
+    directory: Path,
+    args_for: Callable[[int], list[str]],
+    url_for: Callable[[int], str],
+    problem: Callable[[str], str | None],
+    log_path: Path,
+    stop_signal: int,
+    user: dict[str, Any],
+) -> PrivateServer:
+    """Start the server on a free port and wait until it answers. Another process may take the
+    port between our choosing and the server binding it: a server that exits at once is started
+    again on another port (three tries)."""
+    for _attempt in range(3):
+        port = free_port()
+        process = _spawn(args_for(port), log_path, stop_signal, user=user)
+        server = PrivateServer(name, url_for(port), binary, source, process, directory, stop_signal)
+        deadline = time.monotonic() + START_TIMEOUT
+        last: str | None = "not started"
+        while process.poll() is None:
+            last = problem(server.url)
+            if last is None:
+                log.info("started %s on %s", name, server.url)
+                return server
+            if time.monotonic() > deadline:
+                server.stop()
+                raise RuntimeError(f"{name} did not answer within {START_TIMEOUT:g} s: {last}")
+            time.sleep(0.1)
+        log.warning("%s exited with %s at start: %s", name, process.returncode, _log_tail(log_path))
+    tail = _log_tail(log_path)
+    shutil.rmtree(directory, ignore_errors=True)
+    raise RuntimeError(f"{name} ({binary}) exited with {process.returncode} at start: {tail}")
 
 
 def _log_tail(path: Path) -> str:

@@ -30,7 +30,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """Use the servers at TEST_REDIS_URL / TEST_POSTGRES_URL, else the defaults, else private ones
     started for this run; xdist workers inherit the choice through the environment."""
     global POSTGRES_ADMIN_URL, REDIS_BASE_URL
-    if hasattr(config, "workerinput"):
+    if hasattr(config, "workerinput") or config.option.collectonly:
         return
     for variable, default, kind in (
         ("TEST_REDIS_URL", DEFAULT_REDIS_URL, devservers.REDIS),
