@@ -23,6 +23,7 @@ import psycopg
 from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from bot.cli.output import redact_url
 from bot.demo import free_port
@@ -66,12 +67,6 @@ class PrivateServer:
                 self.process.wait(5)
         shutil.rmtree(self.directory, ignore_errors=True)
 
-    def __enter__(self) -> PrivateServer:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
-
 
 @dataclass(frozen=True)
 class Kind:
@@ -97,9 +92,12 @@ class Choice:
 
 def redis_problem(url: str, timeout: float = 2.0) -> str | None:
     """Why Redis at `url` is not usable (one line), or None when it answers a PING."""
-    client: Redis[bytes] = Redis.from_url(
-        url, socket_connect_timeout=timeout, socket_timeout=timeout
-    )
+    try:
+        client: Redis[bytes] = Redis.from_url(
+            url, socket_connect_timeout=timeout, socket_timeout=timeout
+        )
+    except ValueError as exc:
+        return f"not a Redis URL: {_first_line(exc)}"
     try:
         client.ping()
     except RedisError as exc:
@@ -111,7 +109,10 @@ def redis_problem(url: str, timeout: float = 2.0) -> str | None:
 
 def postgres_problem(url: str, timeout: int = 3) -> str | None:
     """Why PostgreSQL at the SQLAlchemy `url` is not usable (one line), or None when it answers."""
-    parts = make_url(url)
+    try:
+        parts = make_url(url)
+    except ArgumentError as exc:
+        return f"not a database URL: {_first_line(exc)}"
     params: dict[str, Any] = {
         "host": parts.host,
         "port": parts.port,
@@ -137,10 +138,10 @@ def choose(kind: Kind, url: str, *, configured_by: str | None) -> Choice:
     if configured_by is not None:
         if problem is not None:
             raise ServerUnavailable(
-                f"{kind.name} at {redact_url(url)} (from {configured_by}) does not answer: "
-                f"{problem}; start it, or unset {configured_by} to use a private {kind.name}"
+                f"{kind.name} at {_shown(url)} (from {configured_by}) is not usable: {problem}; "
+                f"start that server, or unset {configured_by} to use a private {kind.name}"
             )
-        return Choice(url, f"{kind.name}: {redact_url(url)} (from {configured_by}).")
+        return Choice(url, f"{kind.name}: {_shown(url)} (from {configured_by}).")
     if problem is None:
         return Choice(url, f"{kind.name}: {url} (the default address).")
     try:
@@ -185,8 +186,8 @@ def _redis_version(binary: Path) -> tuple[int, int, int] | None:
         out = subprocess.run(  # noqa: S603 (a redis-server binary we located)
             [str(binary), "--version"], capture_output=True, text=True, timeout=10, check=True
         ).stdout
-    except (OSError, subprocess.SubprocessError):
-        log.warning("could not run %s --version", binary, exc_info=True)
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.warning("could not run %s --version: %s", binary, exc)
         return None
     match = re.search(r"v=(\d+)\.(\d+)\.(\d+)", out)
     return (int(match[1]), int(match[2]), int(match[3])) if match else None
@@ -420,6 +421,14 @@ def _log_tail(path: Path) -> str:
         if lines:
             return lines[-1]
     return "no log"
+
+
+def _shown(url: str) -> str:
+    """A URL as it may be printed: its password hidden, or nothing of it if it does not parse."""
+    try:
+        return redact_url(url)
+    except ArgumentError:
+        return "an unreadable URL"
 
 
 def _first_line(value: object) -> str:

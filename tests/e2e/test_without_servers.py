@@ -131,9 +131,9 @@ def test_the_demo_never_starts_redis_when_redis_url_is_set(tmp_path: Path, temp_
     result = isolated([BIN, "demo"], tmp_path, temp_dir, REDIS_URL="redis://127.0.0.1:6379/0")
     assert result.returncode == 1
     assert result.stderr.strip() == (
-        "Error: Redis at redis://127.0.0.1:6379/0 (from REDIS_URL) does not answer: "
-        "Error 111 connecting to 127.0.0.1:6379. Connection refused.; start it, or unset "
-        "REDIS_URL to use a private Redis"
+        "Error: Redis at redis://127.0.0.1:6379/0 (from REDIS_URL) is not usable: "
+        "Error 111 connecting to 127.0.0.1:6379. Connection refused.; start that server, or "
+        "unset REDIS_URL to use a private Redis"
     )
     assert "private" not in result.stdout
     assert leftovers(temp_dir) == []

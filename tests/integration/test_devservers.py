@@ -98,7 +98,8 @@ def test_a_configured_server_that_does_not_answer_is_one_line_and_starts_nothing
         devservers.choose(kind, url.format(port=_closed_port()), configured_by="SOME_URL")
     message = str(raised.value)
     assert f"{kind.name} at " in message
-    assert "(from SOME_URL) does not answer" in message
+    assert "(from SOME_URL) is not usable" in message
+    assert "refused" in message.lower()
     assert "unset SOME_URL" in message
     assert "secret" not in message
     assert "\n" not in message
