@@ -24,6 +24,7 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
 REDIS_BASE_URL = os.environ.get("TEST_REDIS_URL", DEFAULT_REDIS_URL)
 _private_servers: list[devservers.Choice] = []
+_SERVICE_LINES = pytest.StashKey[list[str]]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -51,9 +52,6 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[_SERVICE_LINES] = [*config.stash.get(_SERVICE_LINES, []), choice.line]
     REDIS_BASE_URL = os.environ.get("TEST_REDIS_URL", DEFAULT_REDIS_URL)
     POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
-
-
-_SERVICE_LINES = pytest.StashKey[list[str]]()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
