@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
 
 from redis import Redis
 from rq import Worker
@@ -197,6 +197,9 @@ class RowWatcher(threading.Thread):
 # -- analysis (pure) ---------------------------------------------------------------------------
 
 
+Key = TypeVar("Key", str, tuple[str, str])
+
+
 def percentile(values: list[float], q: float) -> float:
     """The q-quantile (nearest rank); inf when that rank falls on something never seen."""
     if not values:
@@ -227,33 +230,34 @@ def status_latencies(
 ) -> list[float]:
     """For each (wamid, field) whose first implying status was posted inside `window`: when the
     row first showed it minus that first post (inf if never shown). `read` implies delivered."""
-    first: dict[tuple[str, str], float] = {}
-    for event in webhooks:
-        if event["kind"] != "status" or event["id"] not in wamids:
-            continue
-        for name in STATUS_FIELDS.get(str(event["status"]), ()):
-            key = (str(event["id"]), name)
-            first[key] = min(first.get(key, math.inf), float(event["emitted_at"]))
-    start, end = window
-    return [
-        max(0.0, seen[key] - at) if key in seen else math.inf
-        for key, at in first.items()
-        if start <= at <= end
+    posts = [
+        ((str(event["id"]), name), float(event["emitted_at"]))
+        for event in webhooks
+        if event["kind"] == "status" and event["id"] in wamids
+        for name in STATUS_FIELDS.get(str(event["status"]), ())
     ]
+    return latencies(posts, seen, window)
 
 
 def reply_latencies(
     webhooks: Iterable[dict[str, Any]], received: dict[str, float], window: tuple[float, float]
 ) -> list[float]:
     """Reply posted inside `window` → the agent receiving it (inf if it never did)."""
-    first: dict[str, float] = {}
-    for event in webhooks:
-        if event["kind"] == "message":
-            key = str(event["id"])
-            first[key] = min(first.get(key, math.inf), float(event["emitted_at"]))
+    posts = [(str(e["id"]), float(e["emitted_at"])) for e in webhooks if e["kind"] == "message"]
+    return latencies(posts, received, window)
+
+
+def latencies(
+    posts: list[tuple[Key, float]], seen: dict[Key, float], window: tuple[float, float]
+) -> list[float]:
+    """Per key whose first post falls inside `window`: first seen minus first posted (a
+    duplicate post does not restart the clock); inf when never seen."""
+    first: dict[Key, float] = {}
+    for key, at in posts:
+        first[key] = min(first.get(key, math.inf), at)
     start, end = window
     return [
-        max(0.0, received[key] - at) if key in received else math.inf
+        max(0.0, seen[key] - at) if key in seen else math.inf
         for key, at in first.items()
         if start <= at <= end
     ]

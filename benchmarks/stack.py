@@ -271,8 +271,8 @@ def running(stack: Stack) -> Iterator[Stack]:
         stack.close()
 
 
-def fresh_postgres(name: str) -> str:
-    """A new, empty PostgreSQL database on the local server (dropped first if it exists)."""
+def _postgres_admin(*statements: str) -> str:
+    """Run statements on the local server's admin database; returns its URL."""
     from sqlalchemy import create_engine, text
 
     admin_url = os.environ.get(
@@ -280,19 +280,19 @@ def fresh_postgres(name: str) -> str:
     )
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        for statement in statements:
+            conn.execute(text(statement))
     admin.dispose()
+    return admin_url
+
+
+def fresh_postgres(name: str) -> str:
+    """A new, empty PostgreSQL database on the local server (dropped first if it exists)."""
+    admin_url = _postgres_admin(
+        f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'
+    )
     return admin_url.rsplit("/", 1)[0] + f"/{name}"
 
 
 def drop_postgres(name: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    admin_url = os.environ.get(
-        "BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-    )
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
