@@ -327,6 +327,8 @@ class Result:
     watcher_errors: int = 0
     bad_signatures: int = 0
     control_failures: list[str] = field(default_factory=list)
+    card_at_end: str = ""
+    started_note: str = ""
     error: str | None = None
 
 
@@ -483,6 +485,9 @@ def run(workers: int, recipients: int) -> Result:
         result.replies_received = len(received)
         result.replies_with_context = len(agent.with_context)
         result.card = card_figures(list(slack.updates), CHANNEL, card_ts, window)
+        result.card_at_end = slack.message(CHANNEL, card_ts).text
+        notes = [m.text for m in slack.messages_in(CHANNEL, card_ts) if "Started" in m.text]
+        result.started_note = notes[0] if notes else "(none)"
         with transaction(runtime.sessions) as session:
             row = session.get(Broadcast, send_id)
             assert row is not None
@@ -603,7 +608,8 @@ def describe(r: Result) -> str:
         f"{r.replies_with_context} with broadcast context; bad agent signatures "
         f"{r.bad_signatures}; watcher errors {r.watcher_errors}; control calls that failed "
         f"and were repeated: {'; '.join(r.control_failures) or 'none'}; "
-        f"load average {r.load_before:.1f} → {r.load_after:.1f} on {os.cpu_count()} CPUs"
+        f"load average {r.load_before:.1f} → {r.load_after:.1f} on {os.cpu_count()} CPUs\n"
+        f"  card when the run ended: {r.card_at_end}\n  start note in its thread: {r.started_note}"
     )
 
 
