@@ -414,14 +414,16 @@ def run(workers: int, recipients: int) -> Result:
     try:
         stack.start_sandbox()
         stack.start_web()
+        # The rate is explicit: a configuration whose level is not read yet defaults lower.
         send_id = stack.prepare(
             recipients,
             batch_size=BATCH_SIZE,
             pause=0.0,
+            rate=RATE,
             agent_url=agent.url,
             agent_secret_env=AGENT_SECRET_ENV,
         )
-        cancel_id = stack.prepare(recipients // 3, batch_size=BATCH_SIZE, pause=0.0)
+        cancel_id = stack.prepare(recipients // 3, batch_size=BATCH_SIZE, pause=0.0, rate=RATE)
         runtime = Runtime(settings)
         install(runtime)
         with transaction(runtime.sessions) as session:
