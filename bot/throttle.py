@@ -13,6 +13,7 @@ from redis import Redis
 
 PER_CARD_SECONDS = 1.0
 WORKSPACE_PER_MINUTE = 40
+JITTER_MARGIN = 1.1
 
 
 class CardThrottle:
@@ -24,7 +25,9 @@ class CardThrottle:
         per_minute: int = WORKSPACE_PER_MINUTE,
     ) -> None:
         self.redis = redis
-        self.per_card_ms = max(1, int(per_card_seconds * 1000))
+        # Slack counts arrivals: an edit sent a second after another can arrive sooner than
+        # that, so the window keeps a tenth more.
+        self.per_card_ms = max(1, int(per_card_seconds * 1000 * JITTER_MARGIN))
         self.per_minute = per_minute
 
     # -- the budget -------------------------------------------------------------------------

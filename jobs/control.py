@@ -10,7 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
+
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from broadcasts import audit, service
 from broadcasts.actors import Actor
@@ -30,6 +35,7 @@ from kapso.client import WhatsAppClient
 from kapso.errors import WhatsAppError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def start(runtime: Runtime, ref: str, *, by: Actor) -> Broadcast:
@@ -44,9 +50,26 @@ def start(runtime: Runtime, ref: str, *, by: Actor) -> Broadcast:
     return broadcast
 
 
+def _while_sending(runtime: Runtime, fn: Callable[[Session], T]) -> T:
+    """Run a control change in its own transaction, again if the database picked it as the
+    victim of a deadlock or was busy: pause and cancel race the lanes' writes to the same rows,
+    and a user's press must not fail for that."""
+    for attempt in range(5):
+        try:
+            with transaction(runtime.sessions) as session:
+                return fn(session)
+        except OperationalError as exc:
+            if attempt == 4:
+                raise
+            log.warning("control change retried after %s", type(exc.orig).__name__)
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
 def pause(runtime: Runtime, ref: str, *, by: Actor, reason: str | None = None) -> Broadcast:
-    with transaction(runtime.sessions) as session:
-        broadcast = service.pause_broadcast(session, ref, by=by, reason=reason)
+    broadcast = _while_sending(
+        runtime, lambda session: service.pause_broadcast(session, ref, by=by, reason=reason)
+    )
     events.publish(runtime.redis, broadcast.id, "paused", by=by.id, via=by.via, reason=reason)
     return broadcast
 
@@ -61,8 +84,9 @@ def resume(runtime: Runtime, ref: str, *, by: Actor) -> Broadcast:
 
 
 def cancel(runtime: Runtime, ref: str, *, by: Actor) -> tuple[Broadcast, int]:
-    with transaction(runtime.sessions) as session:
-        broadcast, skipped = service.cancel_broadcast(session, ref, by=by)
+    broadcast, skipped = _while_sending(
+        runtime, lambda session: service.cancel_broadcast(session, ref, by=by)
+    )
     events.publish(runtime.redis, broadcast.id, "cancelled", by=by.id, via=by.via, skipped=skipped)
     return broadcast, skipped
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -27,6 +28,9 @@ PROCESS_JOB = "jobs.inbox.process"
 # workers share a burst instead of one taking it all.
 JOB_MAX_EVENTS = 200
 JOB_MAX_BYTES = 512 * 1024
+KICK_KEY = "bb:inbox:kick"  # set while a job that takes whatever waits is queued
+KICK_TTL_SECONDS = 30  # a kick whose job was lost lapses; the maintenance requeue is the net
+KICK_BUDGET_SECONDS = 5.0  # one such job works this long, then hands the rest to a new job
 REQUEUE_MEMORY_SECONDS = 30.0  # at the least, a requeued row is not queued again for this long
 
 
@@ -97,9 +101,21 @@ def enqueue(redis: Redis[bytes], ids: Sequence[int]) -> None:
 
 
 def enqueue_sized(redis: Redis[bytes], rows: Sequence[tuple[int, int]]) -> None:
-    q = queue(WEBHOOKS, redis)
-    for part in chunks(rows):
-        q.enqueue(PROCESS_JOB, part, job_timeout=600, result_ttl=0, failure_ttl=86400)
+    """Web intake: make sure a job will look for waiting bodies soon. One such job waits in the
+    queue at a time (a stream of single-status POSTs is one job per batch, not one per POST);
+    a job that finds a full batch calls a helper before it starts, so workers share a burst."""
+    if rows:
+        kick(redis)
+
+
+def kick(redis: Redis[bytes]) -> bool:
+    """Queue a job that processes whatever is waiting, unless one is queued already."""
+    if not redis.set(KICK_KEY, b"1", nx=True, ex=KICK_TTL_SECONDS):
+        return False
+    queue(WEBHOOKS, redis).enqueue(
+        PROCESS_JOB, [], job_timeout=600, result_ttl=0, failure_ttl=86400
+    )
+    return True
 
 
 def requeue_stale(
@@ -165,7 +181,7 @@ def _waiting_beside(runtime: Runtime, ids: Sequence[int]) -> list[int]:
     """Other bodies waiting for their first try, taken along up to a job's size: under a stream
     of single-status POSTs one job then does the work of many, and the jobs queued for the rows
     it took find them done."""
-    room = JOB_MAX_EVENTS - len(ids)
+    room = JOB_MAX_EVENTS - len(ids)  # the rows of a failed first try wait for the requeue
     if room <= 0:
         return []
     with runtime.engine.connect() as conn:
@@ -202,11 +218,30 @@ def _claim(session: Session, ids: Sequence[int]) -> list[Row[Any]]:
 
 
 def process(ids: list[int]) -> int:
-    """RQ job: process inbox rows once each; returns how many were processed now."""
+    """RQ job: process inbox rows once each (those named, or with none named whatever waits for
+    its first try, batch after batch for up to KICK_BUDGET_SECONDS); returns how many."""
+    runtime = runtime_mod.current()
+    if ids:
+        return _process_batch(runtime, ids + _waiting_beside(runtime, ids))
+    runtime.redis.delete(KICK_KEY)  # from here on, a new body queues a new job
+    done, deadline = 0, time.monotonic() + KICK_BUDGET_SECONDS
+    while True:
+        batch = _waiting_beside(runtime, [])
+        if not batch:
+            return done
+        if len(batch) >= JOB_MAX_EVENTS or time.monotonic() > deadline:
+            kick(runtime.redis)  # more than one batch waits: another worker may help
+            if time.monotonic() > deadline:
+                return done
+        now_done = _process_batch(runtime, batch)
+        if now_done == 0:  # another worker holds them, or they failed: nothing more for us
+            return done
+        done += now_done
+
+
+def _process_batch(runtime: Runtime, ids: list[int]) -> int:
     from jobs.webhook_events import Processor
 
-    runtime = runtime_mod.current()
-    ids = ids + _waiting_beside(runtime, ids)
     processor = Processor(runtime)
     try:
         done = _process_together(runtime, processor, ids)
