@@ -30,7 +30,8 @@ JOB_MAX_EVENTS = 200
 JOB_MAX_BYTES = 512 * 1024
 KICK_KEY = "bb:inbox:kick"  # set while a job that takes whatever waits is queued
 KICK_TTL_SECONDS = 30  # a kick whose job was lost lapses; the maintenance requeue is the net
-KICK_BUDGET_SECONDS = 5.0  # one such job works this long, then hands the rest to a new job
+KICK_BUDGET_SECONDS = 1.0  # one such job works this long, then hands the rest to a new job
+# (short: agent and Slack jobs of the same process wait behind it)
 REQUEUE_MEMORY_SECONDS = 30.0  # at the least, a requeued row is not queued again for this long
 
 
