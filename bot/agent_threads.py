@@ -15,7 +15,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 
 from bot import flows
-from bot.blocks.kit import clip, quote
+from bot.blocks.kit import clip, escape, quote
 from bot.slack_client import make_client
 from broadcasts.actors import Actor
 from broadcasts.db import transaction
@@ -32,14 +32,17 @@ log = logging.getLogger(__name__)
 def header_text(payload: dict[str, Any]) -> str:
     """The first message of a conversation's thread: who wrote, after which broadcast."""
     contact = payload.get("contact") or {}
-    who = contact.get("name") or contact.get("phone") or "A contact"
-    phone = contact.get("phone") or ""
+    # A contact's WhatsApp profile name and texts are anyone's words: escaped, so no mention
+    # or link reaches the agents' channel unless we built it.
+    who = escape(contact.get("name") or contact.get("phone") or "A contact")
+    phone = escape(contact.get("phone") or "")
     ctx = payload.get("broadcast_context")
     if ctx:
+        content = escape(clip(str(ctx.get("template_content") or ""), 2500))
         return (
-            f"💬 *{who}* ({phone}) replied to broadcast *{ctx.get('broadcast_name')}* "
-            f"(template `{ctx.get('template_name')}`, sent {ctx.get('sent_at')}).\n"
-            f"What they received:\n{quote(clip(str(ctx.get('template_content') or ''), 2500))}\n"
+            f"💬 *{who}* ({phone}) replied to broadcast *{escape(ctx.get('broadcast_name'))}* "
+            f"(template `{escape(ctx.get('template_name'))}`, sent {escape(ctx.get('sent_at'))}).\n"
+            f"What they received:\n{quote(content)}\n"
             "Answer in this thread: your messages go to them on WhatsApp."
         )
     return f"💬 *{who}* ({phone}) wrote on WhatsApp. Answer in this thread to reply."
@@ -48,7 +51,7 @@ def header_text(payload: dict[str, Any]) -> str:
 def message_text(payload: dict[str, Any]) -> str:
     message = payload.get("message") or {}
     text = message.get("text") or f"[{message.get('type', 'message')}]"
-    return clip(str(text), 3900)
+    return escape(clip(str(text), 3900))
 
 
 def deliver(delivery_id: int) -> str:

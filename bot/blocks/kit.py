@@ -30,6 +30,12 @@ MESSAGE_TEXT = 40000
 Block = dict[str, Any]
 
 
+def escape(text: object) -> str:
+    """User text made inert for Slack: `&`, `<` and `>` as entities, so it can carry no mention,
+    link or channel ping (Slack parses those in every text it renders, and in message `text`)."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def clip(text: str, limit: int) -> str:
     """`text` cut to `limit` characters with an ellipsis when it was longer."""
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -10,6 +10,7 @@ from bot.blocks.kit import (
     MAX_MESSAGE_BLOCKS,
     Block,
     context,
+    escape,
     number,
     percent,
     section,
@@ -41,7 +42,8 @@ def line_text(b: BroadcastLine) -> str:
     c = b.counts
     where = f" in <#{b.channel_id}>" if b.channel_id else ""
     return (
-        f"*{b.name}* `{b.broadcast_id[:8]}` — {STATUS_LABEL.get(b.status, b.status)}{where}\n"
+        f"*{escape(b.name)}* `{b.broadcast_id[:8]}` — "
+        f"{STATUS_LABEL.get(b.status, b.status)}{where}\n"
         f"{number(c.total)} recipients · {percent(c.progress)} · sent {number(c.sent)} · "
         f"delivered {number(c.delivered)} · read {number(c.read)} · "
         f"responded {number(c.responded)} · failed {number(c.failed)} · "
@@ -64,10 +66,11 @@ def template_list(by_config: list[tuple[str, list[tuple[str, str, str, str]]]]) 
     blocks: list[Block] = []
     for config, templates in by_config[: MAX_MESSAGE_BLOCKS - 1]:
         rows = [
-            f"• `{name}` ({language}, {category.lower()}) — {status}"
+            f"• `{escape(name)}` ({escape(language)}, {escape(category.lower())}) — "
+            f"{escape(status)}"
             for name, language, category, status in templates
         ] or ["no templates synced yet: `/broadcast templates sync`"]
-        blocks.append(section(f"*{config}*\n" + "\n".join(rows)))
+        blocks.append(section(f"*{escape(config)}*\n" + "\n".join(rows)))
     blocks.append(context("Only APPROVED templates can be broadcast."))
     return blocks
 
@@ -77,7 +80,7 @@ def import_summary(summary: dict[str, Any], filename: str, by: str) -> str:
     accepted = int(summary.get("accepted", 0))
     read = int(summary.get("rows_read", summary.get("rows", 0)))
     parts = [
-        f"📥 {by} imported `{filename}`: *{number(accepted)} recipients added* from "
+        f"📥 {by} imported `{escape(filename)}`: *{number(accepted)} recipients added* from "
         f"{number(read)} rows."
     ]
     details = []
@@ -96,7 +99,9 @@ def import_summary(summary: dict[str, Any], filename: str, by: str) -> str:
     reasons = summary.get("invalid_by_reason") or {}
     if reasons:
         top = sorted(reasons.items(), key=lambda kv: -int(kv[1]))[:5]
-        parts.append("Why: " + "; ".join(f"{reason} ({number(int(n))})" for reason, n in top) + ".")
+        parts.append(
+            "Why: " + "; ".join(f"{escape(reason)} ({number(int(n))})" for reason, n in top) + "."
+        )
     if int(summary.get("invalid", 0) or 0):
         parts.append("The attached error report lists every rejected row with its reason.")
     return "\n".join(parts)

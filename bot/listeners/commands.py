@@ -67,18 +67,25 @@ def _run(verb: str, ref: str, runtime: Runtime, authz: Authoriser, user: str) ->
         return {"text": f"Status of {ref}", "blocks": flows.status_blocks(runtime, ref)}
     if verb == "pause":
         b = control.pause(runtime, ref, by=by, reason=f"paused by {kit.mention(user)}")
-        return {"text": f"Paused *{b.name}*; `/broadcast resume {b.id[:8]}` continues it."}
+        return {
+            "text": f"Paused *{kit.escape(b.name)}*; `/broadcast resume {b.id[:8]}` continues it."
+        }
     if verb == "resume":
         authz.require(user, "resume")
         b = control.resume(runtime, ref, by=by)
-        return {"text": f"Resumed *{b.name}*."}
+        return {"text": f"Resumed *{kit.escape(b.name)}*."}
     if verb == "cancel":
         authz.require(user, "cancel")
         b, skipped = control.cancel(runtime, ref, by=by)
-        return {"text": f"Cancelled *{b.name}*; {kit.number(skipped)} recipients skipped."}
+        return {
+            "text": f"Cancelled *{kit.escape(b.name)}*; {kit.number(skipped)} recipients skipped."
+        }
     if verb == "report":
         name = slack_jobs.enqueue_report(runtime, ref, user)
-        return {"text": f"Building the report of *{name}*; it will appear in the card's thread."}
+        return {
+            "text": f"Building the report of *{kit.escape(name)}*; it will appear in the card's "
+            "thread."
+        }
     if verb == "templates":
         if ref == "sync":
             slack_jobs.enqueue_template_sync(runtime, user)
