@@ -34,7 +34,7 @@ def build_app(runtime: Runtime, *, socket_mode: bool = False) -> App:
         token_verification_enabled=False,
         raise_error_for_unhandled_request=False,
     )
-    authz = Authoriser(settings.admin_ids, client)
+    authz = Authoriser(settings.admin_ids, client, runtime.sessions)
 
     def inject(context: BoltContext, next: Callable[[], None]) -> None:
         # Global middleware runs after Bolt's signature check, so reaching it means verified.

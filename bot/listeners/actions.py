@@ -10,7 +10,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import flows, slack_jobs
-from bot.authz import Authoriser
+from bot.authz import Act, Authoriser
 from bot.blocks import ids, modals, state
 from broadcasts.actors import Actor
 from broadcasts.db import transaction
@@ -19,6 +19,21 @@ from jobs import control
 from jobs.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+
+# What each card button asks to do; a button missing here needs the strictest rule (sending).
+BUTTON_ACTS = {
+    ids.CARD_ADD_CONTACTS: Act.EDIT,
+    ids.CARD_CSV_TEMPLATE: Act.EDIT,
+    ids.CARD_SEND_TEST: Act.TEST_SEND,
+    ids.CARD_SEND: Act.SEND,
+    ids.CARD_SCHEDULE: Act.SCHEDULE,
+    ids.CARD_UNSCHEDULE: Act.SCHEDULE,
+    ids.CARD_CANCEL: Act.CANCEL,
+    ids.CARD_PAUSE: Act.PAUSE,
+    ids.CARD_RESUME: Act.RESUME,
+    ids.CARD_REPORT: Act.REPORT,
+}
 
 
 def register(app: App) -> None:
@@ -39,36 +54,32 @@ def on_card_button(
     broadcast_id = str(action.get("value") or "")
     trigger = body.get("trigger_id")
     by = Actor.slack(user)
+    act = BUTTON_ACTS.get(action["action_id"], Act.SEND)
     try:
+        authz.check(user, act, broadcast_id, from_channel=channel)
         match action["action_id"]:
             case ids.CARD_ADD_CONTACTS:
-                client.views_open(
-                    trigger_id=trigger, view=flows.add_contacts_modal(runtime, broadcast_id)
-                )
+                view = flows.add_contacts_modal(runtime, broadcast_id)
+                client.views_open(trigger_id=trigger, view=state.with_origin(view, channel))
             case ids.CARD_CSV_TEMPLATE:
                 flows.upload_csv_template(runtime, client, broadcast_id, user)
             case ids.CARD_SEND_TEST:
-                client.views_open(
-                    trigger_id=trigger, view=flows.send_test_modal(runtime, broadcast_id)
-                )
+                view = flows.send_test_modal(runtime, broadcast_id)
+                client.views_open(trigger_id=trigger, view=state.with_origin(view, channel))
             case ids.CARD_SEND:
-                authz.require(user, "send")
                 summary = flows.send_summary(runtime, broadcast_id)
-                client.views_open(trigger_id=trigger, view=modals.send_confirm_modal(summary))
+                view = modals.send_confirm_modal(summary)
+                client.views_open(trigger_id=trigger, view=state.with_origin(view, channel))
             case ids.CARD_SCHEDULE:
-                authz.require(user, "schedule")
                 view = flows.schedule_modal(runtime, client, broadcast_id, user)
-                client.views_open(trigger_id=trigger, view=view)
+                client.views_open(trigger_id=trigger, view=state.with_origin(view, channel))
             case ids.CARD_UNSCHEDULE:
-                authz.require(user, "schedule")
                 control.unschedule(runtime, broadcast_id, by=by)
             case ids.CARD_CANCEL:
-                authz.require(user, "cancel")
                 control.cancel(runtime, broadcast_id, by=by)
             case ids.CARD_PAUSE:
                 control.pause(runtime, broadcast_id, by=by, reason=f"paused by <@{user}>")
             case ids.CARD_RESUME:
-                authz.require(user, "resume")
                 control.resume(runtime, broadcast_id, by=by)
             case ids.CARD_REPORT:
                 slack_jobs.enqueue_report(runtime, broadcast_id, user)

@@ -9,7 +9,7 @@ from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
 from bot import flows, slack_jobs
-from bot.authz import Authoriser
+from bot.authz import Act, Authoriser
 from bot.blocks import kit, messages
 from broadcasts.actors import Actor
 from broadcasts.db import transaction
@@ -21,6 +21,12 @@ log = logging.getLogger(__name__)
 
 COMMAND = "/broadcast"
 NEEDS_REF = {"status", "pause", "resume", "cancel", "report"}
+COMMAND_ACTS = {
+    "pause": Act.PAUSE,
+    "resume": Act.RESUME,
+    "cancel": Act.CANCEL,
+    "report": Act.REPORT,
+}
 
 
 def register(app: App) -> None:
@@ -42,7 +48,7 @@ def on_broadcast(
             return
         if verb in NEEDS_REF and not ref:
             raise ValidationFailed(f"Say which broadcast: `/broadcast {verb} <id or name>`.")
-        reply = _run(verb, ref, runtime, context["authz"], user)
+        reply = _run(verb, ref, runtime, context["authz"], user, command.get("channel_id"))
     except BroadcastBotError as exc:
         ack(response_type="ephemeral", text=str(exc))
         return
@@ -54,9 +60,13 @@ def _new_view(runtime: Runtime, command: dict[str, Any]) -> dict[str, Any]:
         return flows.new_modal(session, channel_id=command.get("channel_id"))
 
 
-def _run(verb: str, ref: str, runtime: Runtime, authz: Authoriser, user: str) -> dict[str, Any]:
+def _run(
+    verb: str, ref: str, runtime: Runtime, authz: Authoriser, user: str, channel: str | None
+) -> dict[str, Any]:
     """The ephemeral reply to a command other than `new`."""
     by = Actor.slack(user)
+    if verb in COMMAND_ACTS:
+        authz.check(user, COMMAND_ACTS[verb], ref, from_channel=channel)
     if verb in ("", "help"):
         return {"text": messages.HELP, "blocks": [kit.section(messages.HELP)]}
     if verb == "list":
@@ -71,11 +81,9 @@ def _run(verb: str, ref: str, runtime: Runtime, authz: Authoriser, user: str) ->
             "text": f"Paused *{kit.escape(b.name)}*; `/broadcast resume {b.id[:8]}` continues it."
         }
     if verb == "resume":
-        authz.require(user, "resume")
         b = control.resume(runtime, ref, by=by)
         return {"text": f"Resumed *{kit.escape(b.name)}*."}
     if verb == "cancel":
-        authz.require(user, "cancel")
         b, skipped = control.cancel(runtime, ref, by=by)
         return {
             "text": f"Cancelled *{kit.escape(b.name)}*; {kit.number(skipped)} recipients skipped."

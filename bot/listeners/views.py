@@ -9,7 +9,7 @@ from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
 from bot import cards, flows
-from bot.authz import Authoriser
+from bot.authz import Act, Authoriser
 from bot.blocks import ids, kit, modals, state
 from bot.blocks.state import FieldError
 from broadcasts import service
@@ -56,13 +56,19 @@ def on_add_contacts(
     ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext
 ) -> None:
     runtime: Runtime = context["runtime"]
+    authz: Authoriser = context["authz"]
     broadcast_id = str(state.metadata(view).get("broadcast", ""))
+    user = body["user"]["id"]
     chosen = state.add_contacts(view)
     if not chosen.contact_ids and not chosen.all_eligible:
         _errors(ack, FieldError(ids.B_CONTACTS, "Pick contacts, or tick “Select all eligible”."))
         return
+    try:
+        authz.check(user, Act.EDIT, broadcast_id, from_channel=state.origin(view))
+    except BroadcastBotError as exc:
+        _errors(ack, FieldError(ids.B_CONTACTS, str(exc)))
+        return
     ack()
-    user = body["user"]["id"]
     try:
         flows.add_contacts(
             runtime,
@@ -84,7 +90,7 @@ def on_send_confirm(
     user = body["user"]["id"]
     broadcast_id = str(state.metadata(view).get("broadcast", ""))
     try:
-        authz.require(user, "send")
+        authz.check(user, Act.SEND, broadcast_id, from_channel=state.origin(view))
         control.start(runtime, broadcast_id, by=Actor.slack(user))
     except BroadcastBotError as exc:
         ack(response_action="update", view=modals.notice_modal("Not sent", str(exc)))
@@ -98,8 +104,8 @@ def on_schedule(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: B
     user = body["user"]["id"]
     broadcast_id = str(state.metadata(view).get("broadcast", ""))
     try:
+        authz.check(user, Act.SCHEDULE, broadcast_id, from_channel=state.origin(view))
         at = state.schedule_at(view)
-        authz.require(user, "schedule")
         control.schedule(runtime, broadcast_id, at, by=Actor.slack(user))
     except FieldError as exc:
         _errors(ack, exc)
@@ -114,9 +120,11 @@ def on_send_test(
     ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext
 ) -> None:
     runtime: Runtime = context["runtime"]
+    authz: Authoriser = context["authz"]
     user = body["user"]["id"]
     broadcast_id = str(state.metadata(view).get("broadcast", ""))
     try:
+        authz.check(user, Act.TEST_SEND, broadcast_id, from_channel=state.origin(view))
         data = state.send_test(view)
         wamid = control.test_send(
             runtime, broadcast_id, phone=data.phone, params=data.params, by=Actor.slack(user)
@@ -134,7 +142,8 @@ def on_send_test(
     ack(
         response_action="update",
         view=modals.notice_modal(
-            "Test sent", f"WhatsApp accepted the test to {data.phone} (`{wamid}`)."
+            "Test sent",
+            f"WhatsApp accepted the test to {kit.escape(data.phone)} (`{kit.escape(wamid)}`).",
         ),
     )
     with transaction(runtime.sessions) as session:
