@@ -190,6 +190,7 @@ class Stack:
                         kind="webhook",
                         url="http://127.0.0.1:9/agent",
                         by=OPERATOR,
+                        allow_private_urls=True,
                     )
                     configs.add_config(
                         session,

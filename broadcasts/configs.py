@@ -13,6 +13,7 @@ from broadcasts.enums import AgentKind, Provider
 from broadcasts.errors import NotFoundError, ValidationFailed
 from broadcasts.models import Agent, WhatsAppConfig
 from broadcasts.settings import DEFAULT_KAPSO_API_URL, DEFAULT_META_API_URL
+from broadcasts.urls import check_agent_url
 
 DEFAULT_BASE_URL = {
     Provider.KAPSO: DEFAULT_KAPSO_API_URL,
@@ -205,7 +206,10 @@ def add_agent(
     url: str | None = None,
     secret_env: str | None = None,
     slack_channel_id: str | None = None,
+    allow_private_urls: bool = False,
 ) -> Agent:
+    """Add an agent; a webhook agent's URL must be https on a public address unless
+    `allow_private_urls` (AGENT_ALLOW_PRIVATE_URLS) says local addresses are fine."""
     name = name.strip()
     if not name:
         raise ValidationFailed("An agent needs a name.", field="name")
@@ -220,6 +224,7 @@ def add_agent(
             raise ValidationFailed(
                 "A webhook agent needs --url starting with http(s)://.", field="url"
             )
+        url = check_agent_url(url, allow_private=allow_private_urls)
         if secret_env is not None and not ENV_NAME.match(secret_env):
             raise ValidationFailed(
                 f"secret_env '{secret_env}' must be the NAME of an environment variable.",
