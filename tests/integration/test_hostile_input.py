@@ -19,10 +19,13 @@ from typing import Any
 
 import httpx
 import pytest
+from slack_bolt import BoltContext
+from slack_sdk import WebClient
 from sqlalchemy import func, select
 
 from bot import cards
 from bot.blocks import ids, modals, state
+from bot.slack_app import _on_error
 from bot.slack_client import make_client
 from broadcasts.db import transaction
 from broadcasts.models import AuditEntry, Broadcast, InboxEvent, Recipient, Template
@@ -31,7 +34,7 @@ from kapso.sandbox.runner import run_sandbox
 from kapso.webhooks import sign
 from tests.factories import add_recipients, make_broadcast, make_config
 from tests.fakes import slack_payloads as p
-from tests.fakes.slack_api import signature
+from tests.fakes.slack_api import BOT_TOKEN, FakeSlack, signature
 from tests.fakes.slack_env import SlackEnv, slack_env
 
 APP_SECRET = "meta-app-secret"
@@ -299,6 +302,18 @@ def test_4_a_non_numeric_slack_timestamp_is_a_400_and_nobody_is_messaged(env: Sl
         )
         assert reply.status_code in (400, 401), (stamp, reply.status_code)
     assert messages_to_anyone(env) == []
+
+
+def test_4_the_error_handler_tells_nobody_about_an_unverified_request() -> None:
+    with FakeSlack() as slack:
+        context = BoltContext({"client": WebClient(token=BOT_TOKEN, base_url=slack.api_url)})
+        body = {"user_id": "U0VICTIM", "channel_id": "C0VICTIM"}
+        _on_error(ValueError("boom"), body, context)
+        assert slack.calls_to("chat.postEphemeral") == []
+        context["verified"] = True  # set by our middleware, after Bolt's signature check
+        _on_error(ValueError("boom"), body, context)
+        [told] = slack.calls_to("chat.postEphemeral")
+        assert told.params["user"] == "U0VICTIM"
 
 
 def _deep(levels: int) -> bytes:

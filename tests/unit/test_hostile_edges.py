@@ -3,6 +3,8 @@ are allowed, Slack request verification, modal values and mrkdwn escaping."""
 
 from __future__ import annotations
 
+import io
+import logging
 import time
 from datetime import UTC, datetime
 
@@ -13,6 +15,7 @@ from bot.blocks import ids, state
 from bot.blocks.card import CardData, card_blocks, fallback_text
 from bot.blocks.kit import escape
 from bot.blocks.state import FieldError
+from bot.logs import configure_logging
 from bot.slack_files import token_may_go_to
 from bot.slack_http import Refusal, verify
 from broadcasts.errors import ValidationFailed
@@ -216,3 +219,14 @@ def test_agent_threads_show_a_contact_s_words_inertly() -> None:
     }
     for text in (header_text(payload), message_text(payload)):
         assert "<!" not in text and "<https" not in text
+
+
+def test_bolt_s_full_body_log_of_refused_requests_is_silenced() -> None:
+    stream = io.StringIO()
+    configure_logging(None, level="DEBUG", stream=stream, environ={})
+    bolt = logging.getLogger("slack_bolt.RequestVerification")
+    bolt.setLevel(logging.DEBUG)  # what Bolt does: it copies the root's level onto its loggers
+    bolt.info("Invalid request signature detected (body: SECRETBODY)")
+    bolt.warning("something Bolt warns about")
+    assert "SECRETBODY" not in stream.getvalue()
+    assert "something Bolt warns about" in stream.getvalue()
