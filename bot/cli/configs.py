@@ -11,6 +11,7 @@ from bot.cli.output import emit_json, emit_table
 from broadcasts import configs as service
 from broadcasts.enums import Provider
 from broadcasts.models import WhatsAppConfig
+from broadcasts.urls import mask_credentials
 
 
 def config_dict(config: WhatsAppConfig) -> dict[str, Any]:
@@ -21,7 +22,7 @@ def config_dict(config: WhatsAppConfig) -> dict[str, Any]:
         "phone_number_id": config.phone_number_id,
         "business_account_id": config.business_account_id,
         "display_phone_number": config.display_phone_number,
-        "api_base_url": config.api_base_url,
+        "api_base_url": mask_credentials(config.api_base_url),
         "credential_env": config.credential_env,
         "throughput_mps": config.throughput_mps,
         "batch_size": config.batch_size,

@@ -55,3 +55,24 @@ def test_credentials_in_an_agent_url_are_masked_in_add_and_list(db_url: str) -> 
     assert json.loads(as_json)[0]["target"] == (
         "https://***@agents.example.com/in?token=***&team=7"
     )
+
+
+def test_credentials_in_a_configuration_api_base_are_masked_in_configs_list(db_url: str) -> None:
+    added = invoke(
+        db_url,
+        "configs",
+        "add",
+        "proxied",
+        "--provider",
+        "meta",
+        "--phone-number-id",
+        "1001",
+        "--waba-id",
+        "2002",
+        "--api-base-url",
+        "https://relay:hunter2@proxy.example.com/v24.0",
+    )
+    assert added.exit_code == 0, added.output
+    assert "hunter2" not in invoke(db_url, "configs", "list").stdout
+    [config] = json.loads(invoke(db_url, "configs", "list", "--json").stdout)
+    assert config["api_base_url"] == "https://***@proxy.example.com/v24.0"
