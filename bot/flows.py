@@ -373,6 +373,7 @@ def template_listing(session: Session) -> list[tuple[str, list[tuple[str, str, s
 
 def tell(client: WebClient, *, user_id: str, channel_id: str | None, text: str) -> None:
     """An ephemeral sentence for one user where they acted (their DM when there is no channel)."""
+    text = kit.escape_keeping_mentions(text)
     try:
         if channel_id:
             client.chat_postEphemeral(channel=channel_id, user=user_id, text=text)

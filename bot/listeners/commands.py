@@ -50,7 +50,7 @@ def on_broadcast(
             raise ValidationFailed(f"Say which broadcast: `/broadcast {verb} <id or name>`.")
         reply = _run(verb, ref, runtime, context["authz"], user, command.get("channel_id"))
     except BroadcastBotError as exc:
-        ack(response_type="ephemeral", text=str(exc))
+        ack(response_type="ephemeral", text=kit.escape_keeping_mentions(exc))
         return
     ack(response_type="ephemeral", **reply)
 

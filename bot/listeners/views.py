@@ -93,7 +93,10 @@ def on_send_confirm(
         authz.check(user, Act.SEND, broadcast_id, from_channel=state.origin(view))
         control.start(runtime, broadcast_id, by=Actor.slack(user))
     except BroadcastBotError as exc:
-        ack(response_action="update", view=modals.notice_modal("Not sent", str(exc)))
+        ack(
+            response_action="update",
+            view=modals.notice_modal("Not sent", kit.escape_keeping_mentions(exc)),
+        )
         return
     ack()
 

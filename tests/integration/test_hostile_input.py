@@ -468,7 +468,8 @@ def test_11_refused_requests_are_logged_once_without_their_body(
             timeout=30,
         )
         assert reply.status_code == 401
-    logged = [r.getMessage() for r in caplog.records]
+    client_side = ("httpx", "httpcore")  # this test's own HTTP client
+    logged = [r.getMessage() for r in caplog.records if not r.name.startswith(client_side)]
     assert sum(len(m) for m in logged) < 5 * 300, [m[:200] for m in logged]
     assert not any(marker in m for m in logged)
     refused = [m for m in logged if m.startswith("refused /slack/events")]

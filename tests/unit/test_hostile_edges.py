@@ -13,7 +13,7 @@ import pytest
 from bot.agent_threads import header_text, message_text
 from bot.blocks import ids, state
 from bot.blocks.card import CardData, card_blocks, fallback_text
-from bot.blocks.kit import escape
+from bot.blocks.kit import escape, escape_keeping_mentions
 from bot.blocks.state import FieldError
 from bot.logs import configure_logging
 from bot.slack_files import token_may_go_to
@@ -230,3 +230,14 @@ def test_bolt_s_full_body_log_of_refused_requests_is_silenced() -> None:
     bolt.warning("something Bolt warns about")
     assert "SECRETBODY" not in stream.getvalue()
     assert "something Bolt warns about" in stream.getvalue()
+
+
+def test_error_sentences_keep_our_mentions_live_and_nothing_else() -> None:
+    sentence = (
+        "Only broadcast admins can send a broadcast (<@U0BOSS>, <!subteam^S0ADMINS>) in <#C0CAMP>;"
+        " broadcast '<!channel> <http://evil|x>' is draft."
+    )
+    shown = escape_keeping_mentions(sentence)
+    assert "<@U0BOSS>" in shown and "<!subteam^S0ADMINS>" in shown and "<#C0CAMP>" in shown
+    assert "<!channel>" not in shown and "<http" not in shown
+    assert "&lt;!channel&gt; &lt;http://evil|x&gt;" in shown
