@@ -13,6 +13,7 @@ import hmac
 import logging
 import threading
 import time
+import urllib.parse
 from collections.abc import Sequence
 
 from slack_bolt import App, BoltRequest
@@ -55,6 +56,14 @@ def verify(headers: dict[str, str], body: bytes, secret: str, now: float) -> Non
         raise Refusal(401, "bad or missing X-Slack-Signature")
 
 
+def _is_ssl_check(body: bytes) -> bool:
+    """Slack's `ssl_check=1` probe of a slash command URL (Bolt answers it before verifying)."""
+    if b"ssl_check=1" not in body[:4096]:
+        return False
+    form = urllib.parse.parse_qs(body[:4096].decode("latin-1"))
+    return form.get("ssl_check") == ["1"]
+
+
 class LazyBolt:
     """Builds the Bolt app on the first Slack request, so the server starts without Slack set up."""
 
@@ -95,6 +104,8 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
             return _refuse(413, f"body over {MAX_BODY_BYTES} bytes", exc.size, client)
         except Disconnected:
             return Response(status_code=400)
+        if _is_ssl_check(body):  # Slack's unsigned certificate probe: answer it, act on nothing
+            return Response(status_code=200)
         try:
             verify(headers, body, secret, time.time())
             text = body.decode("utf-8")

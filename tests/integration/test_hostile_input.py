@@ -475,3 +475,12 @@ def test_11_refused_requests_are_logged_once_without_their_body(
     refused = [m for m in logged if m.startswith("refused /slack/events")]
     assert len(refused) == 5
     assert "bad or missing X-Slack-Signature" in refused[0] and str(len(body)) in refused[0]
+
+
+def test_slack_s_unsigned_ssl_check_is_answered_and_acts_on_nothing(env: SlackEnv) -> None:
+    form = urllib.parse.urlencode({"ssl_check": "1", "token": "legacy", "text": "cancel x"})
+    reply = httpx.post(
+        env.sender.url, content=form, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert reply.status_code == 200 and reply.content == b""
+    assert messages_to_anyone(env) == []
