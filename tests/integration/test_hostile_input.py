@@ -4,6 +4,7 @@ attacks that already failed) checked by status code, what was stored and what re
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -29,6 +30,8 @@ from bot.slack_app import _on_error
 from bot.slack_client import make_client
 from broadcasts.db import transaction
 from broadcasts.models import AuditEntry, Broadcast, InboxEvent, Recipient, Template
+from kapso.client import ApiTarget, WhatsAppClient
+from kapso.errors import ErrorAction, WhatsAppError
 from kapso.sandbox.config import SandboxConfig
 from kapso.sandbox.runner import run_sandbox
 from kapso.webhooks import sign
@@ -118,6 +121,8 @@ def catcher() -> Iterator[tuple[str, list[dict[str, str]]]]:
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        do_POST = do_GET
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -484,3 +489,37 @@ def test_slack_s_unsigned_ssl_check_is_answered_and_acts_on_nothing(env: SlackEn
     )
     assert reply.status_code == 200 and reply.content == b""
     assert messages_to_anyone(env) == []
+
+
+def test_1_the_whatsapp_key_follows_no_redirect_and_no_path_out_of_the_api_base() -> None:
+    with catcher() as (elsewhere, seen):
+
+        class Redirector(BaseHTTPRequestHandler):
+            def log_message(self, *_args: Any) -> None:
+                return
+
+            def do_POST(self) -> None:
+                self.send_response(307)
+                self.send_header("Location", elsewhere)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Redirector)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        base = f"http://127.0.0.1:{server.server_address[1]}/v24.0"
+        try:
+            for phone_number_id in ("100200300", "../../elsewhere"):
+                target = ApiTarget("main", "kapso", base, phone_number_id, "900", "the-key")
+
+                async def send(target: ApiTarget = target) -> None:
+                    async with WhatsAppClient(max_in_flight=1) as client:
+                        await client.send_text(target, to="+14155550101", body="hi")
+
+                with pytest.raises(WhatsAppError) as refused:
+                    asyncio.run(send())
+                assert "Refused to send the API key" in str(refused.value)
+                assert refused.value.action is ErrorAction.STOP_BROADCAST
+        finally:
+            server.shutdown()
+            server.server_close()
+        assert seen == []
