@@ -222,12 +222,19 @@ def test_agent_threads_show_a_contact_s_words_inertly() -> None:
 
 
 def test_bolt_s_full_body_log_of_refused_requests_is_silenced() -> None:
-    stream = io.StringIO()
-    configure_logging(None, level="DEBUG", stream=stream, environ={})
+    root = logging.getLogger()
     bolt = logging.getLogger("slack_bolt.RequestVerification")
-    bolt.setLevel(logging.DEBUG)  # what Bolt does: it copies the root's level onto its loggers
-    bolt.info("Invalid request signature detected (body: SECRETBODY)")
-    bolt.warning("something Bolt warns about")
+    saved = list(root.handlers), root.level, bolt.level
+    stream = io.StringIO()
+    try:
+        configure_logging(None, level="DEBUG", stream=stream, environ={})
+        bolt.setLevel(logging.DEBUG)  # what Bolt does: it copies the root's level onto its loggers
+        bolt.info("Invalid request signature detected (body: SECRETBODY)")
+        bolt.warning("something Bolt warns about")
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        bolt.setLevel(saved[2])
     assert "SECRETBODY" not in stream.getvalue()
     assert "something Bolt warns about" in stream.getvalue()
 
