@@ -86,6 +86,16 @@ class Authoriser:
         """Whether the user may send at all (App Home says so); no admins means everyone."""
         return not self.admin_ids or self.is_admin(user_id)
 
+    def require(self, user_id: str, action: str) -> None:
+        """Raise NotAuthorised unless the user is an admin (or no admins are configured): the
+        admin half of the rule, for callers without a broadcast; `check` applies the whole rule."""
+        if self.allowed(user_id):
+            return
+        raise NotAuthorised(
+            f"Only broadcast admins can {action} a broadcast ({self._admin_names()}); "
+            "ask one of them."
+        )
+
     def check(
         self, user_id: str, act: Act, ref: str | None = None, *, from_channel: str | None = None
     ) -> None:

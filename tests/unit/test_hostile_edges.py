@@ -9,8 +9,10 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+from slack_sdk import WebClient
 
 from bot.agent_threads import header_text, message_text
+from bot.authz import Authoriser
 from bot.blocks import ids, state
 from bot.blocks.card import CardData, card_blocks, fallback_text
 from bot.blocks.kit import escape, escape_keeping_mentions
@@ -18,7 +20,7 @@ from bot.blocks.state import FieldError
 from bot.logs import configure_logging
 from bot.slack_files import token_may_go_to
 from bot.slack_http import Refusal, verify
-from broadcasts.errors import ValidationFailed
+from broadcasts.errors import NotAuthorised, ValidationFailed
 from broadcasts.metrics import Counts
 from broadcasts.urls import check_agent_url, mask_credentials
 from kapso.client import within_base
@@ -248,3 +250,13 @@ def test_error_sentences_keep_our_mentions_live_and_nothing_else() -> None:
     assert "<@U0BOSS>" in shown and "<!subteam^S0ADMINS>" in shown and "<#C0CAMP>" in shown
     assert "<!channel>" not in shown and "<http" not in shown
     assert "&lt;!channel&gt; &lt;http://evil|x&gt;" in shown
+
+
+def test_the_admin_half_of_the_rule_names_the_admins() -> None:
+    authz = Authoriser(frozenset({"U0BOSS"}), WebClient(token="xoxb-unused"))
+    authz.require("U0BOSS", "send")
+    with pytest.raises(
+        NotAuthorised, match=r"Only broadcast admins can send a broadcast \(<@U0BOSS>\)"
+    ):
+        authz.require("U0EVE", "send")
+    Authoriser(frozenset(), WebClient(token="xoxb-unused")).require("U0EVE", "send")
