@@ -26,7 +26,10 @@ def sync_and_tell(user_id: str) -> None:
         changes = ", ".join(
             f"`{escape(t)}` {escape(old)} → {escape(new)}" for t, old, new in r.status_changes
         )
-        lines.append(line + (f"; status changes: {changes}" if changes else ""))
+        line += f"; status changes: {changes}" if changes else ""
+        if r.limits is not None:
+            line += f"; number: {escape(r.limits.describe())}"
+        lines.append(line)
     text = (
         "Template sync finished:\n" + "\n".join(lines)
         if lines

@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     slack_app_token: str | None = None
     slack_api_url: str = "https://slack.com/api/"
     # Slack card edits: at most one per card per this many seconds, and a shared workspace budget.
-    slack_card_update_seconds: float = Field(default=3.0, gt=0)
+    slack_card_update_seconds: float = Field(default=1.0, gt=0)
     slack_updates_per_minute: int = Field(default=40, gt=0)
     kapso_api_key: str | None = None
     kapso_api_url: str = DEFAULT_KAPSO_API_URL

@@ -18,7 +18,8 @@ from broadcasts.callback import encode
 from broadcasts.db import transaction
 from broadcasts.errors import ValidationFailed
 from broadcasts.imports.phones import PHONE_REASONS, normalise_phone
-from broadcasts.models import Broadcast
+from broadcasts.models import Broadcast, utcnow
+from broadcasts.replies import record_test_send
 from broadcasts.templates import ensure_approved
 from jobs import events
 from jobs.limiter import reserve_sync
@@ -35,8 +36,11 @@ def start(runtime: Runtime, ref: str, *, by: Actor) -> Broadcast:
     with transaction(runtime.sessions) as session:
         broadcast = service.start_broadcast(session, ref, by=by)
         _, pause, _ = service.effective_pacing(broadcast)
+        recipients = broadcast.pending_count  # the note says this even if it is shown late
     enqueue_lanes(runtime, broadcast.id, lanes_for(pause, runtime.settings.send_lanes))
-    events.publish(runtime.redis, broadcast.id, "started", by=by.id, via=by.via)
+    events.publish(
+        runtime.redis, broadcast.id, "started", by=by.id, via=by.via, recipients=recipients
+    )
     return broadcast
 
 
@@ -89,14 +93,20 @@ def _wait_for_slot(runtime: Runtime, phone_number_id: str, rate: float) -> None:
             return
 
 
-def test_send(runtime: Runtime, ref: str, *, phone: str, params: dict[str, str], by: Actor) -> str:
-    """Send the broadcast's template to one number, outside its metrics; returns the wamid."""
+def test_number(runtime: Runtime, phone: str) -> str:
+    """The test number in E.164, or a ValidationFailed saying why it cannot be used."""
     number, reason = normalise_phone(phone, runtime.settings.phone_default_region)
     if number is None:
         raise ValidationFailed(
             f"Test number '{phone}' is not usable: {PHONE_REASONS.get(reason, reason)}.",
             field="phone",
         )
+    return number
+
+
+def test_send(runtime: Runtime, ref: str, *, phone: str, params: dict[str, str], by: Actor) -> str:
+    """Send the broadcast's template to one number, outside its metrics; returns the wamid."""
+    number = test_number(runtime, phone)
     with transaction(runtime.sessions) as session:
         broadcast = service.get_broadcast(session, ref)
         template = broadcast.template
@@ -123,6 +133,15 @@ def test_send(runtime: Runtime, ref: str, *, phone: str, params: dict[str, str],
     except WhatsAppError as exc:
         raise ValidationFailed(f"Test send refused. {exc}", field="params") from None
     with transaction(runtime.sessions) as session:
+        record_test_send(
+            session,
+            broadcast_id=broadcast_id,
+            phone=number,
+            wamid=wamid,
+            params=params,
+            sent_by=by.id,
+            at=utcnow(),
+        )
         audit.record(
             session,
             "broadcast.test_send",

@@ -27,6 +27,7 @@ PROCESS_JOB = "jobs.inbox.process"
 # workers share a burst instead of one taking it all.
 JOB_MAX_EVENTS = 200
 JOB_MAX_BYTES = 512 * 1024
+REQUEUE_MEMORY_SECONDS = 30.0  # at the least, a requeued row is not queued again for this long
 
 
 @dataclass(frozen=True)
@@ -101,14 +102,28 @@ def enqueue_sized(redis: Redis[bytes], rows: Sequence[tuple[int, int]]) -> None:
         q.enqueue(PROCESS_JOB, part, job_timeout=600, result_ttl=0, failure_ttl=86400)
 
 
-def requeue_stale(runtime: Runtime, *, older_than: float | None = None) -> int:
+def requeue_stale(
+    runtime: Runtime, *, older_than: float | None = None, replay: bool = False
+) -> int:
     """Queue again every unprocessed row older than the threshold (after a Redis loss or crash),
-    and agent deliveries whose attempt is overdue by as much; returns the inbox rows queued."""
+    and agent deliveries whose attempt is overdue by as much; returns the inbox rows queued.
+
+    A row the maintenance loop queues (`older_than` not given) is remembered for as long as the
+    threshold, so a backlog is queued once per threshold, not on every pass. A row that failed
+    `inbox_max_attempts` times is parked: it stays in the inbox with its error (`webhooks
+    status`) until replayed (`replay=True`: parked rows get their attempts back, all is queued)."""
     from jobs.agents import requeue_due
 
     settings = runtime.settings
     age = settings.inbox_requeue_after_seconds if older_than is None else older_than
     cutoff = utcnow() - timedelta(seconds=age)
+    if replay:
+        with runtime.engine.begin() as conn:
+            conn.execute(
+                update(InboxEvent)
+                .where(InboxEvent.processed_at.is_(None), InboxEvent.received_at <= cutoff)
+                .values(attempts=0)
+            )
     with runtime.engine.connect() as conn:
         ids = list(
             conn.scalars(
@@ -122,6 +137,8 @@ def requeue_stale(runtime: Runtime, *, older_than: float | None = None) -> int:
                 .limit(100_000)
             )
         )
+    if older_than is None:  # the maintenance loop: each row once per threshold
+        ids = _not_recently_queued(runtime.redis, ids, max(age, REQUEUE_MEMORY_SECONDS))
     if ids:
         enqueue(runtime.redis, ids)
         log.info("requeued %d unprocessed webhook bodies", len(ids))
@@ -129,6 +146,19 @@ def requeue_stale(runtime: Runtime, *, older_than: float | None = None) -> int:
     if deliveries:
         log.info("requeued %d overdue agent deliveries", deliveries)
     return len(ids)
+
+
+def _not_recently_queued(redis: Redis[bytes], ids: Sequence[int], seconds: float) -> list[int]:
+    """The ids not requeued within `seconds`, now marked as requeued."""
+    fresh: list[int] = []
+    ttl = max(1, int(seconds))
+    for start in range(0, len(ids), 1000):
+        part = ids[start : start + 1000]
+        pipe = redis.pipeline(transaction=False)
+        for event_id in part:
+            pipe.set(f"bb:inbox:requeued:{event_id}", b"1", nx=True, ex=ttl)
+        fresh += [i for i, first in zip(part, pipe.execute(), strict=True) if first]
+    return fresh
 
 
 def _claim(session: Session, ids: Sequence[int]) -> list[Row[Any]]:

@@ -23,7 +23,7 @@ from bot.blocks.kit import (
     section,
     slack_date,
 )
-from broadcasts.metrics import Counts
+from broadcasts.metrics import RATES, Counts
 
 STATUS_LABEL = {
     "draft": "📝 Draft",
@@ -135,15 +135,26 @@ def _metrics(card: CardData) -> list[Block]:
                 f"*Read*\n{number(c.read)}",
                 f"*Responded*\n{number(c.responded)}",
                 f"*Failed*\n{number(c.failed)}",
-                f"*Response rate*\n{percent(c.response_rate)} (responded ÷ sent)",
+                f"*Response rate*\n{percent(c.response_rate)} (responded ÷ total recipients)",
+                f"*Opted out*\n{number(c.opted_out)}",
                 f"*Skipped*\n{number(c.skipped)}",
             ]
         ),
+        context(other_rates_text(c)),
     ]
     if card.failures:
         reasons = " · ".join(f"{escape(reason)} ({number(n)})" for reason, n in card.failures[:3])
         blocks.append(context(f"*Top failure reasons:* {reasons}"))
     return blocks
+
+
+def other_rates_text(c: Counts) -> str:
+    """The rates beside the seed's response rate, each named with what it divides."""
+    return " · ".join(
+        f"{label} {percent(c.rates()[key])} ({meaning})"
+        for key, label, meaning in RATES
+        if key != "response_rate"
+    )
 
 
 def _buttons(card: CardData) -> list[dict[str, object]]:
@@ -159,6 +170,9 @@ def _buttons(card: CardData) -> list[dict[str, object]]:
             "Cancel broadcast",
         ),
     )
+    report = button("Report", ids.CARD_REPORT, bid)
+    edit = button("Edit…", ids.CARD_EDIT, bid)
+    duplicate = button("Duplicate", ids.CARD_DUPLICATE, bid)
     if card.status == "draft":
         return [
             button("Add contacts", ids.CARD_ADD_CONTACTS, bid),
@@ -166,6 +180,9 @@ def _buttons(card: CardData) -> list[dict[str, object]]:
             button("Send test", ids.CARD_SEND_TEST, bid),
             button("Send…", ids.CARD_SEND, bid, style="primary"),
             button("Schedule…", ids.CARD_SCHEDULE, bid),
+            edit,
+            report,
+            duplicate,
             cancel,
         ]
     if card.status == "scheduled":
@@ -176,13 +193,20 @@ def _buttons(card: CardData) -> list[dict[str, object]]:
             button("Send now…", ids.CARD_SEND, bid, style="primary"),
             button("Reschedule…", ids.CARD_SCHEDULE, bid),
             button("Unschedule", ids.CARD_UNSCHEDULE, bid),
+            edit,
+            report,
+            duplicate,
             cancel,
         ]
     if card.status == "sending":
-        return [button("Pause", ids.CARD_PAUSE, bid), cancel]
+        return [button("Pause", ids.CARD_PAUSE, bid), report, cancel]
     if card.status == "paused":
-        return [button("Resume", ids.CARD_RESUME, bid, style="primary"), cancel]
-    return [button("Report", ids.CARD_REPORT, bid)]
+        return [button("Resume", ids.CARD_RESUME, bid, style="primary"), report, cancel]
+    return [
+        report,
+        button("Retry failed…", ids.CARD_RETRY, bid),
+        duplicate,
+    ]
 
 
 def _footer(card: CardData) -> list[str]:
@@ -193,6 +217,9 @@ def _footer(card: CardData) -> list[str]:
             "(`phone_number` plus one column per template parameter)."
         )
     elif card.status in FINAL:
-        parts.append("This broadcast is read-only. *Report* uploads the per-recipient CSV.")
+        parts.append(
+            "This broadcast is read-only. *Report* uploads the per-recipient CSV; "
+            "*Retry failed* makes a new draft of those who did not get it."
+        )
     parts.append(f"ID `{card.broadcast_id[:8]}`")
     return parts

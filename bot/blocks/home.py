@@ -30,5 +30,7 @@ def home_view(lines: list[BroadcastLine], *, can_send: bool) -> dict[str, Any]:
         blocks.append(section("No broadcasts yet."))
     for line in lines[: MAX_HOME_BLOCKS - len(blocks) - 1]:
         blocks.append(section(line_text(line)))
-    blocks.append(context("Response rate = responded ÷ sent. `/broadcast help` lists commands."))
+    blocks.append(
+        context("Response rate = responded ÷ total recipients. `/broadcast help` lists commands.")
+    )
     return {"type": "home", "blocks": blocks}

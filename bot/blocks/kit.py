@@ -229,7 +229,7 @@ def mention(actor_id: str | None) -> str:
         return "someone"
     if actor_id[:1] in ("U", "W") and actor_id.isalnum():
         return f"<@{actor_id}>"
-    return f"`{actor_id}`"
+    return f"`{escape(actor_id)}`"
 
 
 def slack_date(ts: float, fallback: str) -> str:

@@ -24,6 +24,7 @@ from bot.blocks.kit import (
     quote,
     section,
 )
+from bot.blocks.messages import countries_text
 
 PREVIEW_LIMIT = 2900
 
@@ -257,6 +258,7 @@ class SendSummary:
     batch_pause_seconds: float
     estimate_seconds: float
     warnings: tuple[str, ...] = ()
+    countries: tuple[tuple[str, int], ...] = ()  # (calling code, recipients), most first
 
 
 def send_confirm_modal(s: SendSummary) -> dict[str, Any]:
@@ -272,6 +274,8 @@ def send_confirm_modal(s: SendSummary) -> dict[str, Any]:
             f"of {number(s.batch_size)}, {number(s.batch_pause_seconds)} s apart."
         ),
     ]
+    if s.countries:
+        blocks.append(context(f"🌍 Recipients by country: {countries_text(dict(s.countries))}"))
     for warning in s.warnings:
         blocks.append(section(f"⚠️ {warning}"))
     return modal(
@@ -354,3 +358,136 @@ def send_test_modal(
 def notice_modal(title: str, text: str) -> dict[str, Any]:
     """A modal that only says something (used as response_action=update after a submit)."""
     return modal("notice", title, [section(text)], close="Close")
+
+
+@dataclass(frozen=True)
+class EditChoices:
+    """What the edit-draft modal offers: the draft, its config's approved templates, its imports."""
+
+    broadcast_id: str
+    name: str
+    recipients: int
+    template_id: int
+    templates: tuple[TemplateChoice, ...]
+    imports: tuple[tuple[int, str], ...]  # (import id, label) of imports with recipients left
+
+
+def edit_draft_modal(c: EditChoices) -> dict[str, Any]:
+    """Rename, change the template, remove recipients (by number, by import, all) in one go."""
+    options = [template_option(t) for t in c.templates[:MAX_OPTIONS]]
+    current = next(
+        (o for o, t in zip(options, c.templates, strict=False) if t.id == c.template_id), None
+    )
+    template_select: dict[str, Any] = {
+        "type": "static_select",
+        "action_id": ids.A_EDIT_TEMPLATE,
+        "options": options,
+    }
+    if current is not None:
+        template_select["initial_option"] = current
+    blocks: list[Block] = [
+        input_block(
+            ids.B_EDIT_NAME,
+            "Name",
+            {
+                "type": "plain_text_input",
+                "action_id": ids.A_EDIT_NAME,
+                "initial_value": c.name,
+                "max_length": 200,
+            },
+        ),
+    ]
+    if options:  # Slack refuses a select without options
+        blocks += [
+            input_block(
+                ids.B_EDIT_TEMPLATE,
+                "Template",
+                template_select,
+                hint="Every recipient is checked against the new template's parameters.",
+            ),
+            input_block(
+                ids.B_EDIT_DROP_UNFIT,
+                "If recipients lack the new template's parameters",
+                {
+                    "type": "checkboxes",
+                    "action_id": ids.A_EDIT_DROP_UNFIT,
+                    "options": [
+                        option(
+                            "Remove recipients that do not fit",
+                            ids.CHECKED,
+                            "Otherwise the change is refused and the ones lacking values are named",
+                        )
+                    ],
+                },
+                optional=True,
+            ),
+        ]
+    blocks += [
+        divider(),
+        section(f"*Remove recipients* (now {number(c.recipients)}), optional:"),
+        input_block(
+            ids.B_EDIT_PHONES,
+            "Numbers to remove",
+            {
+                "type": "plain_text_input",
+                "action_id": ids.A_EDIT_PHONES,
+                "multiline": True,
+                "placeholder": plain("+14155550100, one or more per line"),
+            },
+            optional=True,
+        ),
+    ]
+    if c.imports:
+        blocks.append(
+            input_block(
+                ids.B_EDIT_IMPORT,
+                "Undo an import",
+                {
+                    "type": "static_select",
+                    "action_id": ids.A_EDIT_IMPORT,
+                    "placeholder": plain("Remove every recipient a file or selection added"),
+                    "options": [option(label, str(i)) for i, label in c.imports[:MAX_OPTIONS]],
+                },
+                optional=True,
+            )
+        )
+    blocks.append(
+        input_block(
+            ids.B_EDIT_ALL,
+            "Or everyone",
+            {
+                "type": "checkboxes",
+                "action_id": ids.A_EDIT_ALL,
+                "options": [option(f"Remove all {number(c.recipients)} recipients", ids.CHECKED)],
+            },
+            optional=True,
+        )
+    )
+    return modal(
+        ids.EDIT_DRAFT,
+        "Edit draft",
+        blocks,
+        submit="Save",
+        private_metadata=metadata(broadcast=c.broadcast_id),
+    )
+
+
+def retry_confirm_modal(
+    broadcast_id: str, name: str, total: int, explanation: str
+) -> dict[str, Any]:
+    """What a retry would hold, before the draft is made."""
+    blocks: list[Block] = [
+        section(f"Make a new draft from *{name}* with *{number(total)} recipients* to retry?"),
+        section(clip(explanation, PREVIEW_LIMIT)),
+        context(
+            "The draft gets its own card; nothing is sent until someone presses *Send* on it. "
+            f"*{name}* itself stays as it is."
+        ),
+    ]
+    return modal(
+        ids.RETRY_CONFIRM,
+        "Retry failed",
+        blocks,
+        submit="Make the draft",
+        private_metadata=metadata(broadcast=broadcast_id),
+    )

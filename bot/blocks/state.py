@@ -205,3 +205,31 @@ def action_value(body: dict[str, Any]) -> str:
     if act.get("selected_option"):
         return str(act["selected_option"]["value"])
     return str(act.get("value") or "")
+
+
+@dataclass(frozen=True)
+class EditInput:
+    name: str
+    template_id: int | None
+    drop_unfit: bool
+    phones: str
+    import_id: int | None
+    remove_all: bool
+
+
+def _checked(view: dict[str, Any], block_id: str) -> bool:
+    chosen = _element(view, block_id).get("selected_options") or []
+    return any(o.get("value") == ids.CHECKED for o in chosen)
+
+
+def edit_draft(view: dict[str, Any]) -> EditInput:
+    template = _selected(view, ids.B_EDIT_TEMPLATE)
+    chosen_import = _selected(view, ids.B_EDIT_IMPORT)
+    return EditInput(
+        name=_text(view, ids.B_EDIT_NAME),
+        template_id=int(template) if template and template.isdigit() else None,
+        drop_unfit=_checked(view, ids.B_EDIT_DROP_UNFIT),
+        phones=_text(view, ids.B_EDIT_PHONES),
+        import_id=int(chosen_import) if chosen_import and chosen_import.isdigit() else None,
+        remove_all=_checked(view, ids.B_EDIT_ALL),
+    )

@@ -9,7 +9,7 @@ from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import flows, slack_jobs
+from bot import flows, follow_ups, slack_jobs
 from bot.authz import Act, Authoriser
 from bot.blocks import ids, modals, state
 from broadcasts.actors import Actor
@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 
 # What each card button asks to do; a button missing here needs the strictest rule (sending).
+# Duplicate and Retry failed… only make drafts (sending them is the admins'), so they are edits.
 BUTTON_ACTS = {
     ids.CARD_ADD_CONTACTS: Act.EDIT,
     ids.CARD_CSV_TEMPLATE: Act.EDIT,
@@ -33,12 +34,17 @@ BUTTON_ACTS = {
     ids.CARD_PAUSE: Act.PAUSE,
     ids.CARD_RESUME: Act.RESUME,
     ids.CARD_REPORT: Act.REPORT,
+    ids.CARD_EDIT: Act.EDIT,
+    ids.CARD_DUPLICATE: Act.EDIT,
+    ids.CARD_RETRY: Act.EDIT,
 }
 
 
 def register(app: App) -> None:
     for action_id in ids.CARD_ACTIONS:
         app.action(action_id)(on_card_button)
+    for action_id in ids.FOLLOW_UP_ACTIONS:
+        app.action(action_id)(on_follow_up_button)
     app.action(ids.A_CONFIG)(on_modal_choice)
     app.action(ids.A_TEMPLATE)(on_modal_choice)
 
@@ -83,6 +89,35 @@ def on_card_button(
                 control.resume(runtime, broadcast_id, by=by)
             case ids.CARD_REPORT:
                 slack_jobs.enqueue_report(runtime, broadcast_id, user)
+    except BroadcastBotError as exc:
+        flows.tell(client, user_id=user, channel_id=channel, text=str(exc))
+
+
+def on_follow_up_button(
+    ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, context: BoltContext
+) -> None:
+    """Edit…, Duplicate and Retry failed… on the card."""
+    ack()
+    runtime: Runtime = context["runtime"]
+    authz: Authoriser = context["authz"]
+    user = body["user"]["id"]
+    channel = (body.get("channel") or {}).get("id")
+    broadcast_id = str(action.get("value") or "")
+    trigger = body.get("trigger_id")
+    try:
+        act = BUTTON_ACTS.get(action["action_id"], Act.SEND)
+        authz.check(user, act, broadcast_id, from_channel=channel)
+        match action["action_id"]:
+            case ids.CARD_EDIT:
+                view = follow_ups.edit_modal(runtime, broadcast_id, user_id=user, authz=authz)
+                client.views_open(trigger_id=trigger, view=state.with_origin(view, channel))
+            case ids.CARD_DUPLICATE:
+                follow_ups.duplicate(
+                    runtime, client, broadcast_id, user_id=user, channel_id=channel
+                )
+            case ids.CARD_RETRY:
+                view = follow_ups.retry_modal(runtime, broadcast_id)
+                client.views_open(trigger_id=trigger, view=state.with_origin(view, channel))
     except BroadcastBotError as exc:
         flows.tell(client, user_id=user, channel_id=channel, text=str(exc))
 

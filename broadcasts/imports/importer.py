@@ -36,7 +36,7 @@ from broadcasts.enums import ImportStatus
 from broadcasts.errors import BroadcastBotError, ValidationFailed
 from broadcasts.imports import bulk
 from broadcasts.imports.bulk import NO_CONTACT
-from broadcasts.imports.phones import normaliser, valid_region
+from broadcasts.imports.phones import calling_code, normaliser, valid_region
 from broadcasts.imports.reader import (
     CsvFormat,
     FileError,
@@ -80,6 +80,9 @@ class ImportSummary:
     region: str | None
     error: str | None = None
     error_report_csv: str | None = field(default=None, repr=False)
+    assume_international: bool = False
+    # Accepted rows per calling code, most first ({"+44": 120, "+1": 3}).
+    accepted_by_country: dict[str, int] = field(default_factory=dict)
 
     @property
     def rejected(self) -> int:
@@ -103,6 +106,8 @@ class ImportSummary:
             "encoding": self.encoding,
             "delimiter": self.delimiter,
             "region": self.region,
+            "assume_international": self.assume_international,
+            "accepted_by_country": dict(self.accepted_by_country),
             "error": self.error,
             "report_rows": min(self.rejected, MAX_REPORT_ROWS),
         }
@@ -127,7 +132,13 @@ class ImportSummary:
             region=row.region,
             error=row.error,
             error_report_csv=row.error_report,
+            assume_international=bool(row.assume_international),
+            accepted_by_country=_most_first(row.accepted_by_country or {}),
         )
+
+
+def _most_first(counts: dict[str, Any]) -> dict[str, int]:
+    return dict(sorted(((k, int(v)) for k, v in counts.items()), key=lambda kv: (-kv[1], kv[0])))
 
 
 @dataclass
@@ -139,6 +150,7 @@ class _Tally:
     opted_out: int = 0
     test_excluded: int = 0
     invalid: Counter[str] = field(default_factory=Counter)
+    countries: Counter[str] = field(default_factory=Counter)
 
     def values(self) -> dict[str, Any]:
         return {
@@ -150,6 +162,7 @@ class _Tally:
             "opted_out": self.opted_out,
             "test_excluded": self.test_excluded,
             "invalid_by_reason": dict(self.invalid),
+            "accepted_by_country": dict(self.countries),
         }
 
 
@@ -164,11 +177,14 @@ def import_csv(
     slack_file_id: str | None = None,
     max_bytes: int | None = None,
     batch_size: int = 5000,
+    assume_international: bool = False,
 ) -> ImportSummary:
     """Import a CSV (phone_number + template parameter columns) into a draft broadcast.
 
     `region` is the default region for numbers written without a country code (None: every
-    number needs one). The caller resolves it (per-import option, else the setting). Importing the
+    number needs one). The caller resolves it (per-import option, else the setting).
+    `assume_international` reads numbers without `+` as international ones whose `+` was lost
+    (see broadcasts.imports.phones.normalise_phone); otherwise they are refused. Importing the
     same `slack_file_id` again returns the earlier summary without reading the file (after a
     failed import of it, the file is imported afresh).
     """
@@ -181,7 +197,9 @@ def import_csv(
                 field="region",
             )
     limit = max_bytes or DEFAULT_MAX_BYTES
-    started = _start(sessions, broadcast_ref, filename, region, by, slack_file_id)
+    started = _start(
+        sessions, broadcast_ref, filename, region, by, slack_file_id, assume_international
+    )
     if isinstance(started, ImportSummary):
         return started
     import_id, broadcast_id, template = started
@@ -197,7 +215,8 @@ def import_csv(
         raise
     try:
         _record(sessions, import_id, encoding=fmt.encoding, delimiter=fmt.delimiter)
-        checker = RowChecker(columns, template, normaliser(region))
+        normalise = normaliser(region, assume_international=assume_international)
+        checker = RowChecker(columns, template, normalise)
         tally, report = _write(sessions, file, fmt, checker, broadcast_id, import_id, batch_size)
     except BaseException as exc:
         reason = str(exc) if isinstance(exc, BroadcastBotError) else "the import stopped"
@@ -220,6 +239,7 @@ def _start(
     region: str | None,
     by: Actor,
     slack_file_id: str | None,
+    assume_international: bool,
 ) -> ImportSummary | tuple[int, str, Template]:
     """Record the import as running, or return the earlier summary of the same Slack file."""
     for _ in range(2):
@@ -237,6 +257,7 @@ def _start(
                     filename=filename[:255],
                     slack_file_id=slack_file_id,
                     region=region,
+                    assume_international=assume_international,
                     created_by=by.id,
                 )
                 session.add(row)
@@ -401,6 +422,7 @@ def _flush(
                 )
             elif row.phone in added:
                 tally.accepted += 1
+                tally.countries[calling_code(row.phone)] += 1
                 earlier.add(row.phone)
             else:
                 tally.already_present += 1

@@ -3,7 +3,10 @@
 Endpoints (any `vNN.N` version, any ids; phone number 100200300 and WABA 900800700 by default):
 ``POST /{v}/{phone_number_id}/messages`` (templates, and text messages),
 ``GET /{v}/{waba_id}/message_templates`` (``limit``, ``after``; ``paging.next`` while more),
-``GET /{v}/{phone_number_id}?fields=throughput``, ``GET /{v}/{phone_number_id}/contacts``
+``GET /{v}/{phone_number_id}?fields=throughput,whatsapp_business_manager_messaging_limit``
+(``throughput`` → level: 80 STANDARD, ≥1,000 HIGH, 20 COEXISTENCE, any other rate as its number;
+``messaging_limit``/``messaging_limit_per_number`` → the tier, TIER_10K by default),
+``GET /{v}/{phone_number_id}/contacts``
 (Kapso's contact list, cursor-paginated), with Meta's JSON and error shapes. Admin, no auth:
 ``GET /_sandbox/messages|stats``,
 ``POST /_sandbox/templates/status|api-key|reset|settings|inbound``.

@@ -46,6 +46,12 @@ def digits(number: str) -> str:
     return "".join(c for c in number if c.isdigit())
 
 
+def user_id_for(wa_id: str) -> str:
+    """A stable business-scoped user id for a number, shaped as Meta's (`US.` + digits)."""
+    number = int(hashlib.sha256(wa_id.encode()).hexdigest()[:16], 16)
+    return f"US.{number:020d}"
+
+
 class Emitter:
     """Plans the events of each accepted message and posts them when they fall due."""
 
@@ -107,7 +113,10 @@ class Emitter:
             "status": status,
             "timestamp": str(int(time.time() + delay)),
             "recipient_id": record["wa_id"],
+            "recipient_user_id": user_id_for(record["wa_id"]),
         }
+        if self._hidden(record["wa_id"]):
+            del raw["recipient_id"]
         if record.get("callback_data"):
             raw["biz_opaque_callback_data"] = record["callback_data"]
         if status == "failed" and failure is not None:
@@ -143,12 +152,21 @@ class Emitter:
             if str(b.get("type", "")).upper() == "QUICK_REPLY"
         ]
         context = {"from": digits(cfg.display_phone_number), "id": record["wamid"]}
+        self.state.users[user_id_for(record["wa_id"])] = record["wa_id"]
         message: dict[str, Any] = {
             "from": record["wa_id"],
             "id": f"wamid.SBXIN{uuid.uuid4().hex[:20].upper()}",
             "timestamp": str(int(time.time() + delay)),
         }
-        if buttons and rng.random() < cfg.button_reply_share:
+        # Shares at zero draw nothing, so seeded runs without them stay as they were.
+        if cfg.reaction_share > 0 and rng.random() < cfg.reaction_share:
+            emoji = rng.choice(("\U0001f44d", "\u2764\ufe0f", "\U0001f602"))
+            message.update(
+                type="reaction", reaction={"message_id": record["wamid"], "emoji": emoji}
+            )
+        elif cfg.media_reply_share > 0 and rng.random() < cfg.media_reply_share:
+            message.update(type="image", image=_image("Is this the one on sale?"), context=context)
+        elif buttons and rng.random() < cfg.button_reply_share:
             tap = rng.choice(buttons)
             message.update(type="button", button={"payload": tap, "text": tap}, context=context)
         else:
@@ -161,24 +179,58 @@ class Emitter:
         )
 
     def inbound(
-        self, phone_number_id: str, wa_id: str, text: str, context_id: str | None, name: str
+        self,
+        phone_number_id: str,
+        wa_id: str,
+        text: str,
+        context_id: str | None,
+        name: str,
+        kind: str = "text",
     ) -> dict[str, Any]:
-        """An inbound text from `wa_id`, posted at once (the admin endpoint's doing)."""
+        """An inbound message from `wa_id`, posted at once (the admin endpoint's doing): a text,
+        an image with `text` as its caption, or a reaction to `context_id`."""
         message: dict[str, Any] = {
             "from": wa_id,
             "id": f"wamid.SBXIN{uuid.uuid4().hex[:20].upper()}",
             "timestamp": str(int(time.time())),
-            "type": "text",
-            "text": {"body": text},
+            "type": kind,
         }
+        if kind == "image":
+            message["image"] = _image(text)
+        elif kind == "reaction":
+            message["reaction"] = {"message_id": context_id, "emoji": text}
+            context_id = None
+        else:
+            message.update(type="text", text={"body": text})
         if context_id:
             message["context"] = {
                 "from": digits(self.config.display_phone_number),
                 "id": context_id,
             }
+        self.state.users[user_id_for(wa_id)] = wa_id
         record = {"phone_number_id": phone_number_id, "wa_id": wa_id, "to": wa_id}
         self._push(0.0, {"kind": "message", "message": message, "record": record, "name": name})
         return message
+
+    def _hidden(self, wa_id: str) -> bool:
+        return any(wa_id.endswith(suffix) for suffix in self.config.hidden_number_rules)
+
+    def _identified(self, message: dict[str, Any]) -> dict[str, Any]:
+        """The message as WhatsApp sends it: with the sender's user id, without the number when
+        the sender hides it."""
+        wa_id = str(message["from"])
+        out = {**message, "from_user_id": user_id_for(wa_id)}
+        if self._hidden(wa_id):
+            del out["from"]
+        return out
+
+    def _contact(self, wa_id: str, name: str) -> dict[str, Any]:
+        contact: dict[str, Any] = {"profile": {"name": name}, "user_id": user_id_for(wa_id)}
+        if self._hidden(wa_id):
+            contact["profile"]["username"] = f"@{name.lower()}{wa_id[-4:]}"
+        else:
+            contact["wa_id"] = wa_id
+        return contact
 
     def template_status(self, waba_id: str, template: dict[str, Any], reason: str | None) -> None:
         value = {
@@ -248,10 +300,8 @@ class Emitter:
             else:
                 pnid = event["record"]["phone_number_id"]
                 value = self._value(pnid)
-                value["contacts"] = [
-                    {"profile": {"name": event["name"]}, "wa_id": event["message"]["from"]}
-                ]
-                value["messages"] = [event["message"]]
+                value["contacts"] = [self._contact(event["message"]["from"], event["name"])]
+                value["messages"] = [self._identified(event["message"])]
                 entries[self.config.waba_for(pnid)].append({"field": "messages", "value": value})
         for pnid, items in statuses.items():
             value = self._value(pnid)
@@ -327,9 +377,12 @@ class Emitter:
         conversation: dict[str, Any] = {
             "id": f"conv-{record['phone_number_id']}-{record['wa_id']}",
             "phone_number": f"+{record['wa_id']}",
+            "user_id": user_id_for(record["wa_id"]),
             "phone_number_id": record["phone_number_id"],
             "status": "active",
         }
+        if self._hidden(record["wa_id"]):  # Kapso: do not assume phone_number is present
+            del conversation["phone_number"]
         if name:
             conversation["kapso"] = {"contact_name": name}
         return conversation
@@ -355,7 +408,7 @@ class Emitter:
         }
 
     def _kapso_message(self, event: dict[str, Any]) -> dict[str, Any]:
-        record, raw = event["record"], dict(event["message"])
+        record, raw = event["record"], self._identified(event["message"])
         content = raw.get("text", {}).get("body") or raw.get("button", {}).get("text")
         raw["kapso"] = {"direction": "inbound", "origin": "cloud_api", "content": content}
         return {
@@ -387,3 +440,13 @@ class Emitter:
                 await asyncio.sleep(self._later(min(2.0**attempt, 30.0)))
             self.state.webhook_failures += 1
             log.warning("webhook to %s dropped after %d attempts", url, attempt + 1)
+
+
+def _image(caption: str) -> dict[str, Any]:
+    media_id = str(uuid.uuid4().int)[:16]
+    return {
+        "caption": caption,
+        "mime_type": "image/jpeg",
+        "sha256": hashlib.sha256(media_id.encode()).hexdigest(),
+        "id": media_id,
+    }

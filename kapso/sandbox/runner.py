@@ -67,8 +67,13 @@ class Sandbox:
     def settings(self, **values: Any) -> None:
         self._admin("POST", "settings", values)
 
-    def inbound(self, wa_id: str, text: str, *, context_id: str | None = None) -> None:
-        self._admin("POST", "inbound", {"from": wa_id, "text": text, "context_id": context_id})
+    def inbound(
+        self, wa_id: str, text: str, *, context_id: str | None = None, kind: str = "text"
+    ) -> None:
+        """Make `wa_id` write: a text, an image captioned `text`, or a reaction `text` to
+        `context_id` (kind "text" | "image" | "reaction")."""
+        body = {"from": wa_id, "text": text, "context_id": context_id, "type": kind}
+        self._admin("POST", "inbound", body)
 
 
 async def _start(config: SandboxConfig) -> tuple[web.AppRunner, int]:

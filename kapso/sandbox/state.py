@@ -48,7 +48,8 @@ class SandboxState:
         self.requests: dict[str, Window] = {}
         self.accepted_windows: dict[str, Window] = {}
         self.last_to: dict[tuple[str, str], float] = {}
-        self.codes: Counter[int] = Counter()
+        self.codes: Counter[int | str] = Counter()
+        self.users: dict[str, str] = {}  # business-scoped user id → the number behind it
         self.webhooks_posted = 0
         self.webhook_events = 0
         self.webhook_failures = 0
@@ -89,7 +90,7 @@ class SandboxState:
             "rejected": sum(self.codes.values()),
             "throughput_rejections": self.codes.get(130429, 0),
             "pair_rate_rejections": self.codes.get(131056, 0),
-            "codes": {str(k): v for k, v in sorted(self.codes.items())},
+            "codes": {str(k): v for k, v in sorted(self.codes.items(), key=lambda kv: str(kv[0]))},
             "max_accepted_per_second": {k: w.peak for k, w in self.accepted_windows.items()},
             "max_requests_per_second": {k: w.peak for k, w in self.requests.items()},
             "webhooks_posted": self.webhooks_posted,

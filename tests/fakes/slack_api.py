@@ -546,6 +546,36 @@ class SlackSender:
         body = urllib.parse.urlencode({"payload": json.dumps(payload)})
         return self.post(body, "application/x-www-form-urlencoded", **kw)
 
+    def redeliver(
+        self,
+        event: dict[str, Any],
+        *,
+        times: int = 3,
+        event_id: str | None = None,
+        reason: str = "http_timeout",
+    ) -> list[httpx.Response]:
+        """Slack's redelivery: the same envelope (same `event_id`) `times` times, the retries
+        carrying `X-Slack-Retry-Num` (1, 2 …) and `X-Slack-Retry-Reason`, as Slack sends an
+        event again when the first delivery failed or took more than 3 s."""
+        body = json.dumps(self._envelope(event, event_id))
+        replies = [self.post(body, "application/json")]
+        for n in range(1, times):
+            retry = {"X-Slack-Retry-Num": str(n), "X-Slack-Retry-Reason": reason}
+            replies.append(self.post(body, "application/json", headers=retry))
+        return replies
+
+    def _envelope(self, event: dict[str, Any], event_id: str | None) -> dict[str, Any]:
+        return {
+            "token": "legacy",
+            "team_id": self.team_id,
+            "api_app_id": "A0APP",
+            "type": "event_callback",
+            "event_id": event_id or f"Ev{next(self._events):08d}",
+            "event_time": int(time.time()),
+            "event": event,
+            "authorizations": [{"team_id": self.team_id, "user_id": BOT_USER_ID, "is_bot": True}],
+        }
+
     def event(
         self, event: dict[str, Any], *, event_id: str | None = None, **kw: Any
     ) -> httpx.Response:

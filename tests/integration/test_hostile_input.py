@@ -184,6 +184,8 @@ def test_2_send_test_is_refused_to_non_admins_at_the_button_and_at_the_submissio
         # The same submission by an admin sends (so the refusal above is the rule, not a fault).
         answer = env.sender.interaction(p.submission(view, values, user="U0BOSS")).json()
         assert answer["response_action"] == "update", answer
+        # The answer is the "sending" notice; WhatsApp is called after it.
+        env.slack.wait_for(sb.messages, timeout=30)
         assert len(sb.messages()) == 1
 
 
@@ -518,7 +520,8 @@ def test_1_the_whatsapp_key_follows_no_redirect_and_no_path_out_of_the_api_base(
                 with pytest.raises(WhatsAppError) as refused:
                     asyncio.run(send())
                 assert "Refused to send the API key" in str(refused.value)
-                assert refused.value.action is ErrorAction.STOP_BROADCAST
+                # Reported as a refused key: it stops (fails) the broadcast, no recipient fails.
+                assert refused.value.action is ErrorAction.FAIL_BROADCAST
         finally:
             server.shutdown()
             server.server_close()
