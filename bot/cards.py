@@ -124,16 +124,6 @@ def edit_card(client: WebClient, channel: str, ts: str, data: CardData) -> None:
     notifications.refresh(runtime, data.broadcast_id)
 
 
-def update_card(client: WebClient, session: Session, broadcast: Broadcast) -> bool:
-    """Edit the card in place; False when the broadcast has no card."""
-    if not (broadcast.slack_channel_id and broadcast.slack_card_ts):
-        return False
-    edit_card(
-        client, broadcast.slack_channel_id, broadcast.slack_card_ts, card_data(session, broadcast)
-    )
-    return True
-
-
 def note(client: WebClient, broadcast: Broadcast, text: str) -> None:
     """Post `text` in the card's thread (or nowhere when the broadcast has no card)."""
     if broadcast.slack_channel_id and broadcast.slack_card_ts:

@@ -12,7 +12,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import cards
+from bot import cards, notifications
 from bot.authz import Authoriser
 from bot.blocks import ids, kit, messages, modals
 from bot.blocks.state import EditInput, FieldError
@@ -131,25 +131,32 @@ def apply_edit(
                     drop_unfit=data.drop_unfit,
                 )
                 changes += result.changes
-            if changes:
-                _refresh(client, session, broadcast, user_id, changes)
+            card = (broadcast.id, broadcast.slack_channel_id, broadcast.slack_card_ts)
     except ValidationFailed as exc:
         raise FieldError(EDIT_FIELD_BLOCKS.get(exc.field or "", block), str(exc)) from None
     except BroadcastBotError as exc:
         raise FieldError(block, str(exc)) from None
+    if changes:  # after the commit: the card shows what is stored
+        _refresh(runtime, client, card, user_id, changes)
     return changes
 
 
 def _refresh(
-    client: WebClient, session: Any, broadcast: Broadcast, user_id: str, changes: list[str]
+    runtime: Runtime,
+    client: WebClient,
+    card: tuple[str, str | None, str | None],
+    user_id: str,
+    changes: list[str],
 ) -> None:
-    try:
-        cards.update_card(client, session, broadcast)
-    except SlackApiError as exc:  # the edit stands; the card catches up on its next refresh
-        log.warning("card of %s not refreshed: %s", broadcast.id, exc.response.get("error"))
-    cards.note(
+    broadcast_id, channel, ts = card
+    if not (channel and ts):
+        return
+    notifications.throttle_for(runtime).mark_dirty(broadcast_id)
+    notifications.refresh(runtime, broadcast_id)
+    cards.post_in_thread(
         client,
-        broadcast,
+        channel,
+        ts,
         f"✏️ {kit.mention(user_id)} edited the draft: " + safe("; ".join(changes)) + ".",
     )
 

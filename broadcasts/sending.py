@@ -78,21 +78,26 @@ def claim(
 ) -> list[Claimed]:
     """Atomically move up to `limit` due pending recipients to `sending` and return them."""
     now = now or utcnow()
-    due = (
-        select(Recipient.id)
-        .where(
-            Recipient.broadcast_id == broadcast_id,
-            Recipient.status == R.PENDING,
-            (Recipient.next_attempt_at.is_(None)) | (Recipient.next_attempt_at <= now),
+    # The ids first, then the UPDATE by that list: as one statement, PostgreSQL may evaluate the
+    # LIMIT … SKIP LOCKED subquery more than once and claim more than `limit` rows.
+    ids = list(
+        session.scalars(
+            select(Recipient.id)
+            .where(
+                Recipient.broadcast_id == broadcast_id,
+                Recipient.status == R.PENDING,
+                (Recipient.next_attempt_at.is_(None)) | (Recipient.next_attempt_at <= now),
+            )
+            .order_by(Recipient.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
         )
-        .order_by(Recipient.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
     )
+    if not ids:
+        return []
     rows = session.execute(
         update(Recipient)
-        .where(Recipient.id.in_(due))
+        .where(Recipient.id.in_(ids), Recipient.status == R.PENDING)
         .values(status=R.SENDING, claimed_at=now, attempts=Recipient.attempts + 1)
         .returning(Recipient.id, Recipient.phone, Recipient.params, Recipient.attempts)
         .execution_options(synchronize_session=False)

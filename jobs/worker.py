@@ -35,7 +35,9 @@ log = logging.getLogger(__name__)
 
 ROLES: dict[str, tuple[str, ...]] = {
     "send": (SEND,),
-    "events": (WEBHOOKS, SLACK, AGENTS, MAINTENANCE),
+    # Agent and Slack jobs are few and quick (agent deliveries only hand over): taken first, so
+    # a stream of webhook bodies never holds a reply or a card edit back.
+    "events": (AGENTS, SLACK, WEBHOOKS, MAINTENANCE),
     "bulk": (IMPORTS,),
 }
 HAND_OVER_SECONDS = 10.0  # how long a stopping process waits for its lanes to hand over

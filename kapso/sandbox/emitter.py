@@ -52,6 +52,20 @@ def user_id_for(wa_id: str) -> str:
     return f"US.{number:020d}"
 
 
+Ref = tuple[str, str, str | None]  # kind, id, status: what /_sandbox/webhooks lists per event
+Payload = tuple[bytes, dict[str, str], list[Ref]]
+
+
+def ref(event: dict[str, Any]) -> Ref:
+    """How the webhook log names an event: a status by wamid, a reply by its message id."""
+    if event["kind"] == "status":
+        return ("status", str(event["status"]["id"]), str(event["status"]["status"]))
+    if event["kind"] == "message":
+        return ("message", str(event["message"]["id"]), None)
+    value = event["value"]
+    return ("template", str(value["message_template_name"]), str(value["event"]))
+
+
 class Emitter:
     """Plans the events of each accepted message and posts them when they fall due."""
 
@@ -275,19 +289,17 @@ class Emitter:
             return
         for chunk_start in range(0, len(events), self.config.batch_max):
             chunk = events[chunk_start : chunk_start + self.config.batch_max]
-            for body, headers, count in self._payloads(chunk):
-                task = asyncio.get_running_loop().create_task(self._post(body, headers, count))
+            for body, headers, refs in self._payloads(chunk):
+                task = asyncio.get_running_loop().create_task(self._post(body, headers, refs))
                 self._posts.add(task)
                 task.add_done_callback(self._posts.discard)
 
-    def _payloads(self, events: list[dict[str, Any]]) -> list[tuple[bytes, dict[str, str], int]]:
+    def _payloads(self, events: list[dict[str, Any]]) -> list[Payload]:
         if self.config.webhook_format == "kapso":
             return self._kapso_payloads(events)
         return self._meta_payloads(events)
 
-    def _meta_payloads(
-        self, events: list[dict[str, Any]]
-    ) -> list[tuple[bytes, dict[str, str], int]]:
+    def _meta_payloads(self, events: list[dict[str, Any]]) -> list[Payload]:
         entries: dict[str, list[dict[str, Any]]] = defaultdict(list)
         statuses: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for event in events:
@@ -316,7 +328,7 @@ class Emitter:
             "Content-Type": "application/json",
             "X-Hub-Signature-256": "sha256=" + sign(raw, self.config.app_secret),
         }
-        return [(raw, headers, len(events))]
+        return [(raw, headers, [ref(e) for e in events])]
 
     def _value(self, phone_number_id: str) -> dict[str, Any]:
         return {
@@ -327,11 +339,10 @@ class Emitter:
             },
         }
 
-    def _kapso_payloads(
-        self, events: list[dict[str, Any]]
-    ) -> list[tuple[bytes, dict[str, str], int]]:
+    def _kapso_payloads(self, events: list[dict[str, Any]]) -> list[Payload]:
         by_event: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        out: list[tuple[bytes, dict[str, str], int]] = []
+        refs: dict[str, list[Ref]] = defaultdict(list)
+        out: list[Payload] = []
         for event in events:
             if event["kind"] == "template":  # Kapso forwards Meta's body for these
                 body = {
@@ -345,22 +356,26 @@ class Emitter:
                         }
                     ],
                 }
-                out.append(self._kapso_post(body, "whatsapp.template.status_update", 1, False))
+                out.append(
+                    self._kapso_post(body, "whatsapp.template.status_update", [ref(event)], False)
+                )
             elif event["kind"] == "status":
                 name = KAPSO_EVENTS[event["status"]["status"]]
                 by_event[name].append(self._kapso_status(event))
+                refs[name].append(ref(event))
             else:
                 by_event["whatsapp.message.received"].append(self._kapso_message(event))
+                refs["whatsapp.message.received"].append(ref(event))
         for name, items in by_event.items():
             if len(items) == 1:
-                out.append(self._kapso_post(items[0], name, 1, False))
+                out.append(self._kapso_post(items[0], name, refs[name], False))
             else:
-                out.append(self._kapso_post({"batch": True, "data": items}, name, len(items), True))
+                out.append(self._kapso_post({"batch": True, "data": items}, name, refs[name], True))
         return out
 
     def _kapso_post(
-        self, body: dict[str, Any], event: str, count: int, batch: bool
-    ) -> tuple[bytes, dict[str, str], int]:
+        self, body: dict[str, Any], event: str, refs: list[Ref], batch: bool
+    ) -> Payload:
         raw = json.dumps(body).encode()
         headers = {
             "Content-Type": "application/json",
@@ -370,8 +385,8 @@ class Emitter:
             "X-Webhook-Payload-Version": "v2",
         }
         if batch:
-            headers.update({"X-Webhook-Batch": "true", "X-Batch-Size": str(count)})
-        return raw, headers, count
+            headers.update({"X-Webhook-Batch": "true", "X-Batch-Size": str(len(refs))})
+        return raw, headers, refs
 
     def _conversation(self, record: dict[str, Any], name: str | None = None) -> dict[str, Any]:
         conversation: dict[str, Any] = {
@@ -418,20 +433,22 @@ class Emitter:
             "phone_number_id": record["phone_number_id"],
         }
 
-    async def _post(self, raw: bytes, headers: dict[str, str], count: int) -> None:
+    async def _post(self, raw: bytes, headers: dict[str, str], refs: list[Ref]) -> None:
         url = self.config.webhook_url
         if not url:
             return
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
         async with self._slots:
+            emitted_at = time.time()
             for attempt in range(self.config.webhook_retries + 1):
                 try:
                     async with self._session.post(url, data=raw, headers=headers) as response:
                         await response.read()
                         if response.status < 300:
                             self.state.webhooks_posted += 1
-                            self.state.webhook_events += count
+                            self.state.webhook_events += len(refs)
+                            self.state.log_webhook(refs, emitted_at, time.time(), attempt + 1)
                             return
                         problem = f"HTTP {response.status}"
                 except (aiohttp.ClientError, TimeoutError) as exc:
@@ -439,6 +456,7 @@ class Emitter:
                 log.info("webhook to %s failed (%s), attempt %d", url, problem, attempt + 1)
                 await asyncio.sleep(self._later(min(2.0**attempt, 30.0)))
             self.state.webhook_failures += 1
+            self.state.log_webhook(refs, emitted_at, None, attempt + 1)
             log.warning("webhook to %s dropped after %d attempts", url, attempt + 1)
 
 

@@ -42,6 +42,12 @@ class Sandbox:
         result: list[dict[str, Any]] = self._admin("GET", f"messages?{query}")["messages"]
         return result
 
+    def webhooks(self, **filters: str) -> list[dict[str, Any]]:
+        """Webhook events posted so far, with `emitted_at` and `acked_at` (epoch seconds)."""
+        query = "&".join(f"{k}={v}" for k, v in filters.items())
+        result: list[dict[str, Any]] = self._admin("GET", f"webhooks?{query}")["events"]
+        return result
+
     def stats(self) -> dict[str, Any]:
         result: dict[str, Any] = self._admin("GET", "stats")
         return result

@@ -118,6 +118,7 @@ class Api:
             return denied
         pnid = request.match_info["phone_number_id"]
         now = time.monotonic()
+        arrived_at = time.time()
         within = self.state.arrive(pnid, now)
         try:
             payload = await request.json()
@@ -139,6 +140,7 @@ class Api:
         if isinstance(result, Refusal):
             return self._refuse(result)
         record, template = result
+        record["arrived_at"] = arrived_at  # `time` is when it was accepted, after the latency
         self.state.accept(pnid, record, now)
         self.emitter.plan(record, template)
         return web.json_response(
@@ -320,6 +322,14 @@ class Api:
                 items = [m for m in items if str(m.get(key)) == value]
         return web.json_response({"count": len(items), "messages": items})
 
+    async def admin_webhooks(self, request: web.Request) -> web.Response:
+        """Webhook events as posted: when first posted (`emitted_at`) and acknowledged."""
+        items = list(self.state.webhook_log)
+        for key in ("kind", "id", "status"):
+            if request.query.get(key):
+                items = [e for e in items if str(e.get(key)) == request.query[key]]
+        return web.json_response({"count": len(items), "events": items})
+
     async def admin_stats(self, request: web.Request) -> web.Response:
         return web.json_response(self.state.stats())
 
@@ -382,6 +392,7 @@ def build_app(config: SandboxConfig) -> web.Application:
         [
             web.get("/_sandbox/messages", api.admin_messages),
             web.get("/_sandbox/stats", api.admin_stats),
+            web.get("/_sandbox/webhooks", api.admin_webhooks),
             web.post("/_sandbox/templates/status", api.admin_template_status),
             web.post("/_sandbox/api-key", api.admin_api_key),
             web.post("/_sandbox/reset", api.admin_reset),

@@ -113,7 +113,9 @@ def test_retry_rules_agree_with_the_senders_error_table() -> None:
         if classification.action in (
             ErrorAction.RETRY_LATER,
             ErrorAction.RETRY_RECIPIENT,
-            ErrorAction.STOP_BROADCAST,
+            ErrorAction.PAUSE_BROADCAST,
+            ErrorAction.FAIL_BROADCAST,
+            ErrorAction.UNKNOWN,
         ):
             assert code in RETRYABLE_CODES, code
         else:
