@@ -215,6 +215,59 @@ def test_9_pause_is_for_members_of_the_card_channel_and_admins(
     assert status_of(env, broadcast_id) == "paused"
 
 
+def test_9_follow_ups_are_for_members_of_the_card_channel_and_admins(
+    env: SlackEnv, draft: tuple[str, str]
+) -> None:
+    broadcast_id, _ = draft
+    short = broadcast_id[:8]
+
+    def broadcasts() -> int:
+        with transaction(env.runtime.sessions) as session:
+            return int(session.scalar(select(func.count()).select_from(Broadcast)) or 0)
+
+    # A stranger, from another channel: Edit…, Duplicate and Retry failed… buttons.
+    for action in (ids.CARD_EDIT, ids.CARD_DUPLICATE, ids.CARD_RETRY):
+        env.sender.interaction(p.button(action, broadcast_id, user="U0EVE", channel="C0ELSE"))
+    env.slack.wait_for(lambda: len(env.slack.calls_to("chat.postEphemeral")) == 3)
+    told = env.slack.calls_to("chat.postEphemeral")
+    for call in told:
+        assert call.params["user"] == "U0EVE"
+        assert call.params["text"].startswith("Only broadcast admins and members of <#C0CAMP>")
+    assert env.slack.calls_to("views.open") == []
+    # … and the same by command; the audit trail is a report.
+    for verb in ("edit", "duplicate", "retry", "audit"):
+        reply = env.sender.command(f"{verb} {short}", user="U0EVE", channel="C0ELSE").json()
+        assert reply["response_type"] == "ephemeral"
+        assert reply["text"].startswith("Only broadcast admins and members of <#C0CAMP>"), reply
+    assert env.slack.calls_to("views.open") == []
+    assert broadcasts() == 1  # no copy, no retry
+    assert refusals(env) == [("U0EVE", "edit")] * 6 + [("U0EVE", "report")]
+    # Submissions made without the button (a stale modal, a crafted payload) are refused too.
+    env.sender.interaction(p.button(ids.CARD_EDIT, broadcast_id, user="U0MIA"))
+    edit = env.slack.wait_for(lambda: env.slack.calls_to("views.open"))[0].params["view"]
+    assert state.origin(edit) == CAMP
+    forged = state.with_origin(edit, "C0ELSE")
+    name = {ids.B_EDIT_NAME: p.text(ids.A_EDIT_NAME, "Renamed")}
+    answer = env.sender.interaction(p.submission(forged, name, user="U0EVE")).json()
+    assert answer["response_action"] == "errors"
+    assert "Only broadcast admins and members" in answer["errors"][ids.B_EDIT_NAME]
+    retry = state.with_origin(modals.retry_confirm_modal(broadcast_id, "x", 3, "3 to retry."), "X")
+    answer = env.sender.interaction(p.submission(retry, {}, user="U0EVE")).json()
+    assert answer["response_action"] == "update"
+    assert "Only broadcast admins and members" in json.dumps(answer["view"])
+    assert broadcasts() == 1
+    with transaction(env.runtime.sessions) as session:
+        broadcast = session.get(Broadcast, broadcast_id)
+        assert broadcast is not None and broadcast.name == "Holiday Sale"
+    assert refusals(env)[-2:] == [("U0EVE", "edit"), ("U0EVE", "edit")]
+    # A member of the card's channel may duplicate from anywhere (sending the copy is the admins').
+    env.sender.interaction(p.button(ids.CARD_DUPLICATE, broadcast_id, user="U0MIA", channel="X"))
+    deadline = time.monotonic() + 20  # not inside wait_for: the copy's transaction calls Slack
+    while broadcasts() < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert broadcasts() == 2
+
+
 def test_9_modal_values_slack_never_sends_are_field_errors_not_500s(
     env: SlackEnv, draft: tuple[str, str]
 ) -> None:

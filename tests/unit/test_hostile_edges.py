@@ -223,6 +223,23 @@ def test_agent_threads_show_a_contact_s_words_inertly() -> None:
         assert "<!" not in text and "<https" not in text
 
 
+def test_typed_agent_lines_and_what_was_received_show_user_text_inertly() -> None:
+    lines = [
+        message_text({"message": {"kind": "document", "media": {"filename": "<!here>.pdf"}}}),
+        message_text({"message": {"kind": "contacts", "contacts": [{"name": "<@U0EVIL>"}]}}),
+        message_text({"message": {"kind": "location", "location": {"name": "<#C0EVIL>"}}}),
+        message_text({"message": {"kind": "edit", "text": "<!channel>"}}),
+        header_text(
+            {
+                "contact": {"phone": "+14155550101"},
+                "broadcast_context": {"rendered_content": "<!everyone>", "is_test": True},
+            }
+        ),
+    ]
+    for text in lines:
+        assert "<!" not in text and "<@" not in text and "<#" not in text, text
+
+
 def test_bolt_s_full_body_log_of_refused_requests_is_silenced() -> None:
     root = logging.getLogger()
     bolt = logging.getLogger("slack_bolt.RequestVerification")
