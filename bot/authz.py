@@ -2,8 +2,9 @@
 
 Anything that sends or spends (send, test-send, schedule, resume, cancel) is for BROADCAST_ADMINS
 (users and user groups); without admins configured, for members of the card's channel. Pause,
-edit (recipients) and reports are for admins and members of the card's channel. Creating a draft
-is open to everyone. A refusal changes nothing, is audited, and is told only to the person.
+edit (recipients, Edit…, and Duplicate and Retry failed…, which only make drafts) and reports (and
+the audit trail) are for admins and members of the card's channel. Creating a draft is open to
+everyone. A refusal changes nothing, is audited, and is told only to the person.
 """
 
 from __future__ import annotations
