@@ -211,6 +211,7 @@ class Stack:
                         url=agent_url,
                         secret_env=agent_secret_env,
                         by=OPERATOR,
+                        allow_private_urls=True,
                     )
                     configs.add_config(
                         session,

@@ -16,7 +16,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 
 from bot import flows
-from bot.blocks.kit import clip, quote
+from bot.blocks.kit import clip, escape, quote
 from bot.slack_client import make_client
 from broadcasts.actors import Actor
 from broadcasts.db import transaction
@@ -37,17 +37,20 @@ EVENT_MEMORY_SECONDS = 24 * 3600
 def header_text(payload: dict[str, Any]) -> str:
     """The first message of a conversation's thread: who wrote, after which broadcast."""
     contact = payload.get("contact") or {}
-    who = contact.get("name") or contact.get("phone") or "A contact"
-    phone = contact.get("phone") or ""
+    # A contact's WhatsApp profile name and texts are anyone's words: escaped, so no mention
+    # or link reaches the agents' channel unless we built it.
+    who = escape(contact.get("name") or contact.get("phone") or "A contact")
+    phone = escape(contact.get("phone") or "")
     ctx = payload.get("broadcast_context")
     if ctx:
         # What the person read: the rendered text (template_content keeps its placeholders).
         received = ctx.get("rendered_content") or ctx.get("template_content") or ""
         what = "a *test send* of broadcast" if ctx.get("is_test") else "broadcast"
+        content = escape(clip(str(received), 2500))
         return (
-            f"💬 *{who}* ({phone}) replied to {what} *{ctx.get('broadcast_name')}* "
-            f"(template `{ctx.get('template_name')}`, sent {ctx.get('sent_at')}).\n"
-            f"What they received:\n{quote(clip(str(received), 2500))}\n"
+            f"💬 *{who}* ({phone}) replied to {what} *{escape(ctx.get('broadcast_name'))}* "
+            f"(template `{escape(ctx.get('template_name'))}`, sent {escape(ctx.get('sent_at'))}).\n"
+            f"What they received:\n{quote(content)}\n"
             "Answer in this thread: your messages go to them on WhatsApp."
         )
     return f"💬 *{who}* ({phone}) wrote on WhatsApp. Answer in this thread to reply."
@@ -86,7 +89,8 @@ def message_text(payload: dict[str, Any]) -> str:
         line = f"✏️ edited a message: {text}"
     else:
         line = str(text or f"[{kind}]")
-    return clip(line, 3900)
+    # The customer's words (and file, place and contact names) are anyone's: escaped.
+    return escape(clip(line, 3900))
 
 
 def deliver(delivery_id: int) -> str:

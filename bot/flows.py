@@ -403,6 +403,7 @@ def show_notice(client: WebClient, view_id: str, title: str, text: str) -> None:
 
 def tell(client: WebClient, *, user_id: str, channel_id: str | None, text: str) -> None:
     """An ephemeral sentence for one user where they acted (their DM when there is no channel)."""
+    text = kit.escape_keeping_mentions(text)
     try:
         if channel_id:
             client.chat_postEphemeral(channel=channel_id, user=user_id, text=text)

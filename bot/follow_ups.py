@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 AUDIT_LINES = 40
 # Names and file names are user text: escaped so a name like "<!channel>" cannot ping anyone.
-safe = messages.escaped
+safe = kit.escape
 
 
 EDIT_FIELD_BLOCKS = {

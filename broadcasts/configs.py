@@ -17,6 +17,7 @@ from broadcasts.errors import NotFoundError, ValidationFailed
 from broadcasts.models import Agent, WhatsAppConfig, utcnow
 from broadcasts.pacing import SEED_BATCH_PAUSE_SECONDS, SEED_BATCH_SIZE, SEED_RATE_MPS
 from broadcasts.settings import DEFAULT_KAPSO_API_URL, DEFAULT_META_API_URL
+from broadcasts.urls import check_agent_url
 
 log = logging.getLogger(__name__)
 
@@ -284,7 +285,10 @@ def add_agent(
     url: str | None = None,
     secret_env: str | None = None,
     slack_channel_id: str | None = None,
+    allow_private_urls: bool = False,
 ) -> Agent:
+    """Add an agent; a webhook agent's URL must be https on a public address unless
+    `allow_private_urls` (AGENT_ALLOW_PRIVATE_URLS) says local addresses are fine."""
     name = name.strip()
     if not name:
         raise ValidationFailed("An agent needs a name.", field="name")
@@ -299,6 +303,7 @@ def add_agent(
             raise ValidationFailed(
                 "A webhook agent needs --url starting with http(s)://.", field="url"
             )
+        url = check_agent_url(url, allow_private=allow_private_urls)
         if secret_env is not None and not ENV_NAME.match(secret_env):
             raise ValidationFailed(
                 f"secret_env '{secret_env}' must be the NAME of an environment variable.",

@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     inbox_max_attempts: int = Field(default=5, gt=0)
     agent_max_attempts: int = Field(default=10, gt=0)
     agent_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Agents on http:// or private/loopback/link-local addresses (the demo, tests, local dev).
+    agent_allow_private_urls: bool = False
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
     metrics_token: str | None = None  # when set, GET /metrics needs "Authorization: Bearer <it>"

@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from kapso.errors import WhatsAppError
 from kapso.templates import (
@@ -290,19 +291,30 @@ class WhatsAppClient:
         json_body: Any = None,
     ) -> dict[str, Any]:
         url = f"{target.base_url.rstrip('/')}/{path}"
+        if not within_base(url, target.base_url):
+            raise _outside_base(target, path)
         query = {k: str(v) for k, v in params.items()} if params else None
         async with self._slots:
             try:
+                # No redirects: aiohttp would carry X-API-Key to wherever a 3xx points.
                 async with self._session().request(
-                    method, url, params=query, json=json_body, headers=target.headers()
+                    method,
+                    url,
+                    params=query,
+                    json=json_body,
+                    headers=target.headers(),
+                    allow_redirects=False,
                 ) as response:
                     raw = await response.read()
                     status = response.status
                     content_type = response.headers.get("Content-Type", "")
+                    location = response.headers.get("Location", "")
             except TimeoutError as exc:
                 raise _network_error(target, url, "timed out") from exc
             except aiohttp.ClientError as exc:
                 raise _network_error(target, url, f"failed: {exc or type(exc).__name__}") from exc
+        if 300 <= status < 400:
+            raise _outside_base(target, path, redirect=location)
         try:
             data = json.loads(raw) if raw else {}
         except ValueError:
@@ -312,6 +324,41 @@ class WhatsAppClient:
         if status >= 400 or "error" in data:
             raise _api_error(target, status, data)
         return data
+
+
+def within_base(url: str, base: str) -> bool:
+    """Whether `url`, once normalised as it will be sent (`..` resolved), stays under `base`:
+    same scheme, host and port, and a path below the base's. The credential goes nowhere else."""
+    try:
+        target, root = URL(url), URL(base)
+    except (ValueError, TypeError):
+        return False
+    if target.user or target.password or root.scheme not in ("http", "https"):
+        return False
+    if (target.scheme, target.host, target.port) != (root.scheme, root.host, root.port):
+        return False
+    prefix = root.path.rstrip("/") + "/"
+    return target.path.startswith(prefix) or target.path == root.path
+
+
+def _outside_base(target: ApiTarget, path: str, *, redirect: str | None = None) -> WhatsAppError:
+    where = f"a redirect to {redirect[:120]!r}" if redirect is not None else f"path {path[:80]!r}"
+    log.error(
+        "configuration %s: refused to send its API key outside its API base (%s)",
+        target.config_name,
+        where,
+    )
+    # Reported as a refused credential: it stops the broadcast instead of failing recipients.
+    return WhatsAppError(
+        code=None,
+        title=(
+            f"Refused to send the API key outside the configuration's API base "
+            f"{target.base_url} ({where})"
+        ),
+        http_status=401,
+        config_name=target.config_name,
+        hint="Check the configuration's phone number id, WABA id and API base URL.",
+    )
 
 
 def _addressee(to: str) -> dict[str, str]:

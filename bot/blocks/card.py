@@ -13,6 +13,7 @@ from bot.blocks.kit import (
     confirm_dialog,
     context,
     duration,
+    escape,
     fields_section,
     header,
     mention,
@@ -67,26 +68,27 @@ def fallback_text(card: CardData) -> str:
     """The notification text of the card (also what screen readers get)."""
     c = card.counts
     label = STATUS_LABEL.get(card.status, card.status)
+    name = escape(card.name)
     if card.status in EDITABLE:
-        return f"Broadcast {card.name}: {label}, {number(c.total)} recipients"
+        return f"Broadcast {name}: {label}, {number(c.total)} recipients"
     return (
-        f"Broadcast {card.name}: {label}, {percent(c.progress)} — sent {number(c.sent)}, "
+        f"Broadcast {name}: {label}, {percent(c.progress)} — sent {number(c.sent)}, "
         f"delivered {number(c.delivered)}, read {number(c.read)}, "
         f"responded {number(c.responded)}, failed {number(c.failed)}"
     )
 
 
 def card_blocks(card: CardData) -> list[Block]:
-    blocks: list[Block] = [header(f"📣 {card.name}")]
+    blocks: list[Block] = [header(f"📣 {escape(card.name)}")]
     blocks.append(section(_status_line(card)))
-    number_part = f" ({card.display_number})" if card.display_number else ""
+    number_part = f" ({escape(card.display_number)})" if card.display_number else ""
     blocks.append(
         fields_section(
             [
-                f"*Configuration*\n{card.config_name}{number_part}",
-                f"*Template*\n`{card.template_name}` · {card.template_language} · "
-                f"{card.template_category.lower()}",
-                f"*Agent*\n{card.agent_name}",
+                f"*Configuration*\n{escape(card.config_name)}{number_part}",
+                f"*Template*\n`{escape(card.template_name)}` · "
+                f"{escape(card.template_language)} · {escape(card.template_category.lower())}",
+                f"*Agent*\n{escape(card.agent_name)}",
                 f"*Recipients*\n{number(card.counts.total - card.counts.skipped)}",
                 f"*Pace*\n{number(card.rate_mps)} msg/s · batches of {number(card.batch_size)}"
                 f", {number(card.batch_pause_seconds)} s apart",
@@ -97,7 +99,7 @@ def card_blocks(card: CardData) -> list[Block]:
     if card.status not in EDITABLE:
         blocks.extend(_metrics(card))
     if card.last_import and card.status in EDITABLE:
-        blocks.append(context(f"Last import: {card.last_import}"))
+        blocks.append(context(f"Last import: {escape(card.last_import)}"))
     buttons = _buttons(card)
     if buttons:
         blocks.append(actions(buttons, block_id=ids.B_CARD_ACTIONS))
@@ -141,7 +143,7 @@ def _metrics(card: CardData) -> list[Block]:
         context(other_rates_text(c)),
     ]
     if card.failures:
-        reasons = " · ".join(f"{reason} ({number(n)})" for reason, n in card.failures[:3])
+        reasons = " · ".join(f"{escape(reason)} ({number(n)})" for reason, n in card.failures[:3])
         blocks.append(context(f"*Top failure reasons:* {reasons}"))
     return blocks
 
@@ -164,7 +166,7 @@ def _buttons(card: CardData) -> list[dict[str, object]]:
         style="danger",
         confirm=confirm_dialog(
             "Cancel this broadcast?",
-            f"*{card.name}* stops for good; recipients not reached yet are skipped.",
+            f"*{escape(card.name)}* stops for good; recipients not reached yet are skipped.",
             "Cancel broadcast",
         ),
     )

@@ -19,7 +19,12 @@ def home_view(lines: list[BroadcastLine], *, can_send: bool) -> dict[str, Any]:
         ),
     ]
     if not can_send:
-        blocks.append(context("Only broadcast admins can send, schedule, resume or cancel."))
+        blocks.append(
+            context(
+                "Only broadcast admins can send, test-send, schedule, resume or cancel. Pause, "
+                "recipients and reports are open to members of the card's channel."
+            )
+        )
     blocks.append(divider())
     if not lines:
         blocks.append(section("No broadcasts yet."))

@@ -15,6 +15,7 @@ from bot.blocks.kit import (
     context,
     divider,
     duration,
+    escape,
     input_block,
     modal,
     number,
@@ -108,14 +109,14 @@ def new_broadcast_modal(
                 template_block_id(selected.id),
                 "Template",
                 template_select,
-                hint=f"Only APPROVED templates of {selected.name} are listed.",
+                hint=f"Only APPROVED templates of {escape(selected.name)} are listed.",
                 dispatch=True,
             )
         )
         if template is not None:
             blocks.append(
                 section(
-                    "*Preview*\n" + quote(clip(template.body_text, PREVIEW_LIMIT)),
+                    "*Preview*\n" + quote(escape(clip(template.body_text, PREVIEW_LIMIT))),
                     block_id=ids.B_PREVIEW,
                 )
             )
@@ -186,18 +187,19 @@ def new_broadcast_modal(
 
 
 def _agent_blocks(config: ConfigChoice) -> list[Block]:
+    name = escape(config.name)
     if config.agent_name:
         return [
             section(
-                f"*Agent:* {config.agent_name} — the primary agent of *{config.name}* "
+                f"*Agent:* {escape(config.agent_name)} — the primary agent of *{name}* "
                 "gets every reply, with the broadcast as context.",
                 block_id=ids.B_AGENT,
             )
         ]
     return [
         section(
-            f"⚠️ *{config.name} has no primary agent*, so nobody would answer replies. "
-            f"Assign one first: `broadcast-bot configs set-agent {config.name} AGENT`, "
+            f"⚠️ *{name} has no primary agent*, so nobody would answer replies. "
+            f"Assign one first: `broadcast-bot configs set-agent {name} AGENT`, "
             "or choose another configuration.",
             block_id=ids.B_AGENT,
         )
@@ -206,7 +208,7 @@ def _agent_blocks(config: ConfigChoice) -> list[Block]:
 
 def add_contacts_modal(broadcast_id: str, broadcast_name: str, eligible: int) -> dict[str, Any]:
     blocks: list[Block] = [
-        section(f"Add saved contacts to *{broadcast_name}*."),
+        section(f"Add saved contacts to *{escape(broadcast_name)}*."),
         input_block(
             ids.B_CONTACTS,
             "Contacts",
@@ -262,10 +264,10 @@ class SendSummary:
 def send_confirm_modal(s: SendSummary) -> dict[str, Any]:
     blocks: list[Block] = [
         section(
-            f"Send *{s.name}* to *{number(s.recipients)} recipients* now?\n"
-            f"Template `{s.template_name}`, as the first recipient reads it:"
+            f"Send *{escape(s.name)}* to *{number(s.recipients)} recipients* now?\n"
+            f"Template `{escape(s.template_name)}`, as the first recipient reads it:"
         ),
-        section(quote(clip(s.rendered, PREVIEW_LIMIT))),
+        section(quote(escape(clip(s.rendered, PREVIEW_LIMIT)))),
         context(
             f"⏱️ Estimated time: {duration(s.estimate_seconds)} at {number(s.rate_mps)} msg/s "
             f"in batches "
@@ -295,7 +297,7 @@ def schedule_modal(
 ) -> dict[str, Any]:
     tz = user_tz or "your Slack timezone"
     blocks: list[Block] = [
-        section(f"When should *{broadcast_name}* start sending?"),
+        section(f"When should *{escape(broadcast_name)}* start sending?"),
         input_block(
             ids.B_WHEN,
             "Start at",
@@ -322,7 +324,7 @@ def send_test_modal(
     broadcast_id: str, broadcast_name: str, params: list[str], sample: dict[str, str]
 ) -> dict[str, Any]:
     blocks: list[Block] = [
-        section(f"Send one message of *{broadcast_name}* to a phone you can check."),
+        section(f"Send one message of *{escape(broadcast_name)}* to a phone you can check."),
         input_block(
             ids.B_PHONE,
             "Phone number",

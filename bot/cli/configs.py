@@ -13,6 +13,7 @@ from broadcasts.enums import Provider
 from broadcasts.errors import BroadcastBotError
 from broadcasts.models import WhatsAppConfig
 from broadcasts.pacing import SEED_BATCH_PAUSE_SECONDS, SEED_BATCH_SIZE, SEED_RATE_MPS
+from broadcasts.urls import mask_credentials
 from jobs.whatsapp import refresh_limits
 
 
@@ -24,7 +25,7 @@ def config_dict(config: WhatsAppConfig) -> dict[str, Any]:
         "phone_number_id": config.phone_number_id,
         "business_account_id": config.business_account_id,
         "display_phone_number": config.display_phone_number,
-        "api_base_url": config.api_base_url,
+        "api_base_url": mask_credentials(config.api_base_url),
         "credential_env": config.credential_env,
         "throughput_mps": config.throughput_mps,
         "throughput_level": config.throughput_level,

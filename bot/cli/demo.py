@@ -248,6 +248,7 @@ def _child_env(database_url: str, redis_url: str, web_port: int) -> dict[str, st
         "WHATSAPP_APP_SECRET": APP_SECRET,
         "WHATSAPP_VERIFY_TOKEN": "demo-verify-token",
         AGENT_SECRET_ENV: AGENT_SECRET,
+        "AGENT_ALLOW_PRIVATE_URLS": "true",  # the demo agent listens on 127.0.0.1
         "PORT": str(web_port),
         "LOG_LEVEL": "WARNING",
     }
@@ -264,6 +265,7 @@ def _configure(cli_ctx: CliContext, base_url: str, agent_url: str) -> None:
                 url=agent_url,
                 secret_env=AGENT_SECRET_ENV,
                 by=cli_ctx.actor,
+                allow_private_urls=True,  # the demo's agent listens on this machine
             )
             configs.add_config(
                 session,

@@ -10,7 +10,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import cards, flows, follow_ups
-from bot.authz import Authoriser
+from bot.authz import Act, Authoriser
 from bot.blocks import ids, kit, modals, state
 from bot.blocks.state import FieldError
 from broadcasts import service
@@ -58,13 +58,19 @@ def on_add_contacts(
     ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext
 ) -> None:
     runtime: Runtime = context["runtime"]
+    authz: Authoriser = context["authz"]
     broadcast_id = str(state.metadata(view).get("broadcast", ""))
+    user = body["user"]["id"]
     chosen = state.add_contacts(view)
     if not chosen.contact_ids and not chosen.all_eligible:
         _errors(ack, FieldError(ids.B_CONTACTS, "Pick contacts, or tick “Select all eligible”."))
         return
+    try:
+        authz.check(user, Act.EDIT, broadcast_id, from_channel=state.origin(view))
+    except BroadcastBotError as exc:
+        _errors(ack, FieldError(ids.B_CONTACTS, str(exc)))
+        return
     ack()
-    user = body["user"]["id"]
     try:
         flows.add_contacts(
             runtime,
@@ -86,10 +92,13 @@ def on_send_confirm(
     user = body["user"]["id"]
     broadcast_id = str(state.metadata(view).get("broadcast", ""))
     try:
-        authz.require(user, "send")
+        authz.check(user, Act.SEND, broadcast_id, from_channel=state.origin(view))
         control.start(runtime, broadcast_id, by=Actor.slack(user))
     except BroadcastBotError as exc:
-        ack(response_action="update", view=modals.notice_modal("Not sent", str(exc)))
+        ack(
+            response_action="update",
+            view=modals.notice_modal("Not sent", kit.escape_keeping_mentions(exc)),
+        )
         return
     ack()
 
@@ -100,8 +109,8 @@ def on_schedule(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: B
     user = body["user"]["id"]
     broadcast_id = str(state.metadata(view).get("broadcast", ""))
     try:
+        authz.check(user, Act.SCHEDULE, broadcast_id, from_channel=state.origin(view))
         at = state.schedule_at(view)
-        authz.require(user, "schedule")
         control.schedule(runtime, broadcast_id, at, by=Actor.slack(user))
     except FieldError as exc:
         _errors(ack, exc)
@@ -118,9 +127,11 @@ def on_send_test(
     """Checks that need no network answer inline; the WhatsApp call (seconds when the API is
     slow) comes after the ack, and its result replaces the modal."""
     runtime: Runtime = context["runtime"]
+    authz: Authoriser = context["authz"]
     user = body["user"]["id"]
     broadcast_id = str(state.metadata(view).get("broadcast", ""))
     try:
+        authz.check(user, Act.TEST_SEND, broadcast_id, from_channel=state.origin(view))
         data = state.send_test(view)
         flows.check_test_send(runtime, broadcast_id, phone=data.phone, params=data.params)
     except FieldError as exc:
@@ -135,7 +146,7 @@ def on_send_test(
         return
     ack(
         response_action="update",
-        view=modals.notice_modal("Sending test…", f"Sending the test to {data.phone}…"),
+        view=modals.notice_modal("Sending test…", f"Sending the test to {kit.escape(data.phone)}…"),
     )
     view_id = str((body.get("view") or {}).get("id") or view.get("id") or "")
     try:
@@ -143,10 +154,13 @@ def on_send_test(
             runtime, broadcast_id, phone=data.phone, params=data.params, by=Actor.slack(user)
         )
     except BroadcastBotError as exc:
-        flows.show_notice(client, view_id, "Test not sent", str(exc))
+        flows.show_notice(client, view_id, "Test not sent", kit.escape_keeping_mentions(exc))
         return
     flows.show_notice(
-        client, view_id, "Test sent", f"WhatsApp accepted the test to {data.phone} (`{wamid}`)."
+        client,
+        view_id,
+        "Test sent",
+        f"WhatsApp accepted the test to {kit.escape(data.phone)} (`{kit.escape(wamid)}`).",
     )
     with transaction(runtime.sessions) as session:
         broadcast = service.get_broadcast(session, broadcast_id)
@@ -157,15 +171,22 @@ def on_edit_draft(
     ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext
 ) -> None:
     """Save the edit-draft modal all or nothing; a problem is shown on the field at fault."""
+    authz: Authoriser = context["authz"]
+    user = body["user"]["id"]
     broadcast_id = str(state.metadata(view).get("broadcast", ""))
+    try:
+        authz.check(user, Act.EDIT, broadcast_id, from_channel=state.origin(view))
+    except BroadcastBotError as exc:
+        _errors(ack, FieldError(ids.B_EDIT_NAME, str(exc)))
+        return
     try:
         follow_ups.apply_edit(
             context["runtime"],
             client,
             broadcast_id,
             state.edit_draft(view),
-            user_id=body["user"]["id"],
-            authz=context["authz"],
+            user_id=user,
+            authz=authz,
         )
     except FieldError as exc:
         _errors(ack, exc)
@@ -181,18 +202,25 @@ def on_retry_confirm(
     Copying many recipients can take longer than Slack waits for an answer, so the modal is
     acknowledged first and updated when the draft exists.
     """
+    authz: Authoriser = context["authz"]
+    user = body["user"]["id"]
+    broadcast_id = str(state.metadata(view).get("broadcast", ""))
+    try:
+        authz.check(user, Act.EDIT, broadcast_id, from_channel=state.origin(view))
+    except BroadcastBotError as exc:
+        ack(
+            response_action="update",
+            view=modals.notice_modal("No retry made", kit.escape_keeping_mentions(exc)),
+        )
+        return
     ack(response_action="update", view=modals.notice_modal("Retry failed", "Making the draft…"))
     try:
         text = follow_ups.retry_failed(
-            context["runtime"],
-            client,
-            str(state.metadata(view).get("broadcast", "")),
-            user_id=body["user"]["id"],
-            channel_id=None,
+            context["runtime"], client, broadcast_id, user_id=user, channel_id=None
         )
         title = "Retry draft made"
     except BroadcastBotError as exc:
-        text, title = str(exc), "No retry made"
+        text, title = kit.escape_keeping_mentions(exc), "No retry made"
     except Exception:  # after the ack nobody else would tell the user: log it and say so
         log.exception("retry of %s failed", state.metadata(view).get("broadcast"))
         text, title = (

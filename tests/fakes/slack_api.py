@@ -44,9 +44,10 @@ class FakeFile:
     mimetype: str = "text/csv"
     filetype: str = "csv"
     redirect: bool = False  # answer the download with a 302 to a login page (missing scope)
+    download_url: str | None = None
 
     def info(self, base: str) -> dict[str, Any]:
-        return {
+        info = {
             "id": self.id,
             "name": self.name,
             "title": self.name,
@@ -56,6 +57,9 @@ class FakeFile:
             "url_private": f"{base}files/{self.id}/{self.name}",
             "url_private_download": f"{base}files/{self.id}/download/{self.name}",
         }
+        if self.download_url:
+            info["url_private"] = info["url_private_download"] = self.download_url
+        return info
 
 
 @dataclass
@@ -90,6 +94,7 @@ class _State:
     errors: dict[str, list[str]] = field(default_factory=dict)  # method -> queued errors
     usergroups: dict[str, list[str]] = field(default_factory=dict)
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    members: dict[str, list[str]] = field(default_factory=dict)  # channel -> user ids
     responses: list[dict[str, Any]] = field(default_factory=list)  # posts to response_url
 
 
@@ -145,8 +150,10 @@ class FakeSlack:
         mimetype: str = "text/csv",
         filetype: str = "csv",
         redirect: bool = False,
+        download_url: str | None = None,
     ) -> dict[str, Any]:
-        """Register a file as if a user uploaded it; returns its `files[]` entry."""
+        """Register a file as if a user uploaded it; returns its `files[]` entry.
+        `download_url` makes files.info name another download address (a remote file)."""
         file = FakeFile(
             id=f"F{next(self._ids):08d}",
             name=name,
@@ -154,6 +161,7 @@ class FakeSlack:
             mimetype=mimetype,
             filetype=filetype,
             redirect=redirect,
+            download_url=download_url,
         )
         with self._lock:
             self.state.files[file.id] = file
@@ -172,6 +180,11 @@ class FakeSlack:
     def set_usergroup(self, group_id: str, users: list[str]) -> None:
         with self._lock:
             self.state.usergroups[group_id] = list(users)
+
+    def set_members(self, channel: str, users: list[str]) -> None:
+        """Who conversations.members lists for `channel` (two per page, to exercise paging)."""
+        with self._lock:
+            self.state.members[channel] = list(users)
 
     def set_user(self, user_id: str, **fields: Any) -> None:
         with self._lock:
@@ -424,6 +437,17 @@ class FakeSlack:
                 "tz_label": "Coordinated Universal Time",
                 "tz_offset": 0,
             }
+        }
+
+    def _m_conversations_members(self, p: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            members = list(self.state.members.get(p.get("channel", ""), []))
+        start = int(p.get("cursor") or 0)
+        page = members[start : start + 2]
+        more = start + 2 < len(members)
+        return {
+            "members": page,
+            "response_metadata": {"next_cursor": str(start + 2) if more else ""},
         }
 
     def _m_conversations_info(self, p: dict[str, Any]) -> dict[str, Any]:
