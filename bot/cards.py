@@ -21,6 +21,7 @@ from broadcasts.metrics import stored_counts
 from broadcasts.models import Broadcast, Import, Recipient
 from jobs.queues import SLACK, queue
 from jobs.runtime import current
+from kapso.errors import ErrorAction, classify
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +42,19 @@ def estimate_seconds(recipients: int, rate_mps: float, batch_size: int, pause: f
 
 
 def top_failures(session: Session, broadcast_id: str, limit: int = 3) -> list[tuple[str, int]]:
+    """The commonest failure codes, named as the error table (kapso/errors.py) names them."""
     rows = session.execute(
-        select(Recipient.error_code, Recipient.error_title, func.count())
+        select(Recipient.error_code, func.max(Recipient.error_title), func.count())
         .where(Recipient.broadcast_id == broadcast_id, Recipient.status == RecipientStatus.FAILED)
-        .group_by(Recipient.error_code, Recipient.error_title)
+        .group_by(Recipient.error_code)
         .order_by(func.count().desc())
         .limit(limit)
     ).all()
     out = []
     for code, title, count in rows:
-        label = " ".join(p for p in (str(code) if code is not None else "", title or "") if p)
+        known = classify(code, None) if code is not None else None
+        summary = known.summary if known and known.action != ErrorAction.UNKNOWN else ""
+        label = " ".join(p for p in (str(code) if code is not None else "", summary or title) if p)
         out.append((label or "unknown error", int(count)))
     return out
 

@@ -194,3 +194,24 @@ def test_events_of_broadcasts_without_a_card_change_nothing(env: SlackEnv) -> No
         broadcast_id = make_broadcast(session).id
     notifications.handle_event(broadcast_id, "completed", {})
     assert env.slack.calls_to("chat.update") == []
+
+
+def test_failure_reasons_on_the_card_are_named_by_the_error_table(env: SlackEnv) -> None:
+    with transaction(env.runtime.sessions) as session:
+        broadcast = make_broadcast(session)
+        rows = add_recipients(session, broadcast, ["+14155550101", "+14155550102", "+14155550103"])
+        for row, code, title in zip(
+            rows,
+            (131026, 131026, 4242),
+            ("Message undeliverable", "Receiver is incapable", "Something new"),
+            strict=True,
+        ):
+            row.status, row.error_code, row.error_title = "failed", code, title
+        session.flush()
+        reasons = cards.top_failures(session, broadcast.id)
+    # One line per code (whatever title each answer carried), in the table's words; a code the
+    # table does not know keeps WhatsApp's own title.
+    assert reasons == [
+        ("131026 the message is undeliverable to this number (not on WhatsApp?)", 2),
+        ("4242 Something new", 1),
+    ]
