@@ -4,8 +4,9 @@ A bulk import inserts a million recipients in one statement; on PostgreSQL each 
 foreign-key triggers (a locking look-up of the same broadcast and import row every time), about
 half the cost of the insert. Every insert of recipients is for a broadcast read in the same
 transaction (the import and its own import row), and neither broadcasts nor imports are ever
-deleted, so those two references are kept by the code; contact_id keeps its constraint (NULL for most rows,
-where it costs nothing). wa_id is unknown until a message is sent, so its index leaves NULLs out.
+deleted, so those two references are kept by the code; contact_id keeps its constraint (NULL for
+most rows, where it costs nothing). wa_id is unknown until a message is sent, so its index leaves
+NULLs out.
 
 Revision ID: 0015_recipients_bulk_load
 Revises: 0001
