@@ -134,6 +134,10 @@ class Load:
             self.args: dict[str, Any] = {"b": broadcast_id, "i": import_id, "now": now}
             for ddl in _PG_TABLES:
                 self.conn.exec_driver_sql(ddl)
+            # Without statistics on the staging tables the planner hashes all of import_first
+            # for every chunk (quadratic); a chunk's rows probing its index is what we want.
+            self.conn.exec_driver_sql("SET LOCAL enable_hashjoin = off")
+            self.conn.exec_driver_sql("SET LOCAL enable_mergejoin = off")
         else:
             stamp = _sqlite_time(now)
             self.args = {"b": broadcast_id, "i": import_id, "now": stamp}
