@@ -79,7 +79,14 @@ def prepare(url: str) -> str:
     engine = make_engine(url)
     by = Actor.system()
     with transaction(make_session_factory(engine)) as session:
-        configs.add_agent(session, name="bench", kind="webhook", url="http://127.0.0.1:9/", by=by)
+        configs.add_agent(
+            session,
+            name="bench",
+            kind="webhook",
+            url="http://127.0.0.1:9/",
+            by=by,
+            allow_private_urls=True,
+        )
         config = configs.add_config(
             session,
             name="bench",

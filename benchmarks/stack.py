@@ -165,6 +165,22 @@ class Stack:
         for name in list(self.processes):
             self.kill(name, signal.SIGTERM if name != "sandbox" else signal.SIGKILL)
 
+    def shutdown(self, grace_seconds: float = 15.0) -> None:
+        """SIGTERM every process group at once, SIGKILL what is still alive after the grace
+        period; never raises, so a failing run still leaves nothing behind."""
+        procs = dict(self.processes)
+        self.processes.clear()
+        for proc in procs.values():
+            with suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_seconds
+        for proc in procs.values():
+            with suppress(subprocess.TimeoutExpired):
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            with suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # the group: children of a stopped parent too
+            proc.wait(30)
+
     # -- data --------------------------------------------------------------------------
 
     def runtime(self) -> Runtime:
@@ -177,8 +193,12 @@ class Stack:
         batch_size: int = 500,
         pause: float = 0.0,
         rate: float | None = None,
+        agent_url: str = "http://127.0.0.1:9/agent",
+        agent_secret_env: str | None = None,
     ) -> str:
-        """Migrate, add the sandbox configuration, sync templates, create and fill a broadcast."""
+        """Migrate, add the sandbox configuration, sync templates, create and fill a broadcast.
+
+        The configuration's agent (created on the first call) posts to `agent_url`."""
         run_upgrade(self.database_url)
         runtime = self.runtime()
         try:
@@ -188,8 +208,10 @@ class Stack:
                         session,
                         name="bench-agent",
                         kind="webhook",
-                        url="http://127.0.0.1:9/agent",
+                        url=agent_url,
+                        secret_env=agent_secret_env,
                         by=OPERATOR,
+                        allow_private_urls=True,
                     )
                     configs.add_config(
                         session,
@@ -232,6 +254,11 @@ class Stack:
         ]
         return result
 
+    def sandbox_webhooks(self) -> list[dict[str, Any]]:
+        """Every webhook event the sandbox posted, with `emitted_at` and `acked_at`."""
+        result: list[dict[str, Any]] = get_json(f"{self.sandbox_root}/_sandbox/webhooks")["events"]
+        return result
+
     def sandbox_stats(self) -> dict[str, Any]:
         result: dict[str, Any] = get_json(f"{self.sandbox_root}/_sandbox/stats")
         return result
@@ -245,8 +272,8 @@ def running(stack: Stack) -> Iterator[Stack]:
         stack.close()
 
 
-def fresh_postgres(name: str) -> str:
-    """A new, empty PostgreSQL database on the local server (dropped first if it exists)."""
+def _postgres_admin(*statements: str) -> str:
+    """Run statements on the local server's admin database; returns its URL."""
     from sqlalchemy import create_engine, text
 
     admin_url = os.environ.get(
@@ -254,7 +281,19 @@ def fresh_postgres(name: str) -> str:
     )
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        for statement in statements:
+            conn.execute(text(statement))
     admin.dispose()
+    return admin_url
+
+
+def fresh_postgres(name: str) -> str:
+    """A new, empty PostgreSQL database on the local server (dropped first if it exists)."""
+    admin_url = _postgres_admin(
+        f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'
+    )
     return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop_postgres(name: str) -> None:
+    _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

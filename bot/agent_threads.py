@@ -10,12 +10,13 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from redis import Redis
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 
 from bot import flows
-from bot.blocks.kit import clip, quote
+from bot.blocks.kit import clip, escape, quote
 from bot.slack_client import make_client
 from broadcasts.actors import Actor
 from broadcasts.db import transaction
@@ -28,27 +29,68 @@ from jobs.runtime import Runtime, current
 
 log = logging.getLogger(__name__)
 
+# How long a Slack event id and message ts are remembered. Slack retries three times within
+# about five minutes; a day also covers a redelivery after an outage of our endpoint.
+EVENT_MEMORY_SECONDS = 24 * 3600
+
 
 def header_text(payload: dict[str, Any]) -> str:
     """The first message of a conversation's thread: who wrote, after which broadcast."""
     contact = payload.get("contact") or {}
-    who = contact.get("name") or contact.get("phone") or "A contact"
-    phone = contact.get("phone") or ""
+    # A contact's WhatsApp profile name and texts are anyone's words: escaped, so no mention
+    # or link reaches the agents' channel unless we built it.
+    who = escape(contact.get("name") or contact.get("phone") or "A contact")
+    phone = escape(contact.get("phone") or "")
     ctx = payload.get("broadcast_context")
     if ctx:
+        # What the person read: the rendered text (template_content keeps its placeholders).
+        received = ctx.get("rendered_content") or ctx.get("template_content") or ""
+        what = "a *test send* of broadcast" if ctx.get("is_test") else "broadcast"
+        content = escape(clip(str(received), 2500))
         return (
-            f"💬 *{who}* ({phone}) replied to broadcast *{ctx.get('broadcast_name')}* "
-            f"(template `{ctx.get('template_name')}`, sent {ctx.get('sent_at')}).\n"
-            f"What they received:\n{quote(clip(str(ctx.get('template_content') or ''), 2500))}\n"
+            f"💬 *{who}* ({phone}) replied to {what} *{escape(ctx.get('broadcast_name'))}* "
+            f"(template `{escape(ctx.get('template_name'))}`, sent {escape(ctx.get('sent_at'))}).\n"
+            f"What they received:\n{quote(content)}\n"
             "Answer in this thread: your messages go to them on WhatsApp."
         )
     return f"💬 *{who}* ({phone}) wrote on WhatsApp. Answer in this thread to reply."
 
 
 def message_text(payload: dict[str, Any]) -> str:
+    """What the customer sent, as a line a teammate can read (media, places, reactions …)."""
     message = payload.get("message") or {}
-    text = message.get("text") or f"[{message.get('type', 'message')}]"
-    return clip(str(text), 3900)
+    kind = str(message.get("kind") or message.get("type") or "message")
+    text = message.get("text")
+    media, place = message.get("media") or {}, message.get("location") or {}
+    reaction, order = message.get("reaction") or {}, message.get("order") or {}
+    if media:
+        what = media.get("filename") or media.get("mime_type") or kind
+        line = f"📎 {kind} ({what}, media id {media.get('id')})" + (f": {text}" if text else "")
+    elif place:
+        where = ", ".join(str(place[k]) for k in ("name", "address") if place.get(k))
+        line = f"📍 {where} ({place.get('latitude')}, {place.get('longitude')})".strip()
+    elif kind == "reaction":
+        emoji = reaction.get("emoji")
+        line = f"reacted {emoji} to a message" if emoji else "removed their reaction"
+    elif order:
+        items = ", ".join(
+            f"{i.get('quantity'):g} × {i.get('product_retailer_id')}"
+            for i in order.get("items") or []
+            if isinstance(i.get("quantity"), float)
+        )
+        line = f"🛒 order: {items}" + (f" — {text}" if text else "")
+    elif kind == "contacts":
+        names = ", ".join(str(c.get("name")) for c in message.get("contacts") or [])
+        line = f"👤 shared contacts: {names}"
+    elif kind in ("system", "revoke"):
+        body = (message.get("system") or {}).get("body")
+        line = f"ℹ️ {body}" if body else "ℹ️ deleted a message"
+    elif kind == "edit":
+        line = f"✏️ edited a message: {text}"
+    else:
+        line = str(text or f"[{kind}]")
+    # The customer's words (and file, place and contact names) are anyone's: escaped.
+    return escape(clip(line, 3900))
 
 
 def deliver(delivery_id: int) -> str:
@@ -120,6 +162,19 @@ def _record(runtime: Runtime, delivery_id: int, error: str | None, *, retry: boo
         failure_ttl=86400,
     )
     return "retrying"
+
+
+def first_delivery(redis: Redis[bytes], *, event_id: str | None, channel: str, ts: str) -> bool:
+    """Whether a Slack message event is seen for the first time. Slack redelivers an event whose
+    delivery looked failed or slow (same `event_id`, `X-Slack-Retry-Num`), and the same message
+    can come again under another event id: both are remembered for EVENT_MEMORY_SECONDS."""
+    keys = [f"bb:slack-msg:{channel}:{ts}"]
+    if event_id:
+        keys.append(f"bb:slack-event:{event_id}")
+    pipe = redis.pipeline()
+    for key in keys:
+        pipe.set(key, "1", nx=True, ex=EVENT_MEMORY_SECONDS)
+    return all(pipe.execute())
 
 
 def on_human_reply(runtime: Runtime, client: WebClient, event: dict[str, Any]) -> None:

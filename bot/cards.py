@@ -5,19 +5,31 @@ from __future__ import annotations
 import logging
 import math
 from typing import Any
+from urllib.error import URLError
 
+from rq import Retry
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.blocks.card import CardData, card_blocks, fallback_text
+from bot.slack_client import make_client
 from broadcasts import service
 from broadcasts.enums import RecipientStatus
 from broadcasts.metrics import stored_counts
 from broadcasts.models import Broadcast, Import, Recipient
+from jobs.queues import SLACK, queue
+from jobs.runtime import current
 
 log = logging.getLogger(__name__)
+
+NOTE_JOB = "bot.cards.post_note_job"
+NOTE_RETRY_SECONDS = (2, 5, 15, 30, 60, 300)
+# Slack's own words for "not now": worth another try, unlike channel_not_found and the like.
+TRANSIENT_ERRORS = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
 
 
 def estimate_seconds(recipients: int, rate_mps: float, batch_size: int, pause: float) -> float:
@@ -103,18 +115,13 @@ def post_card(client: WebClient, session: Session, broadcast: Broadcast, channel
 
 
 def edit_card(client: WebClient, channel: str, ts: str, data: CardData) -> None:
-    """Edit the card in place (call outside a database transaction)."""
-    client.chat_update(channel=channel, ts=ts, **message(data))
+    """Show the card's new state: through the one refresh path and its per-card budget (call
+    outside a database transaction)."""
+    from bot import notifications  # notifications renders cards with this module
 
-
-def update_card(client: WebClient, session: Session, broadcast: Broadcast) -> bool:
-    """Edit the card in place; False when the broadcast has no card."""
-    if not (broadcast.slack_channel_id and broadcast.slack_card_ts):
-        return False
-    edit_card(
-        client, broadcast.slack_channel_id, broadcast.slack_card_ts, card_data(session, broadcast)
-    )
-    return True
+    runtime = current()
+    notifications.throttle_for(runtime).mark_dirty(data.broadcast_id)
+    notifications.refresh(runtime, data.broadcast_id)
 
 
 def note(client: WebClient, broadcast: Broadcast, text: str) -> None:
@@ -123,13 +130,45 @@ def note(client: WebClient, broadcast: Broadcast, text: str) -> None:
         post_in_thread(client, broadcast.slack_channel_id, broadcast.slack_card_ts, text)
 
 
+class TransientSlackError(Exception):
+    """Slack could not take the call now; the same call may go through later."""
+
+
 def post_in_thread(client: WebClient, channel: str, thread_ts: str, text: str) -> None:
+    """Post a note in a thread; a transient Slack failure is retried by a job with backoff."""
+    try:
+        _post_note(client, channel, thread_ts, text)
+    except TransientSlackError as exc:
+        log.warning(
+            "note in %s/%s not posted (%s); retrying in the background", channel, thread_ts, exc
+        )
+        queue(SLACK, current().redis).enqueue(
+            NOTE_JOB,
+            channel,
+            thread_ts,
+            text,
+            retry=Retry(max=len(NOTE_RETRY_SECONDS), interval=list(NOTE_RETRY_SECONDS)),
+            result_ttl=0,
+            failure_ttl=86400,
+        )
+
+
+def post_note_job(channel: str, thread_ts: str, text: str) -> None:
+    """RQ job: a note that failed transiently; raising lets RQ retry it later."""
+    _post_note(make_client(current().settings), channel, thread_ts, text)
+
+
+def _post_note(client: WebClient, channel: str, thread_ts: str, text: str) -> None:
     try:
         client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text, unfurl_links=False)
     except SlackApiError as exc:
-        log.warning(
-            "could not post in thread %s/%s: %s", channel, thread_ts, exc.response.get("error")
-        )
+        error = str(exc.response.get("error"))
+        status = getattr(exc.response, "status_code", 200)
+        if error in TRANSIENT_ERRORS or status >= 500 or status == 429:
+            raise TransientSlackError(error) from exc
+        log.warning("could not post in thread %s/%s: %s", channel, thread_ts, error)
+    except (OSError, URLError) as exc:  # connection refused, reset, timed out
+        raise TransientSlackError(f"{type(exc).__name__}: {exc}") from exc
 
 
 def for_thread(session: Session, channel: str, thread_ts: str) -> Broadcast | None:

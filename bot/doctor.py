@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +20,14 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from broadcasts.db import make_engine, make_session_factory
+from broadcasts.configs import Limits, get_config, record_limits
+from broadcasts.db import make_engine, make_session_factory, transaction
 from broadcasts.enums import Provider, TemplateStatus
 from broadcasts.errors import BroadcastBotError
 from broadcasts.models import WhatsAppConfig
 from broadcasts.settings import Settings
 from jobs.whatsapp import target_for
-from kapso.client import ApiTarget, WhatsAppClient
+from kapso.client import ApiTarget, NumberLimits, WhatsAppClient
 from kapso.errors import ADVICE, WhatsAppError
 from migrations import current_revision, head_revision
 
@@ -368,9 +369,31 @@ def check_whatsapp(engine: Engine) -> tuple[set[str], list[Check]]:
         else:
             reachable.append(config)
     results = asyncio.run(_probe_all([c.target for c in reachable if c.target]))
-    for config, (templates, throughput) in zip(reachable, results, strict=True):
-        checks.extend(_api_checks(config, templates, throughput))
+    for config, (templates, limits) in zip(reachable, results, strict=True):
+        stored: list[Check] = []
+        if isinstance(limits, NumberLimits):
+            stored, rate = _record(engine, config, limits)
+            config = replace(config, throughput_mps=rate)
+        checks.extend(_api_checks(config, templates, limits))
+        checks.extend(stored)
     return {c.provider for c in configs}, checks
+
+
+def _record(engine: Engine, config: _Config, limits: NumberLimits) -> tuple[list[Check], int]:
+    """Store the limits doctor just read (as `templates sync` does); returns the rate after."""
+    name = f"whatsapp '{config.name}' limits"
+    found = Limits(limits.throughput_level, limits.throughput_mps, limits.messaging_limit)
+    try:
+        with transaction(make_session_factory(engine)) as session:
+            changes = record_limits(session, config.name, found)
+            rate = get_config(session, config.name).throughput_mps
+    except (BroadcastBotError, SQLAlchemyError) as exc:
+        return [Check(name, WARN, f"not stored: {exc}")], config.throughput_mps
+    tier = limits.messaging_limit or "not reported"
+    detail = f"messaging limit {tier}, throughput level {limits.throughput_level or 'unknown'}"
+    if changes:
+        detail += "; updated: " + "; ".join(changes)
+    return [Check(name, PASS, detail)], rate
 
 
 async def _probe_all(
@@ -392,10 +415,10 @@ async def _probe(client: WhatsAppClient, target: ApiTarget) -> tuple[Any, Any]:
     templates = await safely(client.fetch_templates(target))
     if isinstance(templates, WhatsAppError):
         return templates, None  # the same credential would fail the same way
-    return templates, await safely(client.get_throughput(target))
+    return templates, await safely(client.get_number_limits(target))
 
 
-def _api_checks(config: _Config, templates: Any, throughput: Any) -> list[Check]:
+def _api_checks(config: _Config, templates: Any, limits: Any) -> list[Check]:
     name = f"whatsapp '{config.name}'"
     env = config.target.credential_env if config.target else None
     if isinstance(templates, WhatsAppError):
@@ -426,6 +449,7 @@ def _api_checks(config: _Config, templates: Any, throughput: Any) -> list[Check]
             f"`broadcast-bot templates sync {config.name}`.",
         )
     ]
+    throughput = limits.throughput_mps if isinstance(limits, NumberLimits) else limits
     if isinstance(throughput, WhatsAppError):
         checks.append(
             Check(

@@ -7,7 +7,6 @@ opens its own transaction, and raises BroadcastBotError or FieldError with a sen
 from __future__ import annotations
 
 import logging
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,8 +25,12 @@ from broadcasts.db import transaction
 from broadcasts.errors import NotFoundError, ValidationFailed
 from broadcasts.metrics import stored_counts
 from broadcasts.models import Broadcast, Recipient, Template, WhatsAppConfig
+from broadcasts.send_check import recipients_by_country, send_warnings
+from broadcasts.templates import ensure_approved
+from jobs import control
 from jobs.runtime import Runtime
-from kapso.templates import render_body
+from jobs.whatsapp import spec_for
+from kapso.templates import MissingParameter, build_components, render_body
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,6 @@ FIELD_BLOCKS = {
     "batch_size": ids.B_BATCH_SIZE,
     "batch_pause": ids.B_BATCH_PAUSE,
 }
-LIMIT_TIER = re.compile(r"(\d+)\s*([KkMm]?)")
 
 
 # -- new broadcast -----------------------------------------------------------------------------
@@ -107,9 +109,10 @@ def template_options(session: Session, config_id: int | None, search: str) -> li
 
 
 def create_from_modal(
-    runtime: Runtime, client: WebClient, data: NewBroadcastInput, *, user_id: str, team_id: str
-) -> Broadcast:
-    """Create the draft and post its card, or raise FieldError for the modal field at fault."""
+    runtime: Runtime, data: NewBroadcastInput, *, user_id: str, team_id: str
+) -> str:
+    """Create the draft (committed, no Slack call: the listener acks next), or raise FieldError
+    for the modal field at fault. Returns the broadcast id; `post_new_card` follows the ack."""
     if not data.name:
         raise FieldError(ids.B_NAME, "Give the broadcast a name.")
     if data.config_id is None:
@@ -134,16 +137,37 @@ def create_from_modal(
             )
             broadcast.slack_team_id = team_id
             _check_rate(broadcast, data.rate_mps)
-            try:
-                cards.post_card(client, session, broadcast, data.channel_id)
-            except SlackApiError as exc:
-                raise FieldError(ids.B_CHANNEL, _channel_problem(exc, data.channel_id)) from None
+            return broadcast.id
     except ValidationFailed as exc:
         block = template_block if exc.field == "template" else FIELD_BLOCKS.get(exc.field or "")
         raise FieldError(block or ids.B_NAME, str(exc)) from None
     except NotFoundError as exc:
         raise FieldError(template_block, str(exc)) from None
-    return broadcast
+
+
+def post_new_card(runtime: Runtime, client: WebClient, broadcast_id: str, *, user_id: str) -> bool:
+    """After the ack and the commit: post the new draft's card (no database lock is held over
+    the Slack round trip). A channel Slack refuses removes the untouched draft, and the user
+    is told why in a direct message."""
+    with transaction(runtime.sessions) as session:
+        broadcast = service.get_broadcast(session, broadcast_id)
+        channel = str(broadcast.slack_channel_id or "")
+        body = cards.message(cards.card_data(session, broadcast))
+    try:
+        response = client.chat_postMessage(channel=channel, unfurl_links=False, **body)
+    except SlackApiError as exc:
+        with transaction(runtime.sessions) as session:
+            draft = session.get(Broadcast, broadcast_id)
+            if draft is not None and draft.slack_card_ts is None:
+                session.delete(draft)  # never shown anywhere, nothing added yet
+        text = f"{_channel_problem(exc, channel)} The draft was not kept: create it again."
+        tell(client, user_id=user_id, channel_id=None, text=text)
+        return False
+    with transaction(runtime.sessions) as session:
+        broadcast = service.get_broadcast(session, broadcast_id)
+        broadcast.slack_channel_id = str(response["channel"])
+        broadcast.slack_card_ts = str(response["ts"])
+    return True
 
 
 def _check_rate(broadcast: Broadcast, rate: float | None) -> None:
@@ -159,8 +183,8 @@ def _channel_problem(exc: SlackApiError, channel: str) -> str:
     error = exc.response.get("error")
     if error in ("not_in_channel", "channel_not_found"):
         return (
-            f"I am not in <#{channel}>: invite me there (`/invite @WhatsApp Broadcasts`) "
-            "or pick another channel."
+            f"I could not post the card: I am not in <#{channel}>. Invite me there "
+            "(`/invite @WhatsApp Broadcasts`) or pick another channel."
         )
     return f"Slack refused the card in <#{channel}> ({error}); pick another channel."
 
@@ -181,7 +205,9 @@ def contact_options(runtime: Runtime, search: str) -> list[dict[str, Any]]:
         found = contacts.list_contacts(
             session, search=search, eligible_only=True, limit=kit.MAX_OPTIONS
         )
-        return [kit.option(f"{c.name} {c.phone}" if c.name else c.phone, str(c.id)) for c in found]
+        return [
+            kit.option(f"{c.name} {c.phone}" if c.name else str(c.phone), str(c.id)) for c in found
+        ]
 
 
 def add_contacts(
@@ -255,17 +281,6 @@ def upload_csv_template(
     )
 
 
-def messaging_limit(value: str | None) -> int | None:
-    """TIER_1K → 1000, TIER_250 → 250, TIER_UNLIMITED → None."""
-    if not value or "UNLIMITED" in value.upper():
-        return None
-    match = LIMIT_TIER.search(value)
-    if not match:
-        return None
-    factor = {"": 1, "K": 1000, "M": 1_000_000}[match.group(2).upper()]
-    return int(match.group(1)) * factor
-
-
 def send_summary(runtime: Runtime, broadcast_id: str) -> modals.SendSummary:
     with transaction(runtime.sessions) as session:
         broadcast = service.get_broadcast(session, broadcast_id)
@@ -281,19 +296,7 @@ def send_summary(runtime: Runtime, broadcast_id: str) -> modals.SendSummary:
         )
         template = broadcast.template
         rendered = render_body(template.body_text, first.params if first else {})
-        warnings = []
-        limit = messaging_limit(broadcast.config.messaging_limit)
-        if limit is not None and recipients > limit:
-            warnings.append(
-                f"{kit.number(recipients)} recipients is more than this number's messaging limit "
-                f"({kit.number(limit)} people per 24 h): WhatsApp refuses the rest until the "
-                "window rolls over."
-            )
-        if template.category.upper() == "MARKETING":
-            warnings.append(
-                "This is a *marketing* template: it is billed as marketing, and people who "
-                "opted out of marketing or hit Meta's per-person limit will not receive it."
-            )
+        warnings = send_warnings(broadcast, recipients)
         return modals.SendSummary(
             broadcast_id=broadcast.id,
             name=broadcast.name,
@@ -305,6 +308,7 @@ def send_summary(runtime: Runtime, broadcast_id: str) -> modals.SendSummary:
             batch_pause_seconds=pause,
             estimate_seconds=cards.estimate_seconds(recipients, rate, batch_size, pause),
             warnings=tuple(warnings),
+            countries=tuple(recipients_by_country(session, broadcast.id).items()),
         )
 
 
@@ -371,8 +375,35 @@ def template_listing(session: Session) -> list[tuple[str, list[tuple[str, str, s
     return out
 
 
+def check_test_send(
+    runtime: Runtime, broadcast_id: str, *, phone: str, params: dict[str, str]
+) -> None:
+    """What a test send can be refused for without asking WhatsApp (number, template state,
+    parameters), so the modal shows it on the field before the ack."""
+    control.test_number(runtime, phone)
+    with transaction(runtime.sessions) as session:
+        template = service.get_broadcast(session, broadcast_id).template
+        ensure_approved(template)
+        spec = spec_for(template)
+    try:
+        build_components(spec, params)
+    except MissingParameter as exc:
+        raise ValidationFailed(
+            f"Test send refused. {str(exc).capitalize()}.", field="params"
+        ) from None
+
+
+def show_notice(client: WebClient, view_id: str, title: str, text: str) -> None:
+    """Replace an open modal's content with a sentence (after its submission was acked)."""
+    try:
+        client.views_update(view_id=view_id, view=modals.notice_modal(title, text))
+    except SlackApiError as exc:  # the user closed it: the card's thread still says what happened
+        log.info("could not update view %s: %s", view_id, exc.response.get("error"))
+
+
 def tell(client: WebClient, *, user_id: str, channel_id: str | None, text: str) -> None:
     """An ephemeral sentence for one user where they acted (their DM when there is no channel)."""
+    text = kit.escape_keeping_mentions(text)
     try:
         if channel_id:
             client.chat_postEphemeral(channel=channel_id, user=user_id, text=text)

@@ -19,6 +19,8 @@ from broadcasts.settings import Settings
 SECRET_NAME = re.compile(r"(^|_)(token|secret|key|password|credential)s?(_|$)", re.IGNORECASE)
 MIN_SECRET_LENGTH = 6
 QUIET_LIBRARIES = ("httpx", "httpcore", "urllib3", "slack_sdk", "aiohttp.access")
+# Bolt logs a refused request's whole body at INFO; our route logs the refusal briefly instead.
+BODY_LOGGERS = ("slack_bolt.RequestVerification", "slack_bolt.AsyncRequestVerification")
 
 # Token shapes that are secret wherever they appear, whoever configured them; each pattern runs
 # only when one of its (lower-case) marker strings is in the text, which keeps logging cheap.
@@ -67,6 +69,16 @@ def secret_values(settings: Settings | None, environ: Mapping[str, str]) -> set[
                 values.add(value)
     values.update(v for k, v in environ.items() if SECRET_NAME.search(k))
     return {v for v in values if len(v) >= MIN_SECRET_LENGTH}
+
+
+class BelowWarning(logging.Filter):
+    """Drops a library's info and debug records whatever level the library set itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING
+
+
+_BELOW_WARNING = BelowWarning()
 
 
 class Masker:
@@ -228,4 +240,6 @@ def configure_logging(
     library_level = logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING
     for name in QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(library_level)
+    for name in BODY_LOGGERS:  # a filter, not a level: Bolt resets its loggers' levels
+        logging.getLogger(name).addFilter(_BELOW_WARNING)
     return handler

@@ -10,13 +10,14 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Iterator
+from datetime import timedelta
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 from rq import Queue, Worker
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -25,7 +26,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from broadcasts.enums import BroadcastStatus, DeliveryStatus
-from broadcasts.models import AgentDelivery, Broadcast, InboxEvent
+from broadcasts.metrics import COUNTER_COLUMNS, RATES, stored_counts
+from broadcasts.models import AgentDelivery, Broadcast, InboxEvent, utcnow
 from jobs.queues import ALL
 from jobs.runtime import Runtime
 from jobs.telemetry import COUNTERS, meter_for, read_counters, send_rates
@@ -34,6 +36,10 @@ log = logging.getLogger(__name__)
 
 WEBHOOK_SOURCES = {"/webhooks/whatsapp": "meta", "/webhooks/kapso": "kapso"}
 ACTIVE = (BroadcastStatus.SCHEDULED, BroadcastStatus.SENDING, BroadcastStatus.PAUSED)
+# Per-broadcast series: active broadcasts and those finished this recently, newest first, capped
+# so the scrape stays small whatever the history.
+RECENT = timedelta(days=7)
+MAX_BROADCAST_SERIES = 100
 
 
 class BroadcastCollector(Collector):
@@ -117,12 +123,45 @@ class BroadcastCollector(Collector):
             deliveries = session.scalar(
                 select(func.count()).where(AgentDelivery.status == DeliveryStatus.PENDING)
             )
+            recent = list(
+                session.scalars(
+                    select(Broadcast)
+                    .where(
+                        or_(
+                            Broadcast.status.in_(ACTIVE),
+                            Broadcast.finished_at >= utcnow() - RECENT,
+                        )
+                    )
+                    .order_by(Broadcast.created_at.desc())
+                    .limit(MAX_BROADCAST_SERIES)
+                )
+            )
+            per_broadcast = [(b.id, b.name, stored_counts(b)) for b in recent]
         broadcasts = GaugeMetricFamily(
             "broadcast_broadcasts", "Broadcasts by status.", labels=["status"]
         )
         for status in BroadcastStatus:
             broadcasts.add_metric([str(status)], by_status.get(str(status), 0))
         yield broadcasts
+        recipients = GaugeMetricFamily(
+            "broadcast_recipients",
+            "Recipients of an active or recently finished broadcast, by metric (seed's table).",
+            labels=["broadcast_id", "broadcast_name", "metric"],
+        )
+        rates = GaugeMetricFamily(
+            "broadcast_rate",
+            "Rates of an active or recently finished broadcast: response_rate = responded ÷ "
+            "total recipients; delivery_rate = delivered ÷ sent; read_rate = read ÷ delivered; "
+            "reply_rate_of_delivered = responded ÷ delivered.",
+            labels=["broadcast_id", "broadcast_name", "rate"],
+        )
+        for broadcast_id, name, counts in per_broadcast:
+            for metric in COUNTER_COLUMNS:
+                recipients.add_metric([broadcast_id, name, metric], getattr(counts, metric))
+            for key, _, _ in RATES:
+                rates.add_metric([broadcast_id, name, key], getattr(counts, key))
+        yield recipients
+        yield rates
         yield GaugeMetricFamily(
             "broadcast_recipients_pending",
             "Recipients still to send in scheduled, sending and paused broadcasts.",

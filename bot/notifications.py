@@ -1,10 +1,13 @@
 """Broadcast events shown in Slack: the card edited in place, milestones and alerts in its thread.
 
-`handle_event` is the job the engine enqueues by name (jobs/events.py) on the Slack queue.
+`handle_event` is the job the engine enqueues by name (jobs/events.py) on the Slack queue;
+`refresh` is the only path that edits a running card, within the budget of bot/throttle.py.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,6 +31,7 @@ REFRESH_JOB = "bot.notifications.refresh_card"
 
 
 def handle_event(broadcast_id: str, kind: str, data: dict[str, Any]) -> None:
+    """Show an event: the card catches up (within its budget) and the thread gets its note."""
     runtime = current()
     with transaction(runtime.sessions) as session:
         broadcast = session.get(Broadcast, broadcast_id)
@@ -36,19 +40,11 @@ def handle_event(broadcast_id: str, kind: str, data: dict[str, Any]) -> None:
         card = cards.card_data(session, broadcast)
         channel, ts = broadcast.slack_channel_id, broadcast.slack_card_ts
     throttle = throttle_for(runtime)
-    client = make_client(runtime.settings)
-    if kind == "progress":
-        if throttle.try_acquire(broadcast_id):
-            _edit(client, channel, ts, card)
-        elif throttle.claim_trailing(broadcast_id):
-            _schedule_refresh(runtime, broadcast_id, throttle.wait_seconds())
-        text = _milestone(throttle, card)
-    else:
-        throttle.force(broadcast_id)
-        _edit(client, channel, ts, card)
-        text = note_for(kind, data, card)
+    throttle.mark_dirty(broadcast_id)
+    refresh(runtime, broadcast_id)
+    text = _milestone(throttle, card) if kind == "progress" else note_for(kind, data, card)
     if text:
-        cards.post_in_thread(client, channel, ts, text)
+        cards.post_in_thread(make_client(runtime.settings), channel, ts, text)
 
 
 def throttle_for(runtime: Runtime) -> CardThrottle:
@@ -61,30 +57,71 @@ def throttle_for(runtime: Runtime) -> CardThrottle:
 
 
 def refresh_card(broadcast_id: str) -> None:
-    """The catch-up edit after skipped progress refreshes."""
+    """RQ job: the catch-up edit, when the budget kept an earlier one back."""
     runtime = current()
+    throttle_for(runtime).release_trailing(broadcast_id)
+    refresh(runtime, broadcast_id)
+
+
+def refresh(runtime: Runtime, broadcast_id: str) -> str:
+    """The one way the card is edited: when it has something new to show and its budget
+    allows, edit it now; otherwise make sure one catch-up edit is scheduled. An edit that would
+    show exactly what the card shows already is left out."""
     throttle = throttle_for(runtime)
-    throttle.release_trailing(broadcast_id)  # before reading, so no later change is missed
+    if not throttle.is_dirty(broadcast_id):
+        return "up to date"
+    wait = throttle.reserve(broadcast_id)
+    if wait > 0:
+        _schedule(runtime, throttle, broadcast_id, wait)
+        return "scheduled"
+    throttle.take_dirty(broadcast_id)
     with transaction(runtime.sessions) as session:
         broadcast = session.get(Broadcast, broadcast_id)
         if broadcast is None or not (broadcast.slack_channel_id and broadcast.slack_card_ts):
-            return
-        card = cards.card_data(session, broadcast)
+            return "no card"
+        content = cards.message(cards.card_data(session, broadcast))
         channel, ts = broadcast.slack_channel_id, broadcast.slack_card_ts
-    throttle.force(broadcast_id)
-    _edit(make_client(runtime.settings), channel, ts, card)
-
-
-def _edit(client: Any, channel: str, ts: str, card: CardData) -> None:
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+    if throttle.same_as_shown(broadcast_id, digest):
+        return "unchanged"
     try:
-        cards.edit_card(client, channel, ts, card)
-    except SlackApiError as exc:
-        log.warning(
-            "could not edit the card of %s: %s", card.broadcast_id, exc.response.get("error")
+        make_client(runtime.settings, retry_rate_limits=False).chat_update(
+            channel=channel, ts=ts, **content
         )
+    except SlackApiError as exc:
+        retry_after = _retry_after(exc)
+        if retry_after is None:
+            log.warning(
+                "could not edit the card of %s: %s", broadcast_id, exc.response.get("error")
+            )
+            return "failed"
+        throttle.push_back(broadcast_id, retry_after)
+        throttle.mark_dirty(broadcast_id)
+        _schedule(runtime, throttle, broadcast_id, retry_after)
+        return "rate limited"
+    throttle.shown(broadcast_id, digest)
+    # The next edit's window starts when Slack has this one: requests that left a second apart
+    # can otherwise arrive closer together.
+    throttle.push_back(broadcast_id, 0)
+    return "edited"
 
 
-def _schedule_refresh(runtime: Runtime, broadcast_id: str, seconds: float) -> None:
+def _retry_after(exc: SlackApiError) -> float | None:
+    """Seconds Slack asked us to wait (429), or None for an error waiting will not fix."""
+    response = exc.response
+    if getattr(response, "status_code", None) != 429 and response.get("error") != "ratelimited":
+        return None
+    headers = getattr(response, "headers", None) or {}
+    value = headers.get("Retry-After") or headers.get("retry-after") or 1
+    try:
+        return max(1.0, float(value))
+    except (TypeError, ValueError):
+        return 1.0
+
+
+def _schedule(runtime: Runtime, throttle: CardThrottle, broadcast_id: str, seconds: float) -> None:
+    if not throttle.claim_trailing(broadcast_id, seconds):
+        return  # a catch-up edit is already scheduled; it will show this too
     queue(SLACK, runtime.redis).enqueue_in(
         timedelta(seconds=seconds),
         REFRESH_JOB,
@@ -116,8 +153,9 @@ def note_for(kind: str, data: dict[str, Any], card: CardData) -> str | None:
     c = card.counts
     if kind == "started":
         eta = f"; about {duration(card.eta_seconds)}" if card.eta_seconds else ""
+        recipients = int(data.get("recipients", c.pending))  # counted at the start
         return (
-            f"🚀 Started by {by}: {number(c.pending)} recipients at "
+            f"🚀 Started by {by}: {number(recipients)} recipients at "
             f"{number(card.rate_mps)} msg/s{eta}."
         )
     if kind == "paused":

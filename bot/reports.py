@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.blocks.card import other_rates_text
 from bot.blocks.kit import mention, number, percent
 from bot.chart import report_chart
 from bot.slack_client import make_client
@@ -64,8 +65,9 @@ def post_report(broadcast_id: str, user_id: str) -> None:
             f"📊 Report for {mention(user_id)}: {number(rows)} recipients — "
             f"{number(counts.sent)} sent, {number(counts.delivered)} delivered, "
             f"{number(counts.read)} read, {number(counts.responded)} responded, "
-            f"{number(counts.failed)} failed; response rate {percent(counts.response_rate)} "
-            "(responded ÷ sent)."
+            f"{number(counts.failed)} failed, {number(counts.opted_out)} opted out; "
+            f"response rate {percent(counts.response_rate)} (responded ÷ total recipients). "
+            f"{other_rates_text(counts)}."
         ),
     )
     log.info("report of %s posted in %s/%s", broadcast_id, channel, ts)

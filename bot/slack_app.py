@@ -34,9 +34,11 @@ def build_app(runtime: Runtime, *, socket_mode: bool = False) -> App:
         token_verification_enabled=False,
         raise_error_for_unhandled_request=False,
     )
-    authz = Authoriser(settings.admin_ids, client)
+    authz = Authoriser(settings.admin_ids, client, runtime.sessions)
 
     def inject(context: BoltContext, next: Callable[[], None]) -> None:
+        # Global middleware runs after Bolt's signature check, so reaching it means verified.
+        context["verified"] = True
         context["runtime"] = runtime
         context["authz"] = authz
         next()
@@ -49,8 +51,14 @@ def build_app(runtime: Runtime, *, socket_mode: bool = False) -> App:
 
 
 def _on_error(error: Exception, body: dict[str, Any], context: BoltContext) -> None:
-    """An unexpected failure: logged with an id, and the user told in a sentence (no traces)."""
+    """An unexpected failure: logged with an id, and the user told in a sentence (no traces).
+
+    Only a verified request names someone to tell: an unsigned body could name any user.
+    """
     ref = uuid.uuid4().hex[:8]
+    if not context.get("verified"):
+        log.warning("Slack request failed before verification (ref %s): %r", ref, error)
+        return
     log.error("Slack listener failed (ref %s)", ref, exc_info=error)
     user = (body.get("user") or {}).get("id") or body.get("user_id")
     channel = (body.get("channel") or {}).get("id") or body.get("channel_id")

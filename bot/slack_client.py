@@ -12,8 +12,9 @@ from jobs.telemetry import meter_for
 RATE_LIMIT_RETRIES = 5
 
 
-def make_client(settings: Settings) -> WebClient:
-    """A WebClient that retries 429 answers after their Retry-After."""
+def make_client(settings: Settings, *, retry_rate_limits: bool = True) -> WebClient:
+    """A WebClient that retries 429 answers after their Retry-After (unless the caller
+    schedules its own retry instead of sleeping, as card edits do)."""
     token = settings.require("slack_bot_token", "the Slack bot needs its bot token (xoxb-…)")
     base = (
         settings.slack_api_url
@@ -22,5 +23,6 @@ def make_client(settings: Settings) -> WebClient:
     )
     meter = meter_for(settings.redis_url)
     client = MeteredWebClient(token=token, base_url=base, timeout=30, meter=meter)
-    client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES))
+    if retry_rate_limits:
+        client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES))
     return client

@@ -10,6 +10,7 @@ import logging
 import tempfile
 from dataclasses import dataclass
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 import httpx
 from slack_sdk import WebClient
@@ -17,7 +18,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 
 from bot import cards
-from bot.blocks.kit import mention
+from bot.blocks.kit import escape, mention
 from bot.blocks.messages import import_summary
 from bot.slack_client import make_client
 from broadcasts.actors import Actor
@@ -37,6 +38,8 @@ CSV_TYPES = (
     "application/vnd.ms-excel",
 )
 CHUNK = 64 * 1024
+# Where Slack serves private files (commercial and GovSlack); the bot token goes nowhere else.
+SLACK_FILE_HOSTS = frozenset({"files.slack.com", "files.slack-gov.com"})
 
 
 class DownloadError(BroadcastBotError):
@@ -96,29 +99,30 @@ def ingest_file(file_id: str, user_id: str, channel_id: str, thread_ts: str) -> 
             "try uploading it again."
         )
         return
+    shown = escape(file.name)
     if not file.is_csv:
         say(
-            f"`{file.name}` is not a CSV file, so I left it alone. Export the sheet as "
+            f"`{shown}` is not a CSV file, so I left it alone. Export the sheet as "
             "*CSV (UTF-8)* and drop that file here."
         )
         return
     if status not in EDITABLE:
         say(
-            f"{mention(user_id)} broadcast *{name}* is {status}; recipients can no longer be "
-            f"added, so I did not import `{file.name}`. Create a new broadcast for them."
+            f"{mention(user_id)} broadcast *{escape(name)}* is {status}; recipients can no longer "
+            f"be added, so I did not import `{shown}`. Create a new broadcast for them."
         )
         return
     limit = settings.csv_max_bytes
     if file.size > limit:
         say(
-            f"`{file.name}` is {_mb(file.size)}; the limit is {_mb(limit)}. "
+            f"`{shown}` is {_mb(file.size)}; the limit is {_mb(limit)}. "
             "Split it into smaller files."
         )
         return
-    say(f"⏳ Importing `{file.name}`…")
+    say(f"⏳ Importing `{shown}`…")
     try:
         with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as spool:
-            download(file, settings.slack_bot_token or "", spool, limit)
+            download(file, settings.slack_bot_token or "", spool, limit, settings.slack_api_url)
             spool.seek(0)
             summary = import_csv(
                 runtime.sessions,
@@ -131,7 +135,7 @@ def ingest_file(file_id: str, user_id: str, channel_id: str, thread_ts: str) -> 
                 max_bytes=limit,
             )
     except BroadcastBotError as exc:
-        say(f"❌ `{file.name}` was not imported: {exc}")
+        say(f"❌ `{shown}` was not imported: {escape(exc)}")
         _refresh(client, broadcast_id)
         return
     say(import_summary(summary.as_dict(), file.name, mention(user_id)))
@@ -149,10 +153,34 @@ def ingest_file(file_id: str, user_id: str, channel_id: str, thread_ts: str) -> 
     _refresh(client, broadcast_id)
 
 
-def download(file: SlackFile, token: str, target: IO[bytes], limit: int) -> int:
-    """Stream the file into `target` with the bot token; never follows redirects."""
+def token_may_go_to(url: str, api_url: str) -> bool:
+    """Whether the bot token may be sent to `url`: Slack's file hosts over https, or the host of
+    the configured Web API (SLACK_API_URL, a local fake Slack in tests)."""
+    try:
+        target, api = urlsplit(url), urlsplit(api_url)
+        port, api_port = target.port, api.port
+    except ValueError:
+        return False
+    if target.username or target.password:
+        return False
+    host = (target.hostname or "").lower()
+    if target.scheme == "https" and host in SLACK_FILE_HOSTS and port in (None, 443):
+        return True
+    return (target.scheme, host, port) == (api.scheme, (api.hostname or "").lower(), api_port)
+
+
+def download(file: SlackFile, token: str, target: IO[bytes], limit: int, api_url: str) -> int:
+    """Stream the file into `target` with the bot token; never follows redirects, and never
+    sends the token anywhere but Slack."""
     if not file.url:
         raise DownloadError(f"Slack gave no download address for `{file.name}`.")
+    if not token_may_go_to(file.url, api_url):
+        host = urlsplit(file.url).hostname or "?"
+        log.warning("refused to download file %s from %s: not a Slack file host", file.id, host)
+        raise DownloadError(
+            f"its download address is not on Slack's file servers ({host}), and I only "
+            "send the bot's token to Slack. Upload the CSV file itself to this thread."
+        )
     headers = {"Authorization": f"Bearer {token}"}
     written = 0
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from broadcasts import service
 from broadcasts.db import transaction
 from broadcasts.errors import ValidationFailed
-from jobs.queues import IMPORTS, SLACK, job_id, queue
+from jobs.queues import IMPORTS, job_id, queue
 from jobs.runtime import Runtime
 
 INGEST_JOB = "bot.slack_files.ingest_file"
@@ -45,13 +45,13 @@ def enqueue_report(runtime: Runtime, ref: str, user_id: str) -> str:
                 f"use `broadcast-bot broadcasts report {broadcast.id[:8]}`."
             )
         name, broadcast_id = broadcast.name, broadcast.id
-    queue(SLACK, runtime.redis).enqueue(
+    queue(IMPORTS, runtime.redis).enqueue(  # long work: kept off the queue of card edits
         REPORT_JOB, broadcast_id, user_id, job_timeout=1800, result_ttl=0, failure_ttl=86400
     )
     return name
 
 
 def enqueue_template_sync(runtime: Runtime, user_id: str) -> None:
-    queue(SLACK, runtime.redis).enqueue(
+    queue(IMPORTS, runtime.redis).enqueue(
         SYNC_JOB, user_id, job_id=job_id("template-sync", user_id), result_ttl=0, failure_ttl=3600
     )

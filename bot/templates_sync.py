@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.blocks.kit import escape
 from bot.slack_client import make_client
 from broadcasts.configs import list_configs
 from broadcasts.db import transaction
@@ -19,11 +20,16 @@ def sync_and_tell(user_id: str) -> None:
         try:
             r = sync_templates(runtime, name)
         except BroadcastBotError as exc:
-            lines.append(f"• *{name}*: {exc}")
+            lines.append(f"• *{escape(name)}*: {escape(exc)}")
             continue
-        line = f"• *{name}*: {r.added} added, {r.updated} updated, {r.unchanged} unchanged"
-        changes = ", ".join(f"`{t}` {old} → {new}" for t, old, new in r.status_changes)
-        lines.append(line + (f"; status changes: {changes}" if changes else ""))
+        line = f"• *{escape(name)}*: {r.added} added, {r.updated} updated, {r.unchanged} unchanged"
+        changes = ", ".join(
+            f"`{escape(t)}` {escape(old)} → {escape(new)}" for t, old, new in r.status_changes
+        )
+        line += f"; status changes: {changes}" if changes else ""
+        if r.limits is not None:
+            line += f"; number: {escape(r.limits.describe())}"
+        lines.append(line)
     text = (
         "Template sync finished:\n" + "\n".join(lines)
         if lines

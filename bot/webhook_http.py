@@ -13,20 +13,13 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
+from bot.http_bodies import BodyTooLarge, Disconnected, read_body, refused
 from bot.inbox_writer import InboxWriter
 from jobs.inbox import NewEvent, dedup_key
 from jobs.runtime import Runtime
 from kapso.webhooks import verify_kapso_signature, verify_meta_signature
 
 log = logging.getLogger(__name__)
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-class Disconnected(Exception):
-    pass
 
 
 Reply = tuple[int, bytes, list[tuple[bytes, bytes]]]
@@ -36,25 +29,6 @@ OK: Reply = (200, b'{"ok":true}', [])
 def _error(status: int, message: str, retry_after: int | None = None) -> Reply:
     extra = [(b"retry-after", str(retry_after).encode())] if retry_after else []
     return status, json.dumps({"ok": False, "error": message}).encode(), extra
-
-
-async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
-    declared = headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise BodyTooLarge
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise Disconnected
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 class RawPost:
@@ -84,6 +58,9 @@ class RawPost:
             }
         )
         await send({"type": "http.response.body", "body": payload})
+
+
+ROUTES = {"meta": "/webhooks/whatsapp", "kapso": "/webhooks/kapso"}
 
 
 def _meta_event_type(payload: dict[str, Any]) -> str:
@@ -146,30 +123,30 @@ class WebhookEndpoints:
         ):
             log.error("%s webhook refused: %s is not set", source, secret_name)
             return _error(503, f"{secret_name} is not configured", retry_after=60)
+        route = ROUTES[source]
         try:
-            raw = await _read_body(receive, headers, settings.webhook_max_bytes)
-        except BodyTooLarge:
-            log.warning(
-                "%s webhook refused: body over %d bytes", source, settings.webhook_max_bytes
-            )
+            raw = await read_body(receive, headers, settings.webhook_max_bytes)
+        except BodyTooLarge as exc:
+            refused(route, f"body over {settings.webhook_max_bytes} bytes", exc.size, client)
             return _error(413, f"body larger than {settings.webhook_max_bytes} bytes")
         if not self._signature_ok(source, raw, headers):
-            log.warning("%s webhook refused: bad or missing signature (from %s)", source, client)
+            refused(route, "bad or missing signature", len(raw), client)
             return _error(401, "bad or missing signature")
         try:
             text = raw.decode("utf-8")
             payload = json.loads(text)
-        except (UnicodeDecodeError, ValueError) as exc:
-            log.warning("%s webhook refused: malformed JSON (%s)", source, exc)
+        except (UnicodeDecodeError, ValueError):
+            refused(route, "not UTF-8 JSON", len(raw), client)
             return _error(400, "body is not valid UTF-8 JSON")
+        except RecursionError:  # signed, but nested deeper than any WhatsApp payload
+            refused(route, "JSON nested too deeply", len(raw), client)
+            return _error(400, "body is nested too deeply")
         if not isinstance(payload, dict):
-            log.warning(
-                "%s webhook refused: JSON %s instead of an object", source, type(payload).__name__
-            )
+            refused(route, f"JSON {type(payload).__name__} instead of an object", len(raw), client)
             return _error(400, "body must be a JSON object")
         event_type = self._event_type(source, payload, headers)
         if event_type is None:
-            log.warning("%s webhook refused: not a WhatsApp Business Account payload", source)
+            refused(route, "not a WhatsApp Business Account payload", len(raw), client)
             return _error(422, "not a WhatsApp Business Account webhook (object/entry missing)")
         key = dedup_key(source, raw, headers.get("x-idempotency-key"))
         try:

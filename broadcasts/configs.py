@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import re
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -11,8 +14,12 @@ from broadcasts import audit
 from broadcasts.actors import Actor
 from broadcasts.enums import AgentKind, Provider
 from broadcasts.errors import NotFoundError, ValidationFailed
-from broadcasts.models import Agent, WhatsAppConfig
+from broadcasts.models import Agent, WhatsAppConfig, utcnow
+from broadcasts.pacing import SEED_BATCH_PAUSE_SECONDS, SEED_BATCH_SIZE, SEED_RATE_MPS
 from broadcasts.settings import DEFAULT_KAPSO_API_URL, DEFAULT_META_API_URL
+from broadcasts.urls import check_agent_url
+
+log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = {
     Provider.KAPSO: DEFAULT_KAPSO_API_URL,
@@ -26,6 +33,10 @@ DEFAULT_CREDENTIAL_ENV = {
 }
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,63}$")
 DIGITS_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
+LIMIT_TIER = re.compile(r"(\d+)\s*([KM]?)", re.IGNORECASE)
+# Messages/s of WhatsApp's throughput levels (Cloud API: 80 by default, 1,000 when upgraded, 20
+# for numbers shared with the WhatsApp Business app); the client maps API answers the same way.
+LEVEL_MPS = {"STANDARD": 80, "HIGH": 1000, "COEXISTENCE": 20}
 
 
 def add_config(
@@ -38,13 +49,17 @@ def add_config(
     by: Actor,
     api_base_url: str | None = None,
     credential_env: str | None = None,
-    throughput_mps: int = 80,
+    throughput_mps: int | None = None,
     display_phone_number: str | None = None,
-    batch_size: int = 500,
-    batch_pause_seconds: float = 10.0,
+    batch_size: int = SEED_BATCH_SIZE,
+    batch_pause_seconds: float = SEED_BATCH_PAUSE_SECONDS,
     agent: str | None = None,
 ) -> WhatsAppConfig:
-    """Create a configuration; it names the variable holding its credential, never the value."""
+    """Create a configuration; it names the variable holding its credential, never the value.
+
+    Without `throughput_mps` the rate is the seed's 50/s until the number's own throughput level
+    is read from WhatsApp (record_limits).
+    """
     name = name.strip()
     if not name:
         raise ValidationFailed("A configuration needs a name.", field="name")
@@ -89,7 +104,7 @@ def add_config(
         display_phone_number=display_phone_number,
         api_base_url=base,
         credential_env=env,
-        throughput_mps=throughput_mps,
+        throughput_mps=throughput_mps or SEED_RATE_MPS,
         batch_size=batch_size,
         batch_pause_seconds=batch_pause_seconds,
     )
@@ -196,6 +211,71 @@ def set_pacing(
     return config
 
 
+@dataclass(frozen=True)
+class Limits:
+    """A phone number's sending limits as WhatsApp reported them (None: not reported)."""
+
+    throughput_level: str | None
+    throughput_mps: int | None
+    messaging_limit: str | None
+
+
+def level_mps(level: str | None) -> int | None:
+    if not level:
+        return None
+    return int(level) if level.isdigit() else LEVEL_MPS.get(level.upper())
+
+
+def tier_limit(tier: str | None) -> int | None:
+    """People per 24 h of a messaging limit tier: TIER_2K → 2000, TIER_250 → 250;
+    None for TIER_UNLIMITED or an unknown value."""
+    if not tier or "UNLIMITED" in tier.upper():
+        return None
+    match = LIMIT_TIER.search(tier)
+    if not match:
+        return None
+    return int(match.group(1)) * {"": 1, "K": 1000, "M": 1_000_000}[match.group(2).upper()]
+
+
+def record_limits(
+    session: Session,
+    config_ref: str | int,
+    limits: Limits,
+    *,
+    rate_from_level: bool = True,
+    at: datetime | None = None,
+) -> list[str]:
+    """Store what WhatsApp says about the number; returns what changed, in words.
+
+    The rate follows the throughput level while it is the level's (or the seed's 50/s before any
+    level was known); a rate set by hand is kept, but never above what the number allows.
+    `rate_from_level=False` keeps a rate the caller has just set by hand.
+    """
+    config = get_config(session, config_ref)
+    changes: list[str] = []
+    if limits.throughput_level and limits.throughput_level != config.throughput_level:
+        changes.append(
+            f"throughput level {config.throughput_level or 'unknown'} → {limits.throughput_level}"
+        )
+    if limits.messaging_limit and limits.messaging_limit != config.messaging_limit:
+        changes.append(
+            f"messaging limit {config.messaging_limit or 'unknown'} → {limits.messaging_limit}"
+        )
+    allowed = limits.throughput_mps
+    if allowed is not None:
+        derived = config.throughput_mps == (level_mps(config.throughput_level) or SEED_RATE_MPS)
+        rate = allowed if rate_from_level and derived else min(config.throughput_mps, allowed)
+        if rate != config.throughput_mps:
+            changes.append(f"rate {config.throughput_mps}/s → {rate}/s")
+            log.info("configuration %s: rate %s/s → %s/s", config.name, config.throughput_mps, rate)
+            config.throughput_mps = rate
+    config.throughput_level = limits.throughput_level or config.throughput_level
+    config.messaging_limit = limits.messaging_limit or config.messaging_limit
+    config.limits_checked_at = at or utcnow()
+    session.flush()
+    return changes
+
+
 def add_agent(
     session: Session,
     *,
@@ -205,7 +285,10 @@ def add_agent(
     url: str | None = None,
     secret_env: str | None = None,
     slack_channel_id: str | None = None,
+    allow_private_urls: bool = False,
 ) -> Agent:
+    """Add an agent; a webhook agent's URL must be https on a public address unless
+    `allow_private_urls` (AGENT_ALLOW_PRIVATE_URLS) says local addresses are fine."""
     name = name.strip()
     if not name:
         raise ValidationFailed("An agent needs a name.", field="name")
@@ -220,6 +303,7 @@ def add_agent(
             raise ValidationFailed(
                 "A webhook agent needs --url starting with http(s)://.", field="url"
             )
+        url = check_agent_url(url, allow_private=allow_private_urls)
         if secret_env is not None and not ENV_NAME.match(secret_env):
             raise ValidationFailed(
                 f"secret_env '{secret_env}' must be the NAME of an environment variable.",

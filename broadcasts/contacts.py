@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,8 @@ from broadcasts.recipients import NewRecipient, insert_recipients
 from broadcasts.service import get_broadcast
 
 CHUNK = 500
+
+USER_ID = re.compile(r"[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}")
 
 
 @dataclass(frozen=True)
@@ -108,8 +111,11 @@ def _chunks(items: Iterable[ContactData], size: int) -> Iterator[list[ContactDat
 
 
 def eligible_contacts_query(search: str | None = None) -> Select[Contact]:
-    """Contacts a broadcast may go to: not test/sandbox contacts, not opted out."""
-    query = select(Contact).where(Contact.is_test.is_(False), Contact.opted_out_at.is_(None))
+    """Contacts a broadcast may go to: not test/sandbox contacts, not opted out, with a number
+    (a template send needs one; contacts known only by user id are reached by replies)."""
+    query = select(Contact).where(
+        Contact.is_test.is_(False), Contact.opted_out_at.is_(None), Contact.phone.is_not(None)
+    )
     return _searched(query, search)
 
 
@@ -138,9 +144,12 @@ def list_contacts(
 
 
 def find_contact(session: Session, ref: str) -> Contact | None:
-    """A contact by phone (any format with a country code), wa_id or numeric id."""
+    """A contact by phone (any format with a country code), wa_id or business-scoped user id."""
     text = ref.strip()
-    phone, _ = normalise_phone(text, None)
+    if USER_ID.fullmatch(text):  # `US.1349…`: a business-scoped user id, not a number
+        return session.scalar(select(Contact).where(Contact.user_id == text))
+    # A lookup gives no number a country, so digits without + may be read as international.
+    phone, _ = normalise_phone(text, None, assume_international=True)
     if phone is not None:
         found = session.scalar(select(Contact).where(Contact.phone == phone))
         if found is not None:
@@ -149,7 +158,8 @@ def find_contact(session: Session, ref: str) -> Contact | None:
 
 
 def _phone_of(ref: str) -> str:
-    phone, reason = normalise_phone(ref, None)
+    # Refs here are phones or WhatsApp ids, and a wa_id is the number with its country code.
+    phone, reason = normalise_phone(ref, None, assume_international=True)
     if phone is None:
         raise ValidationFailed(
             f"'{ref}' is not a phone number with a country code ({PHONE_REASONS[reason]}).",
@@ -270,6 +280,11 @@ def add_contacts_to_broadcast(
             continue
         if contact.opted_out_at is not None:
             excluded_out += 1
+            continue
+        if contact.phone is None:  # known only by user id: no number to send a template to
+            missing += 1
+            if len(examples) < 5:
+                examples.append(f"{contact.username or contact.user_id} has no phone number")
             continue
         params: dict[str, Any] = {}
         lacking = None

@@ -18,26 +18,44 @@ SERVICE_WINDOW = timedelta(hours=24)
 def contact_for_sender(
     session: Session,
     *,
-    wa_id: str,
+    wa_id: str | None,
     profile_name: str | None,
     at: datetime,
     phone_hint: str | None = None,
+    user_id: str | None = None,
+    username: str | None = None,
 ) -> Contact:
-    """Find the sender's contact (by wa_id, then number) or create it; refresh name and wa_id."""
-    contact = session.scalar(select(Contact).where(Contact.wa_id == wa_id).limit(1))
-    for phone in (phone_hint, f"+{wa_id}"):
-        if contact is None and phone:
-            contact = session.scalar(select(Contact).where(Contact.phone == phone))
+    """Find the sender's contact (by user id, wa_id, then number) or create it, keeping every
+    identifier WhatsApp gave. Seen first by user id and later with a number (or the other way
+    round), it stays one contact: a number-less placeholder hands its user id to the number's."""
+    if wa_id is None and user_id is None:
+        raise ValueError("a sender needs a phone number or a business-scoped user id")
+    by_user = session.scalar(select(Contact).where(Contact.user_id == user_id)) if user_id else None
+    by_number = (
+        session.scalar(select(Contact).where(Contact.wa_id == wa_id).limit(1)) if wa_id else None
+    )
+    for phone in (phone_hint, f"+{wa_id}" if wa_id else None):
+        if by_number is None and phone:
+            by_number = session.scalar(select(Contact).where(Contact.phone == phone))
+    contact = by_user or by_number
+    placeholder = by_user is not None and by_user.phone is None
+    if placeholder and by_number is not None and by_user is not by_number:
+        assert by_user is not None
+        by_user.user_id = None  # the number-less placeholder gives way to the number's contact
+        session.flush()
+        contact = by_number
     if contact is None:
-        contact = Contact(
-            phone=phone_hint or f"+{wa_id}",
-            wa_id=wa_id,
-            name=profile_name,
-            source="whatsapp",
-            attributes={},
-        )
+        number = phone_hint or (f"+{wa_id}" if wa_id else None)
+        contact = Contact(phone=number, wa_id=wa_id, name=profile_name, source="whatsapp")
+        contact.attributes = {}
         session.add(contact)
+    if contact.phone is None and wa_id:
+        contact.phone = phone_hint or f"+{wa_id}"
     contact.wa_id = contact.wa_id or wa_id
+    if user_id and contact.user_id != user_id:
+        contact.user_id = user_id  # a new number brings a new user id: keep the latest
+    if username:
+        contact.username = username[:64]
     if profile_name and contact.name != profile_name:
         contact.name = profile_name[:255]
     if contact.last_inbound_at is None or contact.last_inbound_at < at:

@@ -41,15 +41,21 @@ def _compact(key: str) -> str:
 
 
 def parameter_aliases(template: Template, name: str) -> tuple[str, ...]:
-    """Column keys accepted for one template parameter."""
+    """Column keys accepted for one template parameter.
+
+    Body variables of positional templates are numbers, so their column is `param1` (the seed's
+    name) or just `1`; header and button variables (`header_1`, `button_0`) are named columns in
+    every template. Files written before those names were canonical (`paramheader_1`) still load.
+    """
     if template.parameter_format == ParameterFormat.POSITIONAL:
         return (name, f"param{name}", f"param_{name}", f"parameter{name}", f"parameter_{name}")
     return (column_key(name),)
 
 
 def parameter_column(template: Template, name: str) -> str:
-    """The canonical column of a parameter: param1 for {{1}}, the name itself for named ones."""
-    if template.parameter_format == ParameterFormat.POSITIONAL:
+    """The canonical column of a parameter: param1 for body {{1}}, otherwise the name itself
+    (header_1, button_0, first_name): what `templates show` and the README call it."""
+    if template.parameter_format == ParameterFormat.POSITIONAL and name.isdigit():
         return f"param{name}"
     return name
 

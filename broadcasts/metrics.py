@@ -7,7 +7,14 @@ Definitions (the same in Slack, the CLI and reports):
 - delivered / read / responded: the timestamp is set (read implies delivered);
 - failed: status `failed` (rejected at send or undeliverable later);
 - skipped: not sent on purpose (cancelled, opted out);
-- response rate = responded / sent.
+- opted out: replied with an opt-out keyword (STOP …); such a reply is not a response.
+
+Rates, each under its own name (0 when the divisor is 0):
+- response rate = responded ÷ total recipients (the seed's "percentage of recipients who
+  responded");
+- delivery rate = delivered ÷ sent;
+- read rate = read ÷ delivered;
+- reply rate of delivered = responded ÷ delivered.
 """
 
 from __future__ import annotations
@@ -31,6 +38,15 @@ COUNTER_COLUMNS = (
     "responded",
     "failed",
     "skipped",
+    "opted_out",
+)
+
+# (key, label, what it divides): the rates every surface shows, in this order.
+RATES = (
+    ("response_rate", "Response rate", "responded ÷ total recipients"),
+    ("delivery_rate", "Delivery rate", "delivered ÷ sent"),
+    ("read_rate", "Read rate", "read ÷ delivered"),
+    ("reply_rate_of_delivered", "Reply rate of delivered", "responded ÷ delivered"),
 )
 
 
@@ -40,6 +56,11 @@ class RecipientLike(Protocol):
     delivered_at: datetime | None
     read_at: datetime | None
     responded_at: datetime | None
+    opted_out_at: datetime | None
+
+
+def _ratio(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
 
 
 @dataclass(frozen=True)
@@ -52,11 +73,27 @@ class Counts:
     responded: int = 0
     failed: int = 0
     skipped: int = 0
+    opted_out: int = 0
 
     @property
     def response_rate(self) -> float:
-        """Responded ÷ sent, 0 when nothing was sent."""
-        return self.responded / self.sent if self.sent else 0.0
+        """Responded ÷ total recipients (the seed's definition), 0 without recipients."""
+        return _ratio(self.responded, self.total)
+
+    @property
+    def delivery_rate(self) -> float:
+        return _ratio(self.delivered, self.sent)
+
+    @property
+    def read_rate(self) -> float:
+        return _ratio(self.read, self.delivered)
+
+    @property
+    def reply_rate_of_delivered(self) -> float:
+        return _ratio(self.responded, self.delivered)
+
+    def rates(self) -> dict[str, float]:
+        return {key: getattr(self, key) for key, _, _ in RATES}
 
     @property
     def processed(self) -> int:
@@ -81,7 +118,7 @@ class Counts:
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
-        data["response_rate"] = round(self.response_rate, 4)
+        data.update({key: round(value, 4) for key, value in self.rates().items()})
         return data
 
 
@@ -96,6 +133,7 @@ def counts_of(r: RecipientLike) -> Counts:
         responded=1 if r.responded_at is not None else 0,
         failed=1 if r.status == R.FAILED else 0,
         skipped=1 if r.status == R.SKIPPED else 0,
+        opted_out=1 if r.opted_out_at is not None else 0,
     )
 
 
@@ -132,6 +170,7 @@ def recount(session: Session, broadcast_id: str) -> Counts:
             total_if(Recipient.responded_at.is_not(None)),
             total_if(status == R.FAILED),
             total_if(status == R.SKIPPED),
+            total_if(Recipient.opted_out_at.is_not(None)),
         ).where(Recipient.broadcast_id == broadcast_id)
     ).one()
     return Counts(*(int(v) for v in row))

@@ -110,7 +110,11 @@ class WhatsAppConfig(TimestampMixin, Base):
     # Name of the environment variable holding the credential; never the credential itself.
     credential_env: Mapped[str] = mapped_column(String(64), default="KAPSO_API_KEY")
     throughput_mps: Mapped[int] = mapped_column(Integer, default=80)
+    # As WhatsApp reports them on the phone number (see broadcasts.configs): e.g. STANDARD and
+    # TIER_1K; None until read.
+    throughput_level: Mapped[str | None] = mapped_column(String(32))
     messaging_limit: Mapped[str | None] = mapped_column(String(32))
+    limits_checked_at: Mapped[datetime | None] = mapped_column()
     batch_size: Mapped[int] = mapped_column(Integer, default=500)
     batch_pause_seconds: Mapped[float] = mapped_column(Float, default=10.0)
     # Share of the throughput kept free for inbound replies and other traffic.
@@ -147,13 +151,16 @@ class Template(Base):
 
 
 class Contact(TimestampMixin, Base):
-    """A person we can message, known by E.164 number."""
+    """A person we can message, known by E.164 number, business-scoped user id, or both."""
 
     __tablename__ = "contacts"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    phone: Mapped[str] = mapped_column(String(20), unique=True)
+    # None for a WhatsApp user who hides their number behind a username (then user_id is set).
+    phone: Mapped[str | None] = mapped_column(String(20), unique=True)
     wa_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    user_id: Mapped[str | None] = mapped_column(String(140), unique=True)  # BSUID
+    username: Mapped[str | None] = mapped_column(String(64))
     name: Mapped[str | None] = mapped_column(String(255))
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     is_test: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -187,6 +194,10 @@ class Broadcast(TimestampMixin, Base):
     slack_team_id: Mapped[str | None] = mapped_column(String(32))
     created_by: Mapped[str] = mapped_column(String(64))
     created_via: Mapped[str] = mapped_column(String(16), default="cli")
+    # A "Retry failed" broadcast points at the broadcast whose recipients it sends to again.
+    retry_of_id: Mapped[str | None] = mapped_column(
+        ForeignKey("broadcasts.id", ondelete="SET NULL"), index=True
+    )
     # Counters (always equal to a recount of recipients; see broadcasts.metrics).
     total_count: Mapped[int] = mapped_column(Integer, default=0)
     pending_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -196,6 +207,7 @@ class Broadcast(TimestampMixin, Base):
     responded_count: Mapped[int] = mapped_column(Integer, default=0)
     failed_count: Mapped[int] = mapped_column(Integer, default=0)
     skipped_count: Mapped[int] = mapped_column(Integer, default=0)
+    opted_out_count: Mapped[int] = mapped_column(Integer, default=0)
     # Engine bookkeeping
     started_at: Mapped[datetime | None] = mapped_column()
     paused_at: Mapped[datetime | None] = mapped_column()
@@ -237,6 +249,9 @@ class Recipient(Base):
     status: Mapped[str] = mapped_column(String(16), default=RecipientStatus.PENDING)
     wamid: Mapped[str | None] = mapped_column(String(128), unique=True)
     wa_id: Mapped[str | None] = mapped_column(String(32))
+    user_id: Mapped[str | None] = mapped_column(String(140), index=True)  # BSUID, from statuses
+    # wamids of earlier sends of this row (a retried asynchronous failure), oldest first.
+    wamid_history: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
     message_status: Mapped[str | None] = mapped_column(String(40))
     error_code: Mapped[int | None] = mapped_column(Integer)
     error_title: Mapped[str | None] = mapped_column(String(255))
@@ -250,7 +265,24 @@ class Recipient(Base):
     responded_at: Mapped[datetime | None] = mapped_column()
     failed_at: Mapped[datetime | None] = mapped_column()
     skipped_at: Mapped[datetime | None] = mapped_column()
+    # Replied with an opt-out keyword (STOP): an opt-out, not a response.
+    opted_out_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TestSend(Base):
+    """One test message of a broadcast, so a reply to it reaches the agent with its context."""
+
+    __tablename__ = "test_sends"
+    __test__ = False  # not a pytest test class
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    broadcast_id: Mapped[str] = mapped_column(ForeignKey("broadcasts.id", ondelete="CASCADE"))
+    phone: Mapped[str] = mapped_column(String(20), index=True)
+    wamid: Mapped[str] = mapped_column(String(128), unique=True)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    sent_by: Mapped[str] = mapped_column(String(64))
+    sent_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Import(Base):
@@ -277,6 +309,9 @@ class Import(Base):
     opted_out: Mapped[int] = mapped_column(Integer, default=0)
     test_excluded: Mapped[int] = mapped_column(Integer, default=0)
     invalid_by_reason: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Accepted rows per calling code ("+44": 120), so a wrong region shows before sending.
+    accepted_by_country: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    assume_international: Mapped[bool] = mapped_column(Boolean, default=False)
     error: Mapped[str | None] = mapped_column(Text)
     error_report: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[str | None] = mapped_column(String(64))

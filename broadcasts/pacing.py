@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import math
 
+# The seed's pacing: "batches of 500, 10-second delay between batches, WhatsApp's 50 messages/s".
+# A new configuration starts from these; its rate is the number's own throughput level when
+# WhatsApp tells it, else SEED_RATE_MPS.
+SEED_BATCH_SIZE = 500
+SEED_BATCH_PAUSE_SECONDS = 10.0
+SEED_RATE_MPS = 50
+
 
 def estimate_seconds(
     recipients: int, *, batch_size: int, pause_seconds: float, rate: float

@@ -28,6 +28,10 @@ class CounterDeltas:
         if not delta.is_zero():
             self._by_broadcast[broadcast_id] = self._by_broadcast[broadcast_id] + delta
 
+    def merge(self, other: CounterDeltas) -> None:
+        for broadcast_id, delta in other._by_broadcast.items():
+            self.add(broadcast_id, delta)
+
     def broadcast_ids(self) -> list[str]:
         """The broadcasts whose counters change at the next flush."""
         return list(self._by_broadcast)
@@ -168,10 +172,54 @@ def apply_delivery_status(
     return not delta.is_zero()
 
 
-def mark_responded(
-    session: Session, recipient: Recipient, *, at: datetime, deltas: CounterDeltas | None = None
+def retry_after_async_failure(
+    session: Session,
+    recipient: Recipient,
+    *,
+    wamid: str,
+    code: int | None,
+    title: str | None,
+    detail: str | None,
+    retry_at: datetime,
+    deltas: CounterDeltas | None = None,
 ) -> bool:
-    """Set the responded flag once."""
+    """A retryable `failed` status for the current send: the same row goes back to `pending`
+    for a fresh send at `retry_at`; the failed wamid moves to its history (a late status for it
+    then changes nothing). False when the row has moved on (delivered, terminal, another send)."""
+    if recipient.status in TERMINAL or recipient.wamid != wamid:
+        return False
+    if RANK.get(R(recipient.status), 0) >= RANK[R.DELIVERED]:
+        return False
+    with tracked(session, recipient, deltas):
+        recipient.wamid_history = [*(recipient.wamid_history or []), wamid]
+        recipient.wamid = None
+        recipient.message_status = None
+        recipient.sent_at = None
+        recipient.claimed_at = None
+        recipient.status = R.PENDING
+        recipient.next_attempt_at = retry_at
+        recipient.error_code = code
+        recipient.error_title = (title or "")[:255] or None
+        recipient.error_detail = detail
+    return True
+
+
+def mark_responded(
+    session: Session,
+    recipient: Recipient,
+    *,
+    at: datetime,
+    deltas: CounterDeltas | None = None,
+    opt_out: bool = False,
+) -> bool:
+    """Set the responded flag once; a reply asking to opt out (STOP) sets the opted-out flag
+    instead, because the seed's response rate counts people who engaged, not who left."""
+    if opt_out:
+        if recipient.opted_out_at is not None:
+            return False
+        with tracked(session, recipient, deltas):
+            recipient.opted_out_at = at
+        return True
     if recipient.responded_at is not None:
         return False
     with tracked(session, recipient, deltas):

@@ -23,6 +23,7 @@ COLUMNS = (
     "delivered_at",
     "read_at",
     "responded_at",
+    "opted_out_at",
     "failed_at",
     "wamid",
     "wa_id",
@@ -37,7 +38,8 @@ def write_recipient_report(session: Session, broadcast: Broadcast, out: TextIO) 
     """Write every recipient (streamed, in id order) with its parameters; returns the count."""
     names = [str(n) for n in broadcast.template.parameter_names or []]
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([*COLUMNS, *(f"param_{n}" for n in names)])
+    # Every cell is neutralised: wamid and wa_id come from webhooks, names from operators.
+    writer.writerow([safe_cell(c) for c in (*COLUMNS, *(f"param_{n}" for n in names))])
     rows = 0
     query = (
         select(Recipient)
@@ -47,23 +49,23 @@ def write_recipient_report(session: Session, broadcast: Broadcast, out: TextIO) 
     )
     for r in session.scalars(query):
         params = r.params or {}
-        writer.writerow(
-            [
-                r.phone,
-                r.status,
-                "" if r.error_code is None else str(r.error_code),
-                safe_cell(r.error_title or ""),
-                safe_cell(r.error_detail or ""),
-                str(r.attempts),
-                _when(r.sent_at),
-                _when(r.delivered_at),
-                _when(r.read_at),
-                _when(r.responded_at),
-                _when(r.failed_at),
-                r.wamid or "",
-                r.wa_id or "",
-                *(safe_cell(str(params.get(n, ""))) for n in names),
-            ]
-        )
+        cells = [
+            r.phone,
+            r.status,
+            "" if r.error_code is None else str(r.error_code),
+            r.error_title or "",
+            r.error_detail or "",
+            str(r.attempts),
+            _when(r.sent_at),
+            _when(r.delivered_at),
+            _when(r.read_at),
+            _when(r.responded_at),
+            _when(r.opted_out_at),
+            _when(r.failed_at),
+            r.wamid or "",
+            r.wa_id or "",
+            *(str(params.get(n, "")) for n in names),
+        ]
+        writer.writerow([safe_cell(str(c)) for c in cells])
         rows += 1
     return rows

@@ -9,7 +9,7 @@ accepted it (matched through `biz_opaque_callback_data`), in which case it is al
 from __future__ import annotations
 
 import random
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -78,21 +78,26 @@ def claim(
 ) -> list[Claimed]:
     """Atomically move up to `limit` due pending recipients to `sending` and return them."""
     now = now or utcnow()
-    due = (
-        select(Recipient.id)
-        .where(
-            Recipient.broadcast_id == broadcast_id,
-            Recipient.status == R.PENDING,
-            (Recipient.next_attempt_at.is_(None)) | (Recipient.next_attempt_at <= now),
+    # The ids first, then the UPDATE by that list: as one statement, PostgreSQL may evaluate the
+    # LIMIT … SKIP LOCKED subquery more than once and claim more than `limit` rows.
+    ids = list(
+        session.scalars(
+            select(Recipient.id)
+            .where(
+                Recipient.broadcast_id == broadcast_id,
+                Recipient.status == R.PENDING,
+                (Recipient.next_attempt_at.is_(None)) | (Recipient.next_attempt_at <= now),
+            )
+            .order_by(Recipient.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
         )
-        .order_by(Recipient.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
     )
+    if not ids:
+        return []
     rows = session.execute(
         update(Recipient)
-        .where(Recipient.id.in_(due))
+        .where(Recipient.id.in_(ids), Recipient.status == R.PENDING)
         .values(status=R.SENDING, claimed_at=now, attempts=Recipient.attempts + 1)
         .returning(Recipient.id, Recipient.phone, Recipient.params, Recipient.attempts)
         .execution_options(synchronize_session=False)
@@ -114,9 +119,9 @@ def skip_opted_out(session: Session, claimed: Sequence[Claimed]) -> set[int]:
             )
         )
     )
-    if not opted:
+    ids = {by_phone[p] for p in opted if p is not None}
+    if not ids:
         return set()
-    ids = {by_phone[p] for p in opted}
     deltas = CounterDeltas()
     for recipient in session.scalars(select(Recipient).where(Recipient.id.in_(ids))):
         mark_skipped(session, recipient, reason="contact opted out", deltas=deltas)
@@ -137,8 +142,18 @@ def record(session: Session, outcomes: Sequence[Outcome], *, now: datetime | Non
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update()
     deltas = CounterDeltas()
-    opted_out_phones: list[str] = []
-    for recipient in session.scalars(query):
+    opted_out: dict[str, list[str]] = defaultdict(list)  # reason → phones
+    recipients = list(session.scalars(query))
+    # A cancel skipped every pending recipient; one handed back after it is skipped too.
+    cancelled = set(
+        session.scalars(
+            select(Broadcast.id).where(
+                Broadcast.id.in_({r.broadcast_id for r in recipients}),
+                Broadcast.status == BroadcastStatus.CANCELLED,
+            )
+        )
+    )
+    for recipient in recipients:
         outcome = by_id[recipient.id]
         if outcome.kind == "sent":
             assert outcome.wamid is not None
@@ -162,9 +177,17 @@ def record(session: Session, outcomes: Sequence[Outcome], *, now: datetime | Non
                 deltas=deltas,
             )
             if outcome.opt_out:
-                opted_out_phones.append(recipient.phone)
+                opted_out[f"WhatsApp error {outcome.code}: {outcome.title or 'opted out'}"].append(
+                    recipient.phone
+                )
         elif outcome.kind == "skip":
-            mark_skipped(session, recipient, reason=outcome.title or "skipped", deltas=deltas)
+            reason = outcome.title or "skipped"
+            if mark_skipped(session, recipient, reason=reason, deltas=deltas):
+                recipient.error_code = outcome.code
+            if outcome.opt_out:
+                opted_out[reason].append(recipient.phone)
+        elif recipient.status == R.SENDING and recipient.broadcast_id in cancelled:
+            mark_skipped(session, recipient, reason="broadcast cancelled", deltas=deltas)
         elif recipient.status == R.SENDING:  # retry or release: back to the queue
             recipient.status = R.PENDING
             recipient.claimed_at = None
@@ -176,11 +199,11 @@ def record(session: Session, outcomes: Sequence[Outcome], *, now: datetime | Non
             if not outcome.counts_as_attempt:
                 recipient.attempts = max(0, recipient.attempts - 1)
     deltas.flush(session)
-    if opted_out_phones:
+    for reason, phones in opted_out.items():
         session.execute(
             update(Contact)
-            .where(Contact.phone.in_(opted_out_phones), Contact.opted_out_at.is_(None))
-            .values(opted_out_at=now, opt_out_reason="WhatsApp error 131050: stopped marketing")
+            .where(Contact.phone.in_(phones), Contact.opted_out_at.is_(None))
+            .values(opted_out_at=now, opt_out_reason=reason[:255])
             .execution_options(synchronize_session=False)
         )
 

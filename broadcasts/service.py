@@ -35,11 +35,7 @@ def create_broadcast(
     failure_threshold: float | None = None,
 ) -> Broadcast:
     """A draft broadcast; its agent is the configuration's primary agent at this moment."""
-    name = " ".join(name.split())
-    if not name:
-        raise ValidationFailed("A broadcast needs a name.", field="name")
-    if len(name) > 200:
-        raise ValidationFailed("A broadcast name is at most 200 characters.", field="name")
+    name = clean_name(name)
     config = get_config(session, config_ref)
     if config.primary_agent is None:
         raise ValidationFailed(
@@ -80,6 +76,16 @@ def create_broadcast(
         agent=config.primary_agent.name,
     )
     return broadcast
+
+
+def clean_name(name: str) -> str:
+    """A broadcast name with its whitespace collapsed, or ValidationFailed saying what is wrong."""
+    name = " ".join(name.split())
+    if not name:
+        raise ValidationFailed("A broadcast needs a name.", field="name")
+    if len(name) > 200:
+        raise ValidationFailed("A broadcast name is at most 200 characters.", field="name")
+    return name
 
 
 def _validate_threshold(value: float | None) -> None:

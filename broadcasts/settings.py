@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     slack_app_token: str | None = None
     slack_api_url: str = "https://slack.com/api/"
     # Slack card edits: at most one per card per this many seconds, and a shared workspace budget.
-    slack_card_update_seconds: float = Field(default=3.0, gt=0)
+    slack_card_update_seconds: float = Field(default=1.0, gt=0)
     slack_updates_per_minute: int = Field(default=40, gt=0)
     kapso_api_key: str | None = None
     kapso_api_url: str = DEFAULT_KAPSO_API_URL
@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     inbox_max_attempts: int = Field(default=5, gt=0)
     agent_max_attempts: int = Field(default=10, gt=0)
     agent_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Agents on http:// or private/loopback/link-local addresses (the demo, tests, local dev).
+    agent_allow_private_urls: bool = False
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
     metrics_token: str | None = None  # when set, GET /metrics needs "Authorization: Bearer <it>"

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import random
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,17 +31,25 @@ from broadcasts.models import (
     Conversation,
     Message,
     Recipient,
+    TestSend,
     WhatsAppConfig,
     utcnow,
 )
+from broadcasts.replies import attribute_test_reply
+from jobs import offload
 from jobs import runtime as runtime_mod
 from jobs.queues import AGENTS, job_id, queue
 from jobs.runtime import Runtime
 from kapso.templates import render_body
+from kapso.webhooks import NOT_REPLIES, message_content
 
 log = logging.getLogger(__name__)
+_held: set[int] = set()  # deliveries waiting for or running on their agent's threads here
+_held_lock = threading.Lock()
 
 WEBHOOK_JOB = "jobs.agents.deliver"
+OFFLOAD = "agent-deliveries"  # the jobs.offload name deliveries run on inside a worker
+PER_AGENT_IN_FLIGHT = 4
 SLACK_JOB = "bot.agent_threads.deliver"
 SIGNATURE_HEADER = "X-Broadcast-Signature"
 BACKOFF_BASE_SECONDS = 2.0
@@ -56,15 +65,67 @@ def iso_z(at: datetime) -> str:
 
 
 def broadcast_context(broadcast: Broadcast, recipient: Recipient) -> dict[str, Any]:
-    """Which broadcast a reply answers, exactly in the seed's shape."""
+    """Which broadcast a reply answers: the seed's five fields with the seed's meanings
+    (`template_content` is the template's text with its `{{…}}` placeholders), then our
+    additions under their own names (what this recipient got)."""
     sent_at = recipient.sent_at or broadcast.started_at or broadcast.created_at
+    return _context(broadcast, recipient.params or {}, recipient.wamid, sent_at, is_test=False)
+
+
+def context_of_test_send(broadcast: Broadcast, test_send: TestSend) -> dict[str, Any]:
+    """The same context for a reply to a test send, marked `is_test` (not in any metric)."""
+    return _context(broadcast, test_send.params or {}, test_send.wamid, test_send.sent_at, True)
+
+
+def _context(
+    broadcast: Broadcast,
+    params: dict[str, Any],
+    wamid: str | None,
+    sent_at: datetime,
+    is_test: bool,
+) -> dict[str, Any]:
+    template = broadcast.template
     return {
         "broadcast_id": broadcast.id,
         "broadcast_name": broadcast.name,
-        "template_name": broadcast.template.name,
-        "template_content": render_body(broadcast.template.body_text, recipient.params or {}),
+        "template_name": template.name,
+        "template_content": template.body_text,
         "sent_at": iso_z(sent_at),
+        "template_language": template.language,
+        "parameters": {str(k): v for k, v in params.items()},
+        "rendered_content": render_body(template.body_text, params),
+        "wamid": wamid,
+        "is_test": is_test,
     }
+
+
+def reply_context(
+    session: Session,
+    broadcast: Broadcast | None,
+    recipient: Recipient | None,
+    *,
+    config_id: int,
+    wa_id: str | None,
+    context_id: str | None,
+    at: datetime,
+    window_hours: float,
+) -> dict[str, Any] | None:
+    """The broadcast_context of an inbound message: its broadcast recipient's, else the test
+    send it answers (quoted, or the latest to this sender within the window), else None."""
+    if broadcast is not None and recipient is not None:
+        return broadcast_context(broadcast, recipient)
+    test_send = attribute_test_reply(
+        session,
+        config_id=config_id,
+        wa_id=wa_id,
+        context_id=context_id,
+        at=at,
+        window_hours=window_hours,
+    )
+    if test_send is None:
+        return None
+    tested = session.get(Broadcast, test_send.broadcast_id)
+    return context_of_test_send(tested, test_send) if tested is not None else None
 
 
 def agent_payload(
@@ -78,32 +139,59 @@ def agent_payload(
     is_new: bool,
     context: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """The JSON an agent receives for one inbound message (DESIGN §4)."""
-    button = raw_message.get("button") if isinstance(raw_message.get("button"), dict) else None
-    interactive = raw_message.get("interactive")
+    """The JSON an agent receives for one inbound message (DESIGN §4; README, agent contract)."""
     return {
         "event": "message.received",
         "idempotency_key": idempotency_key,
-        "message": {
-            "id": message.wamid,
-            "from": contact.wa_id,
-            "type": message.type,
-            "text": message.text,
-            "timestamp": iso_z(message.timestamp),
-            "context_id": (raw_message.get("context") or {}).get("id"),
-            "button": button,
-            "interactive": interactive if isinstance(interactive, dict) else None,
-        },
+        "message": typed_message(message, raw_message, contact),
         "contact": {
             "id": contact.id,
             "phone": contact.phone,
             "wa_id": contact.wa_id,
+            "user_id": contact.user_id,
+            "username": contact.username,
             "name": contact.name,
             "opted_out": contact.opted_out_at is not None,
         },
         "conversation": {"id": conversation.id, "is_new": is_new},
         "whatsapp_config": {"name": config.name, "phone_number_id": config.phone_number_id},
         "broadcast_context": context,
+    }
+
+
+def typed_message(message: Message, raw: dict[str, Any], contact: Contact) -> dict[str, Any]:
+    """The `message` part: every field always present (None when it does not apply), so an
+    agent can switch on `kind` (text, image, video, audio, document, sticker, location,
+    contacts, reaction, order, interactive, button, system, revoke, edit, unsupported …)."""
+    content = message_content(raw)
+    button = raw.get("button") if isinstance(raw.get("button"), dict) else None
+    interactive = raw.get("interactive")
+    return {
+        "id": message.wamid,
+        "from": raw.get("from") or contact.wa_id,
+        "from_user_id": raw.get("from_user_id") or contact.user_id,
+        "username": contact.username,
+        "type": message.type,
+        "kind": content["kind"],
+        "is_reply": content["kind"] not in NOT_REPLIES,
+        "text": message.text,
+        "caption": content.get("caption"),
+        "timestamp": iso_z(message.timestamp),
+        "context_id": (raw.get("context") or {}).get("id"),
+        "button": button,
+        "interactive": interactive if isinstance(interactive, dict) else None,
+        "interactive_reply": content.get("interactive"),
+        "media": content.get("media"),
+        "location": content.get("location"),
+        "contacts": content.get("contacts"),
+        "reaction": content.get("reaction"),
+        "order": content.get("order"),
+        "system": content.get("system"),
+        "target_message_id": content.get("target_message_id"),
+        "edit": content.get("edit"),
+        "referral": content.get("referral"),
+        "errors": content.get("errors"),
+        "raw": raw,
     }
 
 
@@ -157,7 +245,40 @@ def backoff_seconds(attempt: int) -> float:
 
 
 def deliver(delivery_id: int) -> str:
-    """RQ job: POST one delivery to its webhook agent; on failure record it and retry later."""
+    """RQ job: POST one delivery to its webhook agent; on failure record it and retry later.
+
+    Inside a worker the POST runs on the agent's own threads (at most PER_AGENT_IN_FLIGHT at a
+    time, the rest in order behind them), so a slow or failing agent delays only its own
+    messages and the worker goes on with the next job at once."""
+    work = offload.get(OFFLOAD)
+    if work is None:
+        return _deliver_now(delivery_id)
+    runtime = runtime_mod.current()
+    with transaction(runtime.sessions) as session:
+        agent_id = session.scalar(
+            select(AgentDelivery.agent_id).where(
+                AgentDelivery.id == delivery_id, AgentDelivery.status == DeliveryStatus.PENDING
+            )
+        )
+    if agent_id is None:
+        return "nothing to do"
+    with _held_lock:
+        if delivery_id in _held:  # already waiting for its agent here (a requeue found it)
+            return "already queued"
+        _held.add(delivery_id)
+    work.submit(f"agent-{agent_id}", _deliver_held, delivery_id)
+    return "queued for its agent"
+
+
+def _deliver_held(delivery_id: int) -> None:
+    try:
+        _deliver_now(delivery_id)
+    finally:
+        with _held_lock:
+            _held.discard(delivery_id)
+
+
+def _deliver_now(delivery_id: int) -> str:
     runtime = runtime_mod.current()
     settings = runtime.settings
     with transaction(runtime.sessions) as session:
@@ -308,7 +429,9 @@ def send_agent_reply(runtime: Runtime, conversation_id: str, text: str, by: Acto
                 field="text",
             )
         target = target_for(config)
-        to = contact.wa_id or contact.phone
+        to = contact.wa_id or contact.phone or contact.user_id
+        if to is None:
+            raise ValidationFailed(f"Contact {contact.id} has no number or user id to reply to.")
 
     async def send() -> Any:
         async with WhatsAppClient(max_in_flight=1) as client:

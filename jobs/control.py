@@ -10,7 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
+
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from broadcasts import audit, service
 from broadcasts.actors import Actor
@@ -18,7 +23,8 @@ from broadcasts.callback import encode
 from broadcasts.db import transaction
 from broadcasts.errors import ValidationFailed
 from broadcasts.imports.phones import PHONE_REASONS, normalise_phone
-from broadcasts.models import Broadcast
+from broadcasts.models import Broadcast, utcnow
+from broadcasts.replies import record_test_send
 from broadcasts.templates import ensure_approved
 from jobs import events
 from jobs.limiter import reserve_sync
@@ -29,20 +35,41 @@ from kapso.client import WhatsAppClient
 from kapso.errors import WhatsAppError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def start(runtime: Runtime, ref: str, *, by: Actor) -> Broadcast:
     with transaction(runtime.sessions) as session:
         broadcast = service.start_broadcast(session, ref, by=by)
         _, pause, _ = service.effective_pacing(broadcast)
+        recipients = broadcast.pending_count  # the note says this even if it is shown late
     enqueue_lanes(runtime, broadcast.id, lanes_for(pause, runtime.settings.send_lanes))
-    events.publish(runtime.redis, broadcast.id, "started", by=by.id, via=by.via)
+    events.publish(
+        runtime.redis, broadcast.id, "started", by=by.id, via=by.via, recipients=recipients
+    )
     return broadcast
 
 
+def _while_sending(runtime: Runtime, fn: Callable[[Session], T]) -> T:
+    """Run a control change in its own transaction, again if the database picked it as the
+    victim of a deadlock or was busy: pause and cancel race the lanes' writes to the same rows,
+    and a user's press must not fail for that."""
+    for attempt in range(5):
+        try:
+            with transaction(runtime.sessions) as session:
+                return fn(session)
+        except OperationalError as exc:
+            if attempt == 4:
+                raise
+            log.warning("control change retried after %s", type(exc.orig).__name__)
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
 def pause(runtime: Runtime, ref: str, *, by: Actor, reason: str | None = None) -> Broadcast:
-    with transaction(runtime.sessions) as session:
-        broadcast = service.pause_broadcast(session, ref, by=by, reason=reason)
+    broadcast = _while_sending(
+        runtime, lambda session: service.pause_broadcast(session, ref, by=by, reason=reason)
+    )
     events.publish(runtime.redis, broadcast.id, "paused", by=by.id, via=by.via, reason=reason)
     return broadcast
 
@@ -57,8 +84,9 @@ def resume(runtime: Runtime, ref: str, *, by: Actor) -> Broadcast:
 
 
 def cancel(runtime: Runtime, ref: str, *, by: Actor) -> tuple[Broadcast, int]:
-    with transaction(runtime.sessions) as session:
-        broadcast, skipped = service.cancel_broadcast(session, ref, by=by)
+    broadcast, skipped = _while_sending(
+        runtime, lambda session: service.cancel_broadcast(session, ref, by=by)
+    )
     events.publish(runtime.redis, broadcast.id, "cancelled", by=by.id, via=by.via, skipped=skipped)
     return broadcast, skipped
 
@@ -89,14 +117,20 @@ def _wait_for_slot(runtime: Runtime, phone_number_id: str, rate: float) -> None:
             return
 
 
-def test_send(runtime: Runtime, ref: str, *, phone: str, params: dict[str, str], by: Actor) -> str:
-    """Send the broadcast's template to one number, outside its metrics; returns the wamid."""
+def test_number(runtime: Runtime, phone: str) -> str:
+    """The test number in E.164, or a ValidationFailed saying why it cannot be used."""
     number, reason = normalise_phone(phone, runtime.settings.phone_default_region)
     if number is None:
         raise ValidationFailed(
             f"Test number '{phone}' is not usable: {PHONE_REASONS.get(reason, reason)}.",
             field="phone",
         )
+    return number
+
+
+def test_send(runtime: Runtime, ref: str, *, phone: str, params: dict[str, str], by: Actor) -> str:
+    """Send the broadcast's template to one number, outside its metrics; returns the wamid."""
+    number = test_number(runtime, phone)
     with transaction(runtime.sessions) as session:
         broadcast = service.get_broadcast(session, ref)
         template = broadcast.template
@@ -123,6 +157,15 @@ def test_send(runtime: Runtime, ref: str, *, phone: str, params: dict[str, str],
     except WhatsAppError as exc:
         raise ValidationFailed(f"Test send refused. {exc}", field="params") from None
     with transaction(runtime.sessions) as session:
+        record_test_send(
+            session,
+            broadcast_id=broadcast_id,
+            phone=number,
+            wamid=wamid,
+            params=params,
+            sent_by=by.id,
+            at=utcnow(),
+        )
         audit.record(
             session,
             "broadcast.test_send",

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from redis import Redis
-from sqlalchemy import Connection, Row, select, update
+from sqlalchemy import Connection, Row, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -27,6 +28,11 @@ PROCESS_JOB = "jobs.inbox.process"
 # workers share a burst instead of one taking it all.
 JOB_MAX_EVENTS = 200
 JOB_MAX_BYTES = 512 * 1024
+KICK_KEY = "bb:inbox:kick"  # set while a job that takes whatever waits is queued
+KICK_TTL_SECONDS = 30  # a kick whose job was lost lapses; the maintenance requeue is the net
+KICK_BUDGET_SECONDS = 1.0  # one such job works this long, then hands the rest to a new job
+# (short: agent and Slack jobs of the same process wait behind it)
+REQUEUE_MEMORY_SECONDS = 30.0  # at the least, a requeued row is not queued again for this long
 
 
 @dataclass(frozen=True)
@@ -96,19 +102,45 @@ def enqueue(redis: Redis[bytes], ids: Sequence[int]) -> None:
 
 
 def enqueue_sized(redis: Redis[bytes], rows: Sequence[tuple[int, int]]) -> None:
-    q = queue(WEBHOOKS, redis)
-    for part in chunks(rows):
-        q.enqueue(PROCESS_JOB, part, job_timeout=600, result_ttl=0, failure_ttl=86400)
+    """Web intake: make sure a job will look for waiting bodies soon. One such job waits in the
+    queue at a time (a stream of single-status POSTs is one job per batch, not one per POST);
+    a job that finds a full batch calls a helper before it starts, so workers share a burst."""
+    if rows:
+        kick(redis)
 
 
-def requeue_stale(runtime: Runtime, *, older_than: float | None = None) -> int:
+def kick(redis: Redis[bytes]) -> bool:
+    """Queue a job that processes whatever is waiting, unless one is queued already."""
+    if not redis.set(KICK_KEY, b"1", nx=True, ex=KICK_TTL_SECONDS):
+        return False
+    queue(WEBHOOKS, redis).enqueue(
+        PROCESS_JOB, [], job_timeout=600, result_ttl=0, failure_ttl=86400
+    )
+    return True
+
+
+def requeue_stale(
+    runtime: Runtime, *, older_than: float | None = None, replay: bool = False
+) -> int:
     """Queue again every unprocessed row older than the threshold (after a Redis loss or crash),
-    and agent deliveries whose attempt is overdue by as much; returns the inbox rows queued."""
+    and agent deliveries whose attempt is overdue by as much; returns the inbox rows queued.
+
+    A row the maintenance loop queues (`older_than` not given) is remembered for as long as the
+    threshold, so a backlog is queued once per threshold, not on every pass. A row that failed
+    `inbox_max_attempts` times is parked: it stays in the inbox with its error (`webhooks
+    status`) until replayed (`replay=True`: parked rows get their attempts back, all is queued)."""
     from jobs.agents import requeue_due
 
     settings = runtime.settings
     age = settings.inbox_requeue_after_seconds if older_than is None else older_than
     cutoff = utcnow() - timedelta(seconds=age)
+    if replay:
+        with runtime.engine.begin() as conn:
+            conn.execute(
+                update(InboxEvent)
+                .where(InboxEvent.processed_at.is_(None), InboxEvent.received_at <= cutoff)
+                .values(attempts=0)
+            )
     with runtime.engine.connect() as conn:
         ids = list(
             conn.scalars(
@@ -122,6 +154,8 @@ def requeue_stale(runtime: Runtime, *, older_than: float | None = None) -> int:
                 .limit(100_000)
             )
         )
+    if older_than is None:  # the maintenance loop: each row once per threshold
+        ids = _not_recently_queued(runtime.redis, ids, max(age, REQUEUE_MEMORY_SECONDS))
     if ids:
         enqueue(runtime.redis, ids)
         log.info("requeued %d unprocessed webhook bodies", len(ids))
@@ -129,6 +163,47 @@ def requeue_stale(runtime: Runtime, *, older_than: float | None = None) -> int:
     if deliveries:
         log.info("requeued %d overdue agent deliveries", deliveries)
     return len(ids)
+
+
+def _not_recently_queued(redis: Redis[bytes], ids: Sequence[int], seconds: float) -> list[int]:
+    """The ids not requeued within `seconds`, now marked as requeued."""
+    fresh: list[int] = []
+    ttl = max(1, int(seconds))
+    for start in range(0, len(ids), 1000):
+        part = ids[start : start + 1000]
+        pipe = redis.pipeline(transaction=False)
+        for event_id in part:
+            pipe.set(f"bb:inbox:requeued:{event_id}", b"1", nx=True, ex=ttl)
+        fresh += [i for i, first in zip(part, pipe.execute(), strict=True) if first]
+    return fresh
+
+
+def _waiting_beside(runtime: Runtime, ids: Sequence[int]) -> list[int]:
+    """Other bodies waiting for their first try, taken along up to a job's size: under a stream
+    of single-status POSTs one job then does the work of many, and the jobs queued for the rows
+    it took find them done."""
+    room = JOB_MAX_EVENTS - len(ids)  # the rows of a failed first try wait for the requeue
+    if room <= 0:
+        return []
+    with runtime.engine.connect() as conn:
+        rows = conn.execute(
+            select(InboxEvent.id, func.length(InboxEvent.body))
+            .where(
+                InboxEvent.processed_at.is_(None),
+                InboxEvent.attempts == 0,
+                InboxEvent.id.not_in(ids),
+            )
+            .order_by(InboxEvent.id)
+            .limit(room)
+        ).all()
+    taken: list[int] = []
+    size = 0
+    for event_id, length in rows:
+        size += int(length or 0)
+        if size > JOB_MAX_BYTES:
+            break
+        taken.append(int(event_id))
+    return taken
 
 
 def _claim(session: Session, ids: Sequence[int]) -> list[Row[Any]]:
@@ -144,10 +219,30 @@ def _claim(session: Session, ids: Sequence[int]) -> list[Row[Any]]:
 
 
 def process(ids: list[int]) -> int:
-    """RQ job: process inbox rows once each; returns how many were processed now."""
+    """RQ job: process inbox rows once each (those named, or with none named whatever waits for
+    its first try, batch after batch for up to KICK_BUDGET_SECONDS); returns how many."""
+    runtime = runtime_mod.current()
+    if ids:
+        return _process_batch(runtime, ids + _waiting_beside(runtime, ids))
+    runtime.redis.delete(KICK_KEY)  # from here on, a new body queues a new job
+    done, deadline = 0, time.monotonic() + KICK_BUDGET_SECONDS
+    while True:
+        batch = _waiting_beside(runtime, [])
+        if not batch:
+            return done
+        if len(batch) >= JOB_MAX_EVENTS or time.monotonic() > deadline:
+            kick(runtime.redis)  # more than one batch waits: another worker may help
+            if time.monotonic() > deadline:
+                return done
+        now_done = _process_batch(runtime, batch)
+        if now_done == 0:  # another worker holds them, or they failed: nothing more for us
+            return done
+        done += now_done
+
+
+def _process_batch(runtime: Runtime, ids: list[int]) -> int:
     from jobs.webhook_events import Processor
 
-    runtime = runtime_mod.current()
     processor = Processor(runtime)
     try:
         done = _process_together(runtime, processor, ids)

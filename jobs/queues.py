@@ -9,7 +9,7 @@ from rq import Queue
 SEND = "send"
 WEBHOOKS = "webhooks"
 AGENTS = "agents"
-IMPORTS = "imports"
+IMPORTS = "imports"  # the long jobs: imports, reports, template syncs
 SLACK = "slack"
 MAINTENANCE = "maintenance"
 ALL = (SEND, WEBHOOKS, AGENTS, IMPORTS, SLACK, MAINTENANCE)

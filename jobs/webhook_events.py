@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from functools import partial
 from typing import Any, Protocol
 
 from sqlalchemy import or_, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from broadcasts import contacts, service
@@ -34,11 +36,19 @@ from broadcasts.models import (
     utcnow,
 )
 from broadcasts.opt_outs import keyword_intent
-from broadcasts.recipient_status import CounterDeltas, apply_delivery_status, mark_responded
+from broadcasts.recipient_status import (
+    CounterDeltas,
+    apply_delivery_status,
+    mark_responded,
+    retry_after_async_failure,
+)
 from broadcasts.replies import attribute_reply
+from broadcasts.sending import MAX_ATTEMPTS, backoff
 from broadcasts.templates import set_status
 from jobs import agents, events
 from jobs.runtime import Runtime
+from jobs.sender import enqueue_lanes
+from kapso.errors import ErrorAction, classify
 from kapso.webhooks import (
     InboundMessage,
     MessageStatus,
@@ -53,7 +63,6 @@ from kapso.webhooks import (
 log = logging.getLogger(__name__)
 
 LOOKUP_CHUNK = 500
-OPTED_OUT_CODE = 131050  # the user stopped marketing messages
 MESSAGE_RANK = {"accepted": 0, "sent": 1, "delivered": 2, "read": 3}
 
 
@@ -96,15 +105,18 @@ class Processor:
         parsed: list[Any] = []
         for row in rows:
             result = parse_row(row)
-            if result.ignored:
-                log.info("inbox %s: ignored %s", row.id, ", ".join(result.ignored))
+            problems = [i for i in result.ignored if i.startswith("error ")]
+            if problems:  # WhatsApp reporting a problem with the number or the app itself
+                log.warning("inbox %s: WhatsApp reported %s", row.id, "; ".join(problems))
+            if len(problems) < len(result.ignored):
+                log.info("inbox %s: not acted on: %s", row.id, ", ".join(result.ignored))
             parsed.extend(result.events)
         statuses = [e for e in parsed if isinstance(e, StatusUpdate)]
         if statuses:
             self._statuses(session, statuses, deltas)
         for event in parsed:
             if isinstance(event, InboundMessage):
-                self._inbound(session, event, deltas)
+                self._inbound_isolated(session, event, deltas)
             elif isinstance(event, TemplateStatusUpdate):
                 self._template(session, event)
             elif isinstance(event, UserPreferenceUpdate):
@@ -130,6 +142,7 @@ class Processor:
                 refs[s.wamid] = ref
         wanted = {r.recipient_id for r in refs.values() if r.recipient_id is not None}
         by_id = {r.id: r for r in _lock_recipients(session, ids=wanted)} if wanted else {}
+        trusted = _trusted_broadcasts(session, {r.broadcast_id for r in by_id.values()})
         unknown: list[StatusUpdate] = []
         for s in statuses:
             if s.status is MessageStatus.UNKNOWN:
@@ -138,15 +151,30 @@ class Processor:
             if recipient is None and s.wamid in refs:
                 ref = refs[s.wamid]
                 candidate = by_id.get(ref.recipient_id) if ref.recipient_id is not None else None
-                if candidate is not None and candidate.broadcast_id == ref.broadcast_id:
+                if candidate is not None and _callback_proves(candidate, ref, s.wamid, trusted):
                     recipient = candidate
                     by_wamid[s.wamid] = candidate  # the lost response's wamid, reconciled
+                elif candidate is not None:
+                    log.warning(
+                        "status %s names recipient %s of broadcast %s, which is not waiting "
+                        "for it (never claimed, a draft, or an earlier send); ignored",
+                        s.wamid,
+                        candidate.id,
+                        ref.broadcast_id,
+                    )
+                    continue
                 elif ref.recipient_id is None:
                     continue  # a test send: outside the broadcast's metrics
             if recipient is None:
                 unknown.append(s)
                 continue
+            if s.recipient_user_id and recipient.user_id is None:
+                recipient.user_id = s.recipient_user_id
             error = s.errors[0] if s.errors else None
+            if s.status is MessageStatus.FAILED and self._failed_send(
+                session, recipient, s, deltas
+            ):
+                continue
             apply_delivery_status(
                 session,
                 recipient,
@@ -159,12 +187,80 @@ class Processor:
                 error_detail=error.details if error else None,
                 deltas=deltas,
             )
-            if error is not None and error.code == OPTED_OUT_CODE:
+            if error is not None and classify(error.code, None).opt_out:
                 self._set_opt_out(
-                    session, recipient.phone, True, "WhatsApp error 131050: stopped marketing"
+                    session,
+                    recipient.phone,
+                    True,
+                    f"WhatsApp error {error.code}: {classify(error.code, None).summary}",
                 )
         if unknown:
             self._other_statuses(session, unknown)
+
+    def _failed_send(
+        self, session: Session, recipient: Recipient, s: StatusUpdate, deltas: CounterDeltas
+    ) -> bool:
+        """An asynchronous failure, as the error table says: a retryable code puts the same row
+        back for a bounded fresh send; a broadcast-level code also pauses (or fails) the
+        broadcast. True when handled here; False: the recipient fails as usual."""
+        error = s.errors[0] if s.errors else None
+        if error is None or recipient.wamid != s.wamid:
+            return False
+        c = classify(error.code, None)
+        if not (c.retryable or c.stops_broadcast):
+            return False
+        broadcast = session.get(Broadcast, recipient.broadcast_id)
+        live = (BroadcastStatus.SENDING, BroadcastStatus.PAUSED)
+        if broadcast is None or broadcast.status not in live:
+            return False
+        if recipient.attempts >= MAX_ATTEMPTS:
+            return False
+        delay = max(c.delay_seconds or 0.0, backoff(recipient.attempts))
+        if not retry_after_async_failure(
+            session,
+            recipient,
+            wamid=s.wamid,
+            code=error.code,
+            title=error.title,
+            detail=error.details,
+            retry_at=utcnow() + timedelta(seconds=delay),
+            deltas=deltas,
+        ):
+            return False
+        log.info(
+            "recipient %s: asynchronous failure %s (%s); retrying in %.0fs",
+            recipient.id,
+            error.code,
+            c.action.value,
+            delay,
+        )
+        if c.stops_broadcast and broadcast.status == BroadcastStatus.SENDING:
+            reason = (
+                f"WhatsApp error {error.code} on a delivered send: {c.summary}. "
+                f"{error.title or ''} {error.details or ''}".strip()
+            )
+            kind = self._stop(
+                session, broadcast, reason, fail=c.action is ErrorAction.FAIL_BROADCAST
+            )
+            if kind:
+                self._after.append(
+                    partial(events.publish, self.runtime.redis, broadcast.id, kind, reason=reason)
+                )
+        elif broadcast.status == BroadcastStatus.SENDING:
+            self._after.append(partial(enqueue_lanes, self.runtime, broadcast.id, 1, delay=delay))
+        return True
+
+    @staticmethod
+    def _stop(session: Session, broadcast: Broadcast, reason: str, *, fail: bool) -> str | None:
+        try:
+            if fail:
+                service.fail_broadcast(session, broadcast, reason=reason)
+                return "failed"
+            service.pause_broadcast(session, broadcast.id, by=Actor.system(), reason=reason)
+            return "paused"
+        except BroadcastBotError as exc:  # it changed meanwhile
+            log.info("could not stop broadcast %s: %s", broadcast.id, exc)
+            return None
 
     def _other_statuses(self, session: Session, statuses: list[StatusUpdate]) -> None:
         """Statuses of agent replies move their Message forward; others are not ours."""
@@ -220,6 +316,7 @@ class Processor:
             session,
             config_id=config.id,
             wa_id=m.from_wa_id,
+            user_id=m.user_id,
             context_id=m.context_id,
             at=m.timestamp,
             window_hours=self.settings.reply_attribution_hours,
@@ -228,14 +325,25 @@ class Processor:
         contact = contact_for_sender(
             session,
             wa_id=m.from_wa_id,
+            user_id=m.user_id,
+            username=m.username,
             profile_name=m.profile_name,
             at=m.timestamp,
             phone_hint=recipient.phone if recipient else None,
         )
+        intent = (
+            keyword_intent(m.body, self.settings.opt_out_words, self.settings.opt_in_words)
+            if m.is_reply  # a reaction, notice, revoke or edit says nothing about opting out
+            else None
+        )
         if recipient is not None:
             if recipient.contact_id is None:
                 recipient.contact_id = contact.id
-            mark_responded(session, recipient, at=m.timestamp, deltas=deltas)
+            if m.user_id and recipient.user_id is None:
+                recipient.user_id = m.user_id
+            if m.is_reply:  # a reaction, system notice, revoke or edit is not an answer
+                opt_out = intent is True  # a STOP reply is an opt-out, not a response
+                mark_responded(session, recipient, at=m.timestamp, deltas=deltas, opt_out=opt_out)
         agent_id = broadcast.agent_id if broadcast else config.primary_agent_id
         conversation, is_new = open_conversation(
             session,
@@ -258,15 +366,21 @@ class Processor:
             broadcast_id=broadcast.id if broadcast else None,
             recipient_id=recipient.id if recipient else None,
         )
-        intent = keyword_intent(m.body, self.settings.opt_out_words, self.settings.opt_in_words)
         if intent is not None:
-            self._set_opt_out(session, contact.phone, intent, f"replied '{m.body}'")
+            self._opt_out_contact(session, contact, intent, f"replied '{m.body}'")
         agent = session.get(Agent, agent_id) if agent_id else None
         if agent is None:
             log.warning("no agent for inbound message %s on '%s'", m.wamid, config.name)
             return
-        context = (
-            agents.broadcast_context(broadcast, recipient) if broadcast and recipient else None
+        context = agents.reply_context(
+            session,
+            broadcast,
+            recipient,
+            config_id=config.id,
+            wa_id=m.from_wa_id,
+            context_id=m.context_id,
+            at=m.timestamp,
+            window_hours=self.settings.reply_attribution_hours,
         )
         payload = agents.agent_payload(
             idempotency_key=agents.idempotency_key_for(agent.id, m.wamid),
@@ -284,6 +398,31 @@ class Processor:
             self._after.append(
                 partial(agents.enqueue_delivery, self.runtime.redis, delivery.id, kind)
             )
+
+    def _inbound_isolated(self, session: Session, m: InboundMessage, deltas: CounterDeltas) -> None:
+        """One message that cannot be applied is logged and left out (in a savepoint); the
+        rest of its body still is. A database outage still fails the body (it is retried)."""
+        mine = CounterDeltas()
+        try:
+            with session.begin_nested():
+                self._inbound(session, m, mine)
+        except OperationalError:
+            raise
+        except Exception:
+            log.exception("inbound message %s from %s could not be applied", m.wamid, m.sender)
+            return
+        deltas.merge(mine)
+
+    def _opt_out_contact(
+        self, session: Session, contact: Contact, opted_out: bool, reason: str
+    ) -> None:
+        if contact.phone is not None:
+            self._set_opt_out(session, contact.phone, opted_out, reason)
+            return
+        # Known only by user id: the wish is kept on the contact itself.
+        contact.opted_out_at = (contact.opted_out_at or utcnow()) if opted_out else None
+        contact.opt_out_reason = reason[:255] if opted_out else None
+        session.flush()
 
     # -- marketing preferences and templates -----------------------------------------------
 
@@ -323,20 +462,36 @@ class Processor:
         reason = f"Template '{template.name}' ({template.language}) was {status.value.lower()}"
         reason += f" by WhatsApp: {why}." if why else " by WhatsApp."
         for broadcast in list(sending):
-            try:
-                if status is TemplateStatus.PAUSED:
-                    service.pause_broadcast(session, broadcast.id, by=Actor.system(), reason=reason)
-                    kind = "paused"
-                else:
-                    service.fail_broadcast(session, broadcast, reason=reason)
-                    kind = "failed"
-            except BroadcastBotError as exc:  # it changed meanwhile
-                log.info("could not stop broadcast %s: %s", broadcast.id, exc)
+            kind = self._stop(session, broadcast, reason, fail=status is TemplateStatus.DISABLED)
+            if kind is None:
                 continue
             log.warning("broadcast %s %s: %s", broadcast.id, kind, reason)
             self._after.append(
                 partial(events.publish, self.runtime.redis, broadcast.id, kind, reason=reason)
             )
+
+
+def _trusted_broadcasts(session: Session, ids: set[str]) -> set[str]:
+    """Broadcasts whose callback data may reconcile a send: ones that have sent something."""
+    if not ids:
+        return set()
+    live = (BroadcastStatus.SENDING, BroadcastStatus.PAUSED, BroadcastStatus.COMPLETED)
+    return set(
+        session.scalars(
+            select(Broadcast.id).where(Broadcast.id.in_(ids), Broadcast.status.in_(live))
+        )
+    )
+
+
+def _callback_proves(recipient: Recipient, ref: CallbackRef, wamid: str, trusted: set[str]) -> bool:
+    """Callback data is trusted only for a recipient of that broadcast whose row was actually
+    claimed for sending, in a broadcast that has sent, and not for a wamid it already replaced."""
+    return (
+        recipient.broadcast_id == ref.broadcast_id
+        and recipient.broadcast_id in trusted
+        and recipient.attempts > 0
+        and wamid not in (recipient.wamid_history or [])
+    )
 
 
 def _lock_recipients(

@@ -8,7 +8,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from broadcasts.configs import get_config
+from broadcasts.configs import Limits, get_config, record_limits
 from broadcasts.db import transaction
 from broadcasts.enums import Provider, TemplateStatus
 from broadcasts.errors import BroadcastBotError, NotFoundError, SettingsError
@@ -21,7 +21,7 @@ from broadcasts.templates import (
     upsert_templates,
 )
 from jobs.runtime import Runtime
-from kapso.client import ApiTarget, TemplatePage, WhatsAppClient
+from kapso.client import ApiTarget, NumberLimits, TemplatePage, WhatsAppClient
 from kapso.errors import WhatsAppError
 from kapso.sandbox.config import SandboxConfig
 from kapso.templates import TemplateSpec, WaTemplate
@@ -44,6 +44,24 @@ class TemplateSyncResult(SyncResult):
     """A sync's counts, plus the templates left out because we cannot send them."""
 
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
+    limits: LimitsResult | None = None
+    limits_error: str | None = None
+
+
+@dataclass(frozen=True)
+class LimitsResult:
+    """A configuration's limits after reading them from WhatsApp, and what changed."""
+
+    config_name: str
+    throughput_level: str | None
+    throughput_mps: int
+    messaging_limit: str | None
+    changes: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        level = self.throughput_level or "unknown"
+        tier = self.messaging_limit or "unknown"
+        return f"throughput {level} ({self.throughput_mps}/s), messaging limit {tier}"
 
 
 def _dotenv_value(name: str) -> str | None:
@@ -106,6 +124,38 @@ async def _fetch(target: ApiTarget) -> TemplatePage:
         return await client.fetch_templates(target)
 
 
+async def _fetch_limits(target: ApiTarget) -> NumberLimits:
+    async with WhatsAppClient(max_in_flight=2) as client:
+        return await client.get_number_limits(target)
+
+
+def refresh_limits(
+    runtime: Runtime, config_ref: str | int, *, rate_from_level: bool = True
+) -> LimitsResult:
+    """Read the number's throughput level and messaging limit tier from WhatsApp and store them
+    (the rate follows the level unless it was set by hand; see record_limits)."""
+    with transaction(runtime.sessions) as session:
+        config = get_config(session, config_ref)
+        target = target_for(config)
+    try:
+        found = asyncio.run(_fetch_limits(target))
+    except WhatsAppError as exc:
+        raise WhatsAppCallFailed(exc) from None
+    limits = Limits(found.throughput_level, found.throughput_mps, found.messaging_limit)
+    with transaction(runtime.sessions) as session:
+        changes = record_limits(session, config_ref, limits, rate_from_level=rate_from_level)
+        config = get_config(session, config_ref)
+        if found.display_phone_number and not config.display_phone_number:
+            config.display_phone_number = found.display_phone_number[:32]
+        return LimitsResult(
+            config.name,
+            config.throughput_level,
+            config.throughput_mps,
+            config.messaging_limit,
+            changes,
+        )
+
+
 def sync_templates(runtime: Runtime, config_ref: str | int) -> TemplateSyncResult:
     """Store every template of the configuration's WABA; re-syncs record status changes.
 
@@ -135,10 +185,18 @@ def sync_templates(runtime: Runtime, config_ref: str | int) -> TemplateSyncResul
                 set_status(session, row, TemplateStatus.DELETED, GONE_REASON)
     for name, reason in page.unsupported:
         log.info("configuration %s: skipped %s (%s)", target.config_name, name, reason)
+    limits, limits_error = None, None
+    try:
+        limits = refresh_limits(runtime, config_ref)
+    except BroadcastBotError as exc:  # the templates are synced; the limits stay as they were
+        log.warning("configuration %s: limits not refreshed: %s", target.config_name, exc)
+        limits_error = str(exc)
     return TemplateSyncResult(
         added=result.added,
         updated=result.updated,
         unchanged=result.unchanged,
         status_changes=changes,
         skipped=list(page.unsupported),
+        limits=limits,
+        limits_error=limits_error,
     )

@@ -1,22 +1,48 @@
-"""The worker process: RQ's SimpleWorker on every queue, with scheduler and maintenance loop.
+"""The worker: `broadcast-bot worker` runs a process per role, so sending never starves the rest.
 
-SimpleWorker runs jobs in-process so HTTP and database pools live across jobs (a forked work-horse
-per job would rebuild them); a SIGTERM asks running lanes to hand over within a second.
+- `send` takes the send queue; each lane runs on a thread of its own (jobs.offload), so one
+  process sends several broadcasts at once, each at its number's rate.
+- `events` takes webhooks, Slack card/notes, agent deliveries (each agent on threads of its own,
+  so a slow agent delays only itself) and runs the maintenance loop.
+- `bulk` takes the imports queue: CSV imports, reports and template syncs, which can keep a
+  process busy for many seconds.
+
+Each role is an RQ SimpleWorker (jobs run in-process so HTTP and database pools live across
+jobs). The supervisor restarts a role process that dies and passes SIGTERM on: lanes then hand
+over within a second. `--queue` runs one process on the named queues instead (every offload
+still installed), and `--burst` drains everything once in this process (tests, one-off runs).
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from typing import Any
 
 from rq import SimpleWorker
 
-from jobs import maintenance, sender
-from jobs.queues import ALL, queue
+from jobs import agents, maintenance, offload, sender
+from jobs.queues import AGENTS, ALL, IMPORTS, MAINTENANCE, SEND, SLACK, WEBHOOKS, queue
 from jobs.runtime import Runtime, install
 
 log = logging.getLogger(__name__)
+
+ROLES: dict[str, tuple[str, ...]] = {
+    "send": (SEND,),
+    # Agent and Slack jobs are few and quick (agent deliveries only hand over): taken first, so
+    # a stream of webhook bodies never holds a reply or a card edit back.
+    "events": (AGENTS, SLACK, WEBHOOKS, MAINTENANCE),
+    "bulk": (IMPORTS,),
+}
+HAND_OVER_SECONDS = 10.0  # how long a stopping process waits for its lanes to hand over
+RESTART_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
+PR_SET_PDEATHSIG = 1
 
 
 class BroadcastWorker(SimpleWorker):
@@ -32,16 +58,96 @@ def run(
     burst: bool = False,
     with_maintenance: bool = True,
 ) -> bool:
+    """One worker process on `queues` (lanes and agent deliveries offloaded to threads)."""
     install(runtime)
+    lanes = offload.Offload(sender.OFFLOAD)
+    deliveries = offload.Offload(agents.OFFLOAD, per_key=agents.PER_AGENT_IN_FLIGHT)
+    offload.install(lanes)
+    offload.install(deliveries)
     stop = threading.Event()
     if with_maintenance:
         threading.Thread(
             target=maintenance.loop, args=(runtime, stop), name="maintenance", daemon=True
         ).start()
-    worker = BroadcastWorker(
-        [queue(name, runtime.redis) for name in queues], connection=runtime.redis
-    )
     try:
-        return bool(worker.work(with_scheduler=True, burst=burst, logging_level="WARNING"))
+        while True:
+            worker = BroadcastWorker(
+                [queue(name, runtime.redis) for name in queues], connection=runtime.redis
+            )
+            result = bool(worker.work(with_scheduler=True, burst=burst, logging_level="WARNING"))
+            if not burst or sender.shutting_down.is_set():
+                return result
+            # Burst: offloaded work may queue more (hand-overs, retries); drain until all is idle.
+            lanes.drain(timeout=600)
+            deliveries.drain(timeout=600)
+            if not any(queue(name, runtime.redis).count for name in queues):
+                return result
     finally:
         stop.set()
+        for work in (lanes, deliveries):
+            if not work.drain(HAND_OVER_SECONDS):
+                log.warning("%s still running after %.0f s; leaving", work.name, HAND_OVER_SECONDS)
+        offload.uninstall(lanes.name)
+        offload.uninstall(deliveries.name)
+
+
+def _die_with_parent() -> None:
+    """In a role process: get SIGTERM when the supervisor dies, even by SIGKILL (Linux)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the roles outlive a killed supervisor
+        pass
+
+
+def role_command(role: str, extra: tuple[str, ...] = ()) -> list[str]:
+    return [sys.executable, "-m", "bot.cli.main", "worker", "--role", role, *extra]
+
+
+def supervise(roles: tuple[str, ...] = tuple(ROLES), extra: tuple[str, ...] = ()) -> int:
+    """Run one process per role until SIGTERM/SIGINT; restart a role process that dies."""
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    restarts: dict[str, int] = dict.fromkeys(roles, 0)
+    started: dict[str, float] = {}
+
+    def start(role: str) -> None:
+        procs[role] = subprocess.Popen(  # noqa: S603
+            role_command(role, extra), env=os.environ.copy(), preexec_fn=_die_with_parent
+        )
+        started[role] = time.monotonic()
+        log.info("worker role %s started (pid %d)", role, procs[role].pid)
+
+    for role in roles:
+        start(role)
+    try:
+        while not stopping.wait(0.5):
+            for role, proc in list(procs.items()):
+                code = proc.poll()
+                if code is None:
+                    continue
+                if time.monotonic() - started[role] > 60:
+                    restarts[role] = 0  # it ran a while: a fresh failure, not a crash loop
+                delay = RESTART_BACKOFF[min(restarts[role], len(RESTART_BACKOFF) - 1)]
+                restarts[role] += 1
+                log.error("worker role %s exited with %s; restarting in %.0f s", role, code, delay)
+                if stopping.wait(delay):
+                    break
+                start(role)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + HAND_OVER_SECONDS + 20
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return 0

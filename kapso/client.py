@@ -19,8 +19,9 @@ from types import TracebackType
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
-from kapso.errors import ErrorAction, WhatsAppError
+from kapso.errors import WhatsAppError
 from kapso.templates import (
     MissingParameter,
     TemplateSpec,
@@ -29,12 +30,19 @@ from kapso.templates import (
     build_components,
 )
 from kapso.templates import parse_template as _parse_template
+from kapso.webhooks import user_id_or_none
 
 log = logging.getLogger(__name__)
 
 # Meta's `throughput.level` → messages per second (Cloud API docs: 80 by default, 1,000 when
 # upgraded; numbers shared with the WhatsApp Business app get 20).
 THROUGHPUT_LEVELS = {"STANDARD": 80, "HIGH": 1000, "COEXISTENCE": 20}
+# The phone number's fields we read: the throughput level, and the business portfolio's messaging
+# limit (Meta deprecated the per-number `messaging_limit_tier` for
+# `whatsapp_business_manager_messaging_limit`, e.g. TIER_2K; the old field is still read when
+# an API answers with it).
+LIMIT_FIELDS = "throughput,whatsapp_business_manager_messaging_limit,display_phone_number"
+_TIER = re.compile(r"^(?:TIER_)?(\d+)([KM]?)$")
 TEMPLATE_FIELDS = "id,name,language,status,category,parameter_format,components,rejected_reason"
 PAGE_LIMIT = 100
 
@@ -70,6 +78,45 @@ class WaContact:
     phone: str
     name: str | None
     raw: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class NumberLimits:
+    """What WhatsApp says about a phone number's sending limits (None: not said)."""
+
+    throughput_level: str | None  # STANDARD, HIGH, … as WhatsApp names it
+    throughput_mps: int | None  # the level in messages per second
+    messaging_limit: str | None  # TIER_250, TIER_2K, …, TIER_UNLIMITED
+    display_phone_number: str | None = None
+
+
+def _throughput(value: Any) -> tuple[str | None, int | None]:
+    level = value.get("level") if isinstance(value, Mapping) else value
+    if isinstance(level, bool) or level is None:
+        return None, None
+    if isinstance(level, int):
+        return (str(level), level) if level > 0 else (None, None)
+    text = str(level).strip().upper()
+    if text.isdigit():
+        return text, int(text) or None
+    return (text or None), THROUGHPUT_LEVELS.get(text)
+
+
+def _tier(value: Any) -> str | None:
+    """`TIER_2K` as WhatsApp writes it; a bare number (2000) becomes `TIER_2K` too."""
+    if isinstance(value, Mapping):
+        value = value.get("tier") or value.get("value")
+    if isinstance(value, bool) or value is None or value == "":
+        return None
+    if isinstance(value, int):
+        if value >= 1_000_000 and value % 1_000_000 == 0:
+            return f"TIER_{value // 1_000_000}M"
+        return f"TIER_{value // 1000}K" if value >= 1000 and value % 1000 == 0 else f"TIER_{value}"
+    text = str(value).strip().upper()
+    if "UNLIMITED" in text:
+        return "TIER_UNLIMITED"
+    match = _TIER.match(text)
+    return f"TIER_{match.group(1)}{match.group(2)}" if match else text[:32]
 
 
 @dataclass(frozen=True)
@@ -147,7 +194,7 @@ class WhatsAppClient:
         payload: dict[str, Any] = {
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
-            "to": to.lstrip("+"),
+            **_addressee(to),
             "type": "text",
             "text": {"body": body, "preview_url": False},
         }
@@ -189,18 +236,23 @@ class WhatsAppClient:
 
     async def get_throughput(self, target: ApiTarget) -> int | None:
         """The number's messages/s from `throughput.level`; None when WhatsApp does not say."""
+        return (await self.get_number_limits(target)).throughput_mps
+
+    async def get_number_limits(self, target: ApiTarget) -> NumberLimits:
+        """`GET {base}/{phone_number_id}?fields=throughput,…`: throughput level and messaging
+        limit tier of the number (both Meta's Cloud API and Kapso's proxy answer it)."""
         data = await self._request(
-            target, "GET", target.phone_number_id, params={"fields": "throughput"}
+            target, "GET", target.phone_number_id, params={"fields": LIMIT_FIELDS}
         )
-        throughput = data.get("throughput")
-        level = throughput.get("level") if isinstance(throughput, Mapping) else throughput
-        if isinstance(level, int) and level > 0:
-            return level
-        if isinstance(level, str):
-            if level.isdigit():
-                return int(level)
-            return THROUGHPUT_LEVELS.get(level.upper())
-        return None
+        level, mps = _throughput(data.get("throughput"))
+        tier = _tier(data.get("whatsapp_business_manager_messaging_limit"))
+        display = data.get("display_phone_number")
+        return NumberLimits(
+            throughput_level=level,
+            throughput_mps=mps,
+            messaging_limit=tier or _tier(data.get("messaging_limit_tier")),
+            display_phone_number=str(display) if display else None,
+        )
 
     async def iter_contacts(self, target: ApiTarget) -> AsyncIterator[WaContact]:
         """The contacts Kapso knows for the number (Kapso's proxy only), page by page."""
@@ -239,19 +291,30 @@ class WhatsAppClient:
         json_body: Any = None,
     ) -> dict[str, Any]:
         url = f"{target.base_url.rstrip('/')}/{path}"
+        if not within_base(url, target.base_url):
+            raise _outside_base(target, path)
         query = {k: str(v) for k, v in params.items()} if params else None
         async with self._slots:
             try:
+                # No redirects: aiohttp would carry X-API-Key to wherever a 3xx points.
                 async with self._session().request(
-                    method, url, params=query, json=json_body, headers=target.headers()
+                    method,
+                    url,
+                    params=query,
+                    json=json_body,
+                    headers=target.headers(),
+                    allow_redirects=False,
                 ) as response:
                     raw = await response.read()
                     status = response.status
                     content_type = response.headers.get("Content-Type", "")
+                    location = response.headers.get("Location", "")
             except TimeoutError as exc:
                 raise _network_error(target, url, "timed out") from exc
             except aiohttp.ClientError as exc:
                 raise _network_error(target, url, f"failed: {exc or type(exc).__name__}") from exc
+        if 300 <= status < 400:
+            raise _outside_base(target, path, redirect=location)
         try:
             data = json.loads(raw) if raw else {}
         except ValueError:
@@ -259,8 +322,51 @@ class WhatsAppClient:
         if not isinstance(data, dict):
             raise _not_json(target, url, status, content_type)
         if status >= 400 or "error" in data:
-            raise _api_error(target, status, data.get("error"))
+            raise _api_error(target, status, data)
         return data
+
+
+def within_base(url: str, base: str) -> bool:
+    """Whether `url`, once normalised as it will be sent (`..` resolved), stays under `base`:
+    same scheme, host and port, and a path below the base's. The credential goes nowhere else."""
+    try:
+        target, root = URL(url), URL(base)
+    except (ValueError, TypeError):
+        return False
+    if target.user or target.password or root.scheme not in ("http", "https"):
+        return False
+    if (target.scheme, target.host, target.port) != (root.scheme, root.host, root.port):
+        return False
+    prefix = root.path.rstrip("/") + "/"
+    return target.path.startswith(prefix) or target.path == root.path
+
+
+def _outside_base(target: ApiTarget, path: str, *, redirect: str | None = None) -> WhatsAppError:
+    where = f"a redirect to {redirect[:120]!r}" if redirect is not None else f"path {path[:80]!r}"
+    log.error(
+        "configuration %s: refused to send its API key outside its API base (%s)",
+        target.config_name,
+        where,
+    )
+    # Reported as a refused credential: it stops the broadcast instead of failing recipients.
+    return WhatsAppError(
+        code=None,
+        title=(
+            f"Refused to send the API key outside the configuration's API base "
+            f"{target.base_url} ({where})"
+        ),
+        http_status=401,
+        config_name=target.config_name,
+        hint="Check the configuration's phone number id, WABA id and API base URL.",
+    )
+
+
+def _addressee(to: str) -> dict[str, str]:
+    """A phone number goes in `to`; a business-scoped user id (no number known) in `recipient`,
+    as Meta's send API takes it for users who hide their number behind a username."""
+    if user_id_or_none(to):
+        return {"recipient": to}
+    return {"to": to.lstrip("+")}
 
 
 def _send_result(data: Mapping[str, Any]) -> SendResult:
@@ -323,26 +429,36 @@ def _not_json(target: ApiTarget, url: str, status: int, content_type: str) -> Wh
     )
 
 
-def _api_error(target: ApiTarget, status: int, error: Any) -> WhatsAppError:
+def _api_error(target: ApiTarget, status: int, body: Mapping[str, Any]) -> WhatsAppError:
+    """Meta's `{"error": {code, error_subcode, message, error_data}}`, or Kapso's own errors
+    (a string code such as `marketing_preference_stopped`, in `error` or `error.code`)."""
+    error = body.get("error")
+    kapso_code = _kapso_code(body)
+    subcode: int | None = None
     if isinstance(error, Mapping):
         code = error.get("code")
         error_data = error.get("error_data")
         details = error_data.get("details") if isinstance(error_data, Mapping) else None
-        title = str(error.get("error_user_title") or error.get("message") or "Unknown error")
-        title = re.sub(r"^\(#\d+\)\s*", "", title)
-        code_i = int(code) if isinstance(code, int | str) and str(code).isdigit() else None
+        title = str(
+            error.get("error_user_title") or error.get("message") or body.get("message") or ""
+        )
+        title = re.sub(r"^\(#\d+\)\s*", "", title) or "Unknown error"
+        code_i = _as_int(code)
+        subcode = _as_int(error.get("error_subcode"))
     else:
-        code_i, details, title = None, None, str(error or f"HTTP {status}")
+        code_i, details = None, None
+        title = str(body.get("message") or error or f"HTTP {status}")
     result = WhatsAppError(
         code=code_i,
         title=title,
         details=str(details) if details else None,
         http_status=status,
         config_name=target.config_name,
+        subcode=subcode,
+        kapso_code=kapso_code,
     )
-    if result.classification.action is ErrorAction.STOP_BROADCAST and (
-        code_i in (190, 10) or (code_i is None and status in (401, 403))
-    ):
+    credential = code_i in (0, 10, 190) or (code_i is None and status in (401, 403))
+    if credential and result.classification.stops_broadcast:
         result = WhatsAppError(
             code=code_i,
             title=title,
@@ -350,5 +466,30 @@ def _api_error(target: ApiTarget, status: int, error: Any) -> WhatsAppError:
             http_status=status,
             config_name=target.config_name,
             hint=_credential_hint(target),
+            subcode=subcode,
         )
     return result
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def _kapso_code(body: Mapping[str, Any]) -> str | None:
+    """A non-numeric error code (Kapso's own), wherever Kapso put it."""
+    error = body.get("error")
+    candidates = [body.get("code"), body.get("error_code"), error]
+    if isinstance(error, Mapping):
+        candidates += [error.get("code"), error.get("type"), error.get("error_code")]
+    for value in candidates:
+        if isinstance(value, str) and value.strip() and not value.strip().isdigit():
+            name = value.strip().lower()
+            if re.fullmatch(r"[a-z][a-z0-9_]*", name) and "_" in name:
+                return name
+    return None

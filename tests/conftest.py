@@ -13,14 +13,64 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import devservers
 from broadcasts.db import make_engine, make_session_factory, transaction
 from broadcasts.models import Base
 from migrations import run_upgrade
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-REDIS_BASE_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
+# Set by pytest_configure before any test module imports them (xdist workers: from the environment).
+POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+REDIS_BASE_URL = os.environ.get("TEST_REDIS_URL", DEFAULT_REDIS_URL)
+_private_servers: list[devservers.Choice] = []
+_SERVICE_LINES = pytest.StashKey[list[str]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Use the servers at TEST_REDIS_URL / TEST_POSTGRES_URL, else the defaults, else private ones
+    started for this run; xdist workers inherit the choice through the environment."""
+    global POSTGRES_ADMIN_URL, REDIS_BASE_URL
+    if hasattr(config, "workerinput") or config.option.collectonly:
+        return
+    for variable, default, kind in (
+        ("TEST_REDIS_URL", DEFAULT_REDIS_URL, devservers.REDIS),
+        ("TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL, devservers.POSTGRES),
+    ):
+        configured = os.environ.get(variable)
+        try:
+            choice = devservers.choose(
+                kind, configured or default, configured_by=variable if configured else None
+            )
+        except (devservers.ServerUnavailable, RuntimeError) as exc:
+            _stop_private_servers()
+            hint = "" if configured else f"; or set {variable} to a running server"
+            raise pytest.UsageError(f"{exc}{hint}") from None
+        if choice.server is not None:
+            _private_servers.append(choice)
+            os.environ[variable] = choice.url
+        config.stash[_SERVICE_LINES] = [*config.stash.get(_SERVICE_LINES, []), choice.line]
+    REDIS_BASE_URL = os.environ.get("TEST_REDIS_URL", DEFAULT_REDIS_URL)
+    POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return config.stash.get(_SERVICE_LINES, [])
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """`-q` hides the header: say again which private servers this run used."""
+    for choice in _private_servers:
+        terminalreporter.write_line(choice.line)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _stop_private_servers()
+
+
+def _stop_private_servers() -> None:
+    while _private_servers:
+        _private_servers.pop().stop()
 
 
 def _worker_number() -> int:

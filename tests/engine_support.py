@@ -43,7 +43,12 @@ def sending_env(
         install(runtime)
         with transaction(runtime.sessions) as session:
             configs.add_agent(
-                session, name="agent", kind="webhook", url="http://127.0.0.1:9/a", by=OPERATOR
+                session,
+                name="agent",
+                kind="webhook",
+                url="http://127.0.0.1:9/a",
+                by=OPERATOR,
+                allow_private_urls=True,
             )
             configs.add_config(
                 session,

@@ -43,7 +43,12 @@ def make_config(
     if with_agent:
         agent = f"{name}-agent"
         configs.add_agent(
-            session, name=agent, kind="webhook", url="http://127.0.0.1:9/agent", by=OPERATOR
+            session,
+            name=agent,
+            kind="webhook",
+            url="http://127.0.0.1:9/agent",
+            by=OPERATOR,
+            allow_private_urls=True,
         )
     config = configs.add_config(
         session,

@@ -13,6 +13,7 @@ from bot.blocks.kit import (
     confirm_dialog,
     context,
     duration,
+    escape,
     fields_section,
     header,
     mention,
@@ -22,7 +23,7 @@ from bot.blocks.kit import (
     section,
     slack_date,
 )
-from broadcasts.metrics import Counts
+from broadcasts.metrics import RATES, Counts
 
 STATUS_LABEL = {
     "draft": "📝 Draft",
@@ -67,26 +68,27 @@ def fallback_text(card: CardData) -> str:
     """The notification text of the card (also what screen readers get)."""
     c = card.counts
     label = STATUS_LABEL.get(card.status, card.status)
+    name = escape(card.name)
     if card.status in EDITABLE:
-        return f"Broadcast {card.name}: {label}, {number(c.total)} recipients"
+        return f"Broadcast {name}: {label}, {number(c.total)} recipients"
     return (
-        f"Broadcast {card.name}: {label}, {percent(c.progress)} — sent {number(c.sent)}, "
+        f"Broadcast {name}: {label}, {percent(c.progress)} — sent {number(c.sent)}, "
         f"delivered {number(c.delivered)}, read {number(c.read)}, "
         f"responded {number(c.responded)}, failed {number(c.failed)}"
     )
 
 
 def card_blocks(card: CardData) -> list[Block]:
-    blocks: list[Block] = [header(f"📣 {card.name}")]
+    blocks: list[Block] = [header(f"📣 {escape(card.name)}")]
     blocks.append(section(_status_line(card)))
-    number_part = f" ({card.display_number})" if card.display_number else ""
+    number_part = f" ({escape(card.display_number)})" if card.display_number else ""
     blocks.append(
         fields_section(
             [
-                f"*Configuration*\n{card.config_name}{number_part}",
-                f"*Template*\n`{card.template_name}` · {card.template_language} · "
-                f"{card.template_category.lower()}",
-                f"*Agent*\n{card.agent_name}",
+                f"*Configuration*\n{escape(card.config_name)}{number_part}",
+                f"*Template*\n`{escape(card.template_name)}` · "
+                f"{escape(card.template_language)} · {escape(card.template_category.lower())}",
+                f"*Agent*\n{escape(card.agent_name)}",
                 f"*Recipients*\n{number(card.counts.total - card.counts.skipped)}",
                 f"*Pace*\n{number(card.rate_mps)} msg/s · batches of {number(card.batch_size)}"
                 f", {number(card.batch_pause_seconds)} s apart",
@@ -97,7 +99,7 @@ def card_blocks(card: CardData) -> list[Block]:
     if card.status not in EDITABLE:
         blocks.extend(_metrics(card))
     if card.last_import and card.status in EDITABLE:
-        blocks.append(context(f"Last import: {card.last_import}"))
+        blocks.append(context(f"Last import: {escape(card.last_import)}"))
     buttons = _buttons(card)
     if buttons:
         blocks.append(actions(buttons, block_id=ids.B_CARD_ACTIONS))
@@ -133,15 +135,26 @@ def _metrics(card: CardData) -> list[Block]:
                 f"*Read*\n{number(c.read)}",
                 f"*Responded*\n{number(c.responded)}",
                 f"*Failed*\n{number(c.failed)}",
-                f"*Response rate*\n{percent(c.response_rate)} (responded ÷ sent)",
+                f"*Response rate*\n{percent(c.response_rate)} (responded ÷ total recipients)",
+                f"*Opted out*\n{number(c.opted_out)}",
                 f"*Skipped*\n{number(c.skipped)}",
             ]
         ),
+        context(other_rates_text(c)),
     ]
     if card.failures:
-        reasons = " · ".join(f"{reason} ({number(n)})" for reason, n in card.failures[:3])
+        reasons = " · ".join(f"{escape(reason)} ({number(n)})" for reason, n in card.failures[:3])
         blocks.append(context(f"*Top failure reasons:* {reasons}"))
     return blocks
+
+
+def other_rates_text(c: Counts) -> str:
+    """The rates beside the seed's response rate, each named with what it divides."""
+    return " · ".join(
+        f"{label} {percent(c.rates()[key])} ({meaning})"
+        for key, label, meaning in RATES
+        if key != "response_rate"
+    )
 
 
 def _buttons(card: CardData) -> list[dict[str, object]]:
@@ -153,10 +166,13 @@ def _buttons(card: CardData) -> list[dict[str, object]]:
         style="danger",
         confirm=confirm_dialog(
             "Cancel this broadcast?",
-            f"*{card.name}* stops for good; recipients not reached yet are skipped.",
+            f"*{escape(card.name)}* stops for good; recipients not reached yet are skipped.",
             "Cancel broadcast",
         ),
     )
+    report = button("Report", ids.CARD_REPORT, bid)
+    edit = button("Edit…", ids.CARD_EDIT, bid)
+    duplicate = button("Duplicate", ids.CARD_DUPLICATE, bid)
     if card.status == "draft":
         return [
             button("Add contacts", ids.CARD_ADD_CONTACTS, bid),
@@ -164,6 +180,9 @@ def _buttons(card: CardData) -> list[dict[str, object]]:
             button("Send test", ids.CARD_SEND_TEST, bid),
             button("Send…", ids.CARD_SEND, bid, style="primary"),
             button("Schedule…", ids.CARD_SCHEDULE, bid),
+            edit,
+            report,
+            duplicate,
             cancel,
         ]
     if card.status == "scheduled":
@@ -174,13 +193,20 @@ def _buttons(card: CardData) -> list[dict[str, object]]:
             button("Send now…", ids.CARD_SEND, bid, style="primary"),
             button("Reschedule…", ids.CARD_SCHEDULE, bid),
             button("Unschedule", ids.CARD_UNSCHEDULE, bid),
+            edit,
+            report,
+            duplicate,
             cancel,
         ]
     if card.status == "sending":
-        return [button("Pause", ids.CARD_PAUSE, bid), cancel]
+        return [button("Pause", ids.CARD_PAUSE, bid), report, cancel]
     if card.status == "paused":
-        return [button("Resume", ids.CARD_RESUME, bid, style="primary"), cancel]
-    return [button("Report", ids.CARD_REPORT, bid)]
+        return [button("Resume", ids.CARD_RESUME, bid, style="primary"), report, cancel]
+    return [
+        report,
+        button("Retry failed…", ids.CARD_RETRY, bid),
+        duplicate,
+    ]
 
 
 def _footer(card: CardData) -> list[str]:
@@ -191,6 +217,9 @@ def _footer(card: CardData) -> list[str]:
             "(`phone_number` plus one column per template parameter)."
         )
     elif card.status in FINAL:
-        parts.append("This broadcast is read-only. *Report* uploads the per-recipient CSV.")
+        parts.append(
+            "This broadcast is read-only. *Report* uploads the per-recipient CSV; "
+            "*Retry failed* makes a new draft of those who did not get it."
+        )
     parts.append(f"ID `{card.broadcast_id[:8]}`")
     return parts

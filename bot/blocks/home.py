@@ -19,11 +19,18 @@ def home_view(lines: list[BroadcastLine], *, can_send: bool) -> dict[str, Any]:
         ),
     ]
     if not can_send:
-        blocks.append(context("Only broadcast admins can send, schedule, resume or cancel."))
+        blocks.append(
+            context(
+                "Only broadcast admins can send, test-send, schedule, resume or cancel. Pause, "
+                "recipients and reports are open to members of the card's channel."
+            )
+        )
     blocks.append(divider())
     if not lines:
         blocks.append(section("No broadcasts yet."))
     for line in lines[: MAX_HOME_BLOCKS - len(blocks) - 1]:
         blocks.append(section(line_text(line)))
-    blocks.append(context("Response rate = responded ÷ sent. `/broadcast help` lists commands."))
+    blocks.append(
+        context("Response rate = responded ÷ total recipients. `/broadcast help` lists commands.")
+    )
     return {"type": "home", "blocks": blocks}

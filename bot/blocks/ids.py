@@ -71,3 +71,26 @@ B_CARD_ACTIONS = "card_actions"
 
 # App Home
 HOME_STATUS = "home_status"  # + broadcast id prefix; buttons on the Home tab
+
+# Follow-ups: card buttons (value: the broadcast id), handled apart from CARD_ACTIONS
+CARD_EDIT = "card_edit"
+CARD_DUPLICATE = "card_duplicate"
+CARD_RETRY = "card_retry_failed"
+FOLLOW_UP_ACTIONS = (CARD_EDIT, CARD_DUPLICATE, CARD_RETRY)
+
+# Retry confirmation modal and edit-draft modal
+RETRY_CONFIRM = "broadcast_retry_confirm"
+EDIT_DRAFT = "broadcast_edit_draft"
+B_EDIT_NAME = "edit_name"
+A_EDIT_NAME = "edit_name_input"
+B_EDIT_TEMPLATE = "edit_template"
+A_EDIT_TEMPLATE = "edit_template_select"
+B_EDIT_DROP_UNFIT = "edit_drop_unfit"
+A_EDIT_DROP_UNFIT = "edit_drop_unfit_check"
+B_EDIT_PHONES = "edit_remove_phones"
+A_EDIT_PHONES = "edit_remove_phones_input"
+B_EDIT_IMPORT = "edit_remove_import"
+A_EDIT_IMPORT = "edit_remove_import_select"
+B_EDIT_ALL = "edit_remove_all"
+A_EDIT_ALL = "edit_remove_all_check"
+CHECKED = "yes"

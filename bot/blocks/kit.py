@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 # Slack's documented limits (Block Kit reference).
@@ -28,6 +29,26 @@ PLACEHOLDER = 150
 MESSAGE_TEXT = 40000
 
 Block = dict[str, Any]
+
+
+def escape(text: object) -> str:
+    """User text made inert for Slack: `&`, `<` and `>` as entities, so it can carry no mention,
+    link or channel ping (Slack parses those in every text it renders, and in message `text`)."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# Entities our own messages build: user, channel and user-group mentions by id.
+_OUR_ENTITIES = re.compile(
+    r"(<@[UW][A-Z0-9]{2,20}>|<#[CG][A-Z0-9]{2,20}>|<!subteam\^S[A-Z0-9]{2,20}>)"
+)
+
+
+def escape_keeping_mentions(text: object) -> str:
+    """A sentence that mixes our id mentions with user text (an error naming a broadcast):
+    escaped like `escape`, except `<@U…>`, `<#C…>` and `<!subteam^S…>` stay live. No broadcast
+    ping or link survives; a user-typed id mention does, which notifies nobody in an ephemeral."""
+    parts = _OUR_ENTITIES.split(str(text))
+    return "".join(part if i % 2 else escape(part) for i, part in enumerate(parts))
 
 
 def clip(text: str, limit: int) -> str:
@@ -208,7 +229,7 @@ def mention(actor_id: str | None) -> str:
         return "someone"
     if actor_id[:1] in ("U", "W") and actor_id.isalnum():
         return f"<@{actor_id}>"
-    return f"`{actor_id}`"
+    return f"`{escape(actor_id)}`"
 
 
 def slack_date(ts: float, fallback: str) -> str:

@@ -15,6 +15,7 @@ from bot.blocks.kit import (
     context,
     divider,
     duration,
+    escape,
     input_block,
     modal,
     number,
@@ -23,6 +24,7 @@ from bot.blocks.kit import (
     quote,
     section,
 )
+from bot.blocks.messages import countries_text
 
 PREVIEW_LIMIT = 2900
 
@@ -107,14 +109,14 @@ def new_broadcast_modal(
                 template_block_id(selected.id),
                 "Template",
                 template_select,
-                hint=f"Only APPROVED templates of {selected.name} are listed.",
+                hint=f"Only APPROVED templates of {escape(selected.name)} are listed.",
                 dispatch=True,
             )
         )
         if template is not None:
             blocks.append(
                 section(
-                    "*Preview*\n" + quote(clip(template.body_text, PREVIEW_LIMIT)),
+                    "*Preview*\n" + quote(escape(clip(template.body_text, PREVIEW_LIMIT))),
                     block_id=ids.B_PREVIEW,
                 )
             )
@@ -185,18 +187,19 @@ def new_broadcast_modal(
 
 
 def _agent_blocks(config: ConfigChoice) -> list[Block]:
+    name = escape(config.name)
     if config.agent_name:
         return [
             section(
-                f"*Agent:* {config.agent_name} — the primary agent of *{config.name}* "
+                f"*Agent:* {escape(config.agent_name)} — the primary agent of *{name}* "
                 "gets every reply, with the broadcast as context.",
                 block_id=ids.B_AGENT,
             )
         ]
     return [
         section(
-            f"⚠️ *{config.name} has no primary agent*, so nobody would answer replies. "
-            f"Assign one first: `broadcast-bot configs set-agent {config.name} AGENT`, "
+            f"⚠️ *{name} has no primary agent*, so nobody would answer replies. "
+            f"Assign one first: `broadcast-bot configs set-agent {name} AGENT`, "
             "or choose another configuration.",
             block_id=ids.B_AGENT,
         )
@@ -205,7 +208,7 @@ def _agent_blocks(config: ConfigChoice) -> list[Block]:
 
 def add_contacts_modal(broadcast_id: str, broadcast_name: str, eligible: int) -> dict[str, Any]:
     blocks: list[Block] = [
-        section(f"Add saved contacts to *{broadcast_name}*."),
+        section(f"Add saved contacts to *{escape(broadcast_name)}*."),
         input_block(
             ids.B_CONTACTS,
             "Contacts",
@@ -255,21 +258,24 @@ class SendSummary:
     batch_pause_seconds: float
     estimate_seconds: float
     warnings: tuple[str, ...] = ()
+    countries: tuple[tuple[str, int], ...] = ()  # (calling code, recipients), most first
 
 
 def send_confirm_modal(s: SendSummary) -> dict[str, Any]:
     blocks: list[Block] = [
         section(
-            f"Send *{s.name}* to *{number(s.recipients)} recipients* now?\n"
-            f"Template `{s.template_name}`, as the first recipient reads it:"
+            f"Send *{escape(s.name)}* to *{number(s.recipients)} recipients* now?\n"
+            f"Template `{escape(s.template_name)}`, as the first recipient reads it:"
         ),
-        section(quote(clip(s.rendered, PREVIEW_LIMIT))),
+        section(quote(escape(clip(s.rendered, PREVIEW_LIMIT)))),
         context(
             f"⏱️ Estimated time: {duration(s.estimate_seconds)} at {number(s.rate_mps)} msg/s "
             f"in batches "
             f"of {number(s.batch_size)}, {number(s.batch_pause_seconds)} s apart."
         ),
     ]
+    if s.countries:
+        blocks.append(context(f"🌍 Recipients by country: {countries_text(dict(s.countries))}"))
     for warning in s.warnings:
         blocks.append(section(f"⚠️ {warning}"))
     return modal(
@@ -291,7 +297,7 @@ def schedule_modal(
 ) -> dict[str, Any]:
     tz = user_tz or "your Slack timezone"
     blocks: list[Block] = [
-        section(f"When should *{broadcast_name}* start sending?"),
+        section(f"When should *{escape(broadcast_name)}* start sending?"),
         input_block(
             ids.B_WHEN,
             "Start at",
@@ -318,7 +324,7 @@ def send_test_modal(
     broadcast_id: str, broadcast_name: str, params: list[str], sample: dict[str, str]
 ) -> dict[str, Any]:
     blocks: list[Block] = [
-        section(f"Send one message of *{broadcast_name}* to a phone you can check."),
+        section(f"Send one message of *{escape(broadcast_name)}* to a phone you can check."),
         input_block(
             ids.B_PHONE,
             "Phone number",
@@ -352,3 +358,136 @@ def send_test_modal(
 def notice_modal(title: str, text: str) -> dict[str, Any]:
     """A modal that only says something (used as response_action=update after a submit)."""
     return modal("notice", title, [section(text)], close="Close")
+
+
+@dataclass(frozen=True)
+class EditChoices:
+    """What the edit-draft modal offers: the draft, its config's approved templates, its imports."""
+
+    broadcast_id: str
+    name: str
+    recipients: int
+    template_id: int
+    templates: tuple[TemplateChoice, ...]
+    imports: tuple[tuple[int, str], ...]  # (import id, label) of imports with recipients left
+
+
+def edit_draft_modal(c: EditChoices) -> dict[str, Any]:
+    """Rename, change the template, remove recipients (by number, by import, all) in one go."""
+    options = [template_option(t) for t in c.templates[:MAX_OPTIONS]]
+    current = next(
+        (o for o, t in zip(options, c.templates, strict=False) if t.id == c.template_id), None
+    )
+    template_select: dict[str, Any] = {
+        "type": "static_select",
+        "action_id": ids.A_EDIT_TEMPLATE,
+        "options": options,
+    }
+    if current is not None:
+        template_select["initial_option"] = current
+    blocks: list[Block] = [
+        input_block(
+            ids.B_EDIT_NAME,
+            "Name",
+            {
+                "type": "plain_text_input",
+                "action_id": ids.A_EDIT_NAME,
+                "initial_value": c.name,
+                "max_length": 200,
+            },
+        ),
+    ]
+    if options:  # Slack refuses a select without options
+        blocks += [
+            input_block(
+                ids.B_EDIT_TEMPLATE,
+                "Template",
+                template_select,
+                hint="Every recipient is checked against the new template's parameters.",
+            ),
+            input_block(
+                ids.B_EDIT_DROP_UNFIT,
+                "If recipients lack the new template's parameters",
+                {
+                    "type": "checkboxes",
+                    "action_id": ids.A_EDIT_DROP_UNFIT,
+                    "options": [
+                        option(
+                            "Remove recipients that do not fit",
+                            ids.CHECKED,
+                            "Otherwise the change is refused and the ones lacking values are named",
+                        )
+                    ],
+                },
+                optional=True,
+            ),
+        ]
+    blocks += [
+        divider(),
+        section(f"*Remove recipients* (now {number(c.recipients)}), optional:"),
+        input_block(
+            ids.B_EDIT_PHONES,
+            "Numbers to remove",
+            {
+                "type": "plain_text_input",
+                "action_id": ids.A_EDIT_PHONES,
+                "multiline": True,
+                "placeholder": plain("+14155550100, one or more per line"),
+            },
+            optional=True,
+        ),
+    ]
+    if c.imports:
+        blocks.append(
+            input_block(
+                ids.B_EDIT_IMPORT,
+                "Undo an import",
+                {
+                    "type": "static_select",
+                    "action_id": ids.A_EDIT_IMPORT,
+                    "placeholder": plain("Remove every recipient a file or selection added"),
+                    "options": [option(label, str(i)) for i, label in c.imports[:MAX_OPTIONS]],
+                },
+                optional=True,
+            )
+        )
+    blocks.append(
+        input_block(
+            ids.B_EDIT_ALL,
+            "Or everyone",
+            {
+                "type": "checkboxes",
+                "action_id": ids.A_EDIT_ALL,
+                "options": [option(f"Remove all {number(c.recipients)} recipients", ids.CHECKED)],
+            },
+            optional=True,
+        )
+    )
+    return modal(
+        ids.EDIT_DRAFT,
+        "Edit draft",
+        blocks,
+        submit="Save",
+        private_metadata=metadata(broadcast=c.broadcast_id),
+    )
+
+
+def retry_confirm_modal(
+    broadcast_id: str, name: str, total: int, explanation: str
+) -> dict[str, Any]:
+    """What a retry would hold, before the draft is made."""
+    blocks: list[Block] = [
+        section(f"Make a new draft from *{name}* with *{number(total)} recipients* to retry?"),
+        section(clip(explanation, PREVIEW_LIMIT)),
+        context(
+            "The draft gets its own card; nothing is sent until someone presses *Send* on it. "
+            f"*{name}* itself stays as it is."
+        ),
+    ]
+    return modal(
+        ids.RETRY_CONFIRM,
+        "Retry failed",
+        blocks,
+        submit="Make the draft",
+        private_metadata=metadata(broadcast=broadcast_id),
+    )

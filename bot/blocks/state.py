@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from bot.blocks import ids
+from bot.blocks.kit import clip
+
+MAX_NUMBER = 1e12  # far above any pace or batch size, far below float trouble
+MAX_EPOCH_SECONDS = 253402300799  # 9999-12-31T23:59:59Z, the last second datetime can hold
 
 
 class FieldError(Exception):
@@ -25,6 +30,19 @@ def metadata(view: dict[str, Any]) -> dict[str, Any]:
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def with_origin(view: dict[str, Any], channel: str | None) -> dict[str, Any]:
+    """`view` carrying the channel whose card opened it, for the submission's authorisation
+    (submissions name no channel; private_metadata comes back only as we wrote it)."""
+    if not channel:
+        return view
+    return {**view, "private_metadata": json.dumps({**metadata(view), "origin": channel})}
+
+
+def origin(view: dict[str, Any]) -> str | None:
+    value = metadata(view).get("origin")
+    return str(value) if value else None
 
 
 def _values(view: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -49,11 +67,23 @@ def _number(view: dict[str, Any], block_id: str, *, integer: bool) -> float | in
     raw = _text(view, block_id)
     if not raw:
         return None
+    kind = "a whole number" if integer else "a number"
     try:
-        return int(raw) if integer else float(raw)
+        value = int(raw) if integer else float(raw)
     except ValueError:
-        kind = "a whole number" if integer else "a number"
-        raise FieldError(block_id, f"'{raw}' is not {kind}.") from None
+        raise FieldError(block_id, f"'{clip(raw, 40)}' is not {kind}.") from None
+    if not math.isfinite(value) or abs(value) > MAX_NUMBER:
+        raise FieldError(block_id, f"'{clip(raw, 40)}' is not a sensible {kind[2:]}.")
+    return value
+
+
+def _id(block_id: str, raw: str | None, what: str) -> int | None:
+    """A database id chosen in a select; anything else is a field error, not a crash."""
+    if raw is None:
+        return None
+    if raw.isascii() and raw.isdigit() and len(raw) <= 18:
+        return int(raw)
+    raise FieldError(block_id, f"That {what} is not one I offered; choose it from the list.")
 
 
 def template_block(view: dict[str, Any]) -> str | None:
@@ -79,17 +109,17 @@ class NewBroadcastInput:
 
 
 def new_broadcast(view: dict[str, Any]) -> NewBroadcastInput:
-    config = _selected(view, ids.B_CONFIG)
+    config = _id(ids.B_CONFIG, _selected(view, ids.B_CONFIG), "configuration")
     tblock = template_block(view)
-    template = _selected(view, tblock) if tblock else None
+    template = _id(tblock, _selected(view, tblock), "template") if tblock else None
     channel = _element(view, ids.B_CHANNEL).get("selected_conversation")
     rate = _number(view, ids.B_RATE, integer=False)
     size = _number(view, ids.B_BATCH_SIZE, integer=True)
     pause = _number(view, ids.B_BATCH_PAUSE, integer=False)
     return NewBroadcastInput(
         name=_text(view, ids.B_NAME),
-        config_id=int(config) if config else None,
-        template_id=int(template) if template else None,
+        config_id=config,
+        template_id=template,
         channel_id=str(channel) if channel else metadata(view).get("channel"),
         rate_mps=float(rate) if rate is not None else None,
         batch_size=int(size) if size is not None else None,
@@ -102,13 +132,13 @@ def new_broadcast_partial(view: dict[str, Any]) -> NewBroadcastInput:
     try:
         return new_broadcast(view)
     except FieldError:
-        config = _selected(view, ids.B_CONFIG)
+        config = _selected(view, ids.B_CONFIG) or ""
         tblock = template_block(view)
-        template = _selected(view, tblock) if tblock else None
+        template = (_selected(view, tblock) if tblock else None) or ""
         return NewBroadcastInput(
             name=_text(view, ids.B_NAME),
-            config_id=int(config) if config else None,
-            template_id=int(template) if template else None,
+            config_id=int(config) if config.isascii() and config.isdigit() else None,
+            template_id=int(template) if template.isascii() and template.isdigit() else None,
             channel_id=metadata(view).get("channel"),
             rate_mps=None,
             batch_size=None,
@@ -126,7 +156,11 @@ def add_contacts(view: dict[str, Any]) -> ContactsInput:
     chosen = _element(view, ids.B_CONTACTS).get("selected_options") or []
     checks = _element(view, ids.B_ALL_ELIGIBLE).get("selected_options") or []
     return ContactsInput(
-        contact_ids=[int(o["value"]) for o in chosen if str(o.get("value", "")).isdigit()],
+        contact_ids=[
+            int(str(o["value"]))
+            for o in chosen
+            if str(o.get("value", "")).isascii() and str(o.get("value", "")).isdigit()
+        ],
         all_eligible=any(o.get("value") == ids.ALL_ELIGIBLE_VALUE for o in checks),
     )
 
@@ -135,7 +169,15 @@ def schedule_at(view: dict[str, Any]) -> datetime:
     raw = _element(view, ids.B_WHEN).get("selected_date_time")
     if raw is None:
         raise FieldError(ids.B_WHEN, "Pick a date and time.")
-    return datetime.fromtimestamp(int(raw), tz=UTC)
+    try:
+        seconds = int(raw)
+        if abs(seconds) > MAX_EPOCH_SECONDS:
+            raise ValueError
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        raise FieldError(
+            ids.B_WHEN, "That is not a date and time the picker gives; pick one."
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -163,3 +205,31 @@ def action_value(body: dict[str, Any]) -> str:
     if act.get("selected_option"):
         return str(act["selected_option"]["value"])
     return str(act.get("value") or "")
+
+
+@dataclass(frozen=True)
+class EditInput:
+    name: str
+    template_id: int | None
+    drop_unfit: bool
+    phones: str
+    import_id: int | None
+    remove_all: bool
+
+
+def _checked(view: dict[str, Any], block_id: str) -> bool:
+    chosen = _element(view, block_id).get("selected_options") or []
+    return any(o.get("value") == ids.CHECKED for o in chosen)
+
+
+def edit_draft(view: dict[str, Any]) -> EditInput:
+    template = _selected(view, ids.B_EDIT_TEMPLATE)
+    chosen_import = _selected(view, ids.B_EDIT_IMPORT)
+    return EditInput(
+        name=_text(view, ids.B_EDIT_NAME),
+        template_id=int(template) if template and template.isdigit() else None,
+        drop_unfit=_checked(view, ids.B_EDIT_DROP_UNFIT),
+        phones=_text(view, ids.B_EDIT_PHONES),
+        import_id=int(chosen_import) if chosen_import and chosen_import.isdigit() else None,
+        remove_all=_checked(view, ids.B_EDIT_ALL),
+    )

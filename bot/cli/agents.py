@@ -10,6 +10,7 @@ from bot.cli.context import CliContext, json_option, pass_cli
 from bot.cli.output import emit_json, emit_table
 from broadcasts import configs as service
 from broadcasts.enums import AgentKind
+from broadcasts.urls import mask_credentials
 
 
 @click.group("agents")
@@ -32,12 +33,19 @@ def group() -> None:
 def add(cli_ctx: CliContext, /, name: str, kind: str, as_json: bool, **options: Any) -> None:
     """Add an agent NAME."""
     with cli_ctx.session() as session:
-        agent = service.add_agent(session, name=name, kind=kind, by=cli_ctx.actor, **options)
+        agent = service.add_agent(
+            session,
+            name=name,
+            kind=kind,
+            by=cli_ctx.actor,
+            allow_private_urls=cli_ctx.runtime.settings.agent_allow_private_urls,
+            **options,
+        )
         data = {
             "id": agent.id,
             "name": agent.name,
             "kind": agent.kind,
-            "url": agent.url,
+            "url": mask_credentials(agent.url) or None,
             "secret_env": agent.secret_env,
             "slack_channel_id": agent.slack_channel_id,
         }
@@ -58,7 +66,7 @@ def list_(cli_ctx: CliContext, as_json: bool) -> None:
                 "id": a.id,
                 "name": a.name,
                 "kind": a.kind,
-                "target": a.url or a.slack_channel_id,
+                "target": mask_credentials(a.url) or a.slack_channel_id,
                 "secret_env": a.secret_env,
             }
             for a in service.list_agents(session)

@@ -9,7 +9,7 @@ import click
 from bot.cli.context import CliContext, json_option, pass_cli
 from bot.cli.output import emit_json, emit_table, key_values, table
 from broadcasts import service
-from broadcasts.metrics import stored_counts
+from broadcasts.metrics import RATES, stored_counts
 from broadcasts.models import Broadcast
 
 
@@ -162,7 +162,8 @@ def metrics_table(m: dict[str, Any]) -> str:
             ["Failed", m["failed"]],
             ["Pending", m["pending"]],
             ["Skipped", m["skipped"]],
-            ["Response rate", f"{m['response_rate'] * 100:.1f}% (responded ÷ sent)"],
+            ["Opted out (STOP replies)", m["opted_out"]],
+            *([label, f"{m[key] * 100:.1f}% ({meaning})"] for key, label, meaning in RATES),
         ],
     )
 

@@ -10,7 +10,11 @@ from bot.cli.context import CliContext, json_option, pass_cli
 from bot.cli.output import emit_json, emit_table
 from broadcasts import configs as service
 from broadcasts.enums import Provider
+from broadcasts.errors import BroadcastBotError
 from broadcasts.models import WhatsAppConfig
+from broadcasts.pacing import SEED_BATCH_PAUSE_SECONDS, SEED_BATCH_SIZE, SEED_RATE_MPS
+from broadcasts.urls import mask_credentials
+from jobs.whatsapp import refresh_limits
 
 
 def config_dict(config: WhatsAppConfig) -> dict[str, Any]:
@@ -21,9 +25,12 @@ def config_dict(config: WhatsAppConfig) -> dict[str, Any]:
         "phone_number_id": config.phone_number_id,
         "business_account_id": config.business_account_id,
         "display_phone_number": config.display_phone_number,
-        "api_base_url": config.api_base_url,
+        "api_base_url": mask_credentials(config.api_base_url),
         "credential_env": config.credential_env,
         "throughput_mps": config.throughput_mps,
+        "throughput_level": config.throughput_level,
+        "messaging_limit": config.messaging_limit,
+        "limits_checked_at": config.limits_checked_at,
         "batch_size": config.batch_size,
         "batch_pause_seconds": config.batch_pause_seconds,
         "primary_agent": config.primary_agent.name if config.primary_agent else None,
@@ -56,14 +63,18 @@ def group() -> None:
     "META_ACCESS_TOKEN for meta). The secret itself is never stored.",
 )
 @click.option(
-    "--throughput", "throughput_mps", type=int, default=80, show_default=True, help="Messages/s."
+    "--throughput",
+    "throughput_mps",
+    type=int,
+    help="Messages/s. Default: the number's throughput level read from WhatsApp "
+    f"(STANDARD 80/s, HIGH 1,000/s), or the seed's {SEED_RATE_MPS}/s when it cannot be read.",
 )
-@click.option("--batch-size", type=int, default=500, show_default=True)
+@click.option("--batch-size", type=int, default=SEED_BATCH_SIZE, show_default=True)
 @click.option(
     "--batch-pause",
     "batch_pause_seconds",
     type=float,
-    default=10.0,
+    default=SEED_BATCH_PAUSE_SECONDS,
     show_default=True,
     help="Seconds between batches.",
 )
@@ -72,16 +83,32 @@ def group() -> None:
 @json_option
 @pass_cli
 def add(cli_ctx: CliContext, /, name: str, as_json: bool, **options: Any) -> None:
-    """Add a WhatsApp configuration NAME."""
+    """Add a WhatsApp configuration NAME; its throughput level and messaging limit are read
+    from WhatsApp (and refreshed by `templates sync` and `doctor`)."""
     with cli_ctx.session() as session:
-        config = service.add_config(session, name=name, by=cli_ctx.actor, **options)
-        data = config_dict(config)
+        service.add_config(session, name=name, by=cli_ctx.actor, **options)
+    note = None
+    try:
+        refresh_limits(cli_ctx.runtime, name, rate_from_level=options["throughput_mps"] is None)
+    except BroadcastBotError as exc:
+        note = (
+            f"Could not read the number's throughput and messaging limit ({exc}); the rate stays "
+            f"{options['throughput_mps'] or SEED_RATE_MPS}/s until `broadcast-bot templates sync` "
+            "or `broadcast-bot doctor` reads them."
+        )
+    with cli_ctx.session() as session:
+        data = config_dict(service.get_config(session, name))
     if as_json:
-        emit_json(data)
+        emit_json({**data, "limits_error": note})
     else:
         click.echo(
-            f"Added configuration '{name}' ({data['provider']}, number {data['phone_number_id']})."
+            f"Added configuration '{name}' ({data['provider']}, number {data['phone_number_id']}): "
+            f"{data['throughput_mps']}/s (throughput level {data['throughput_level'] or 'unknown'}"
+            f"), messaging limit {data['messaging_limit'] or 'unknown'}, batches of "
+            f"{data['batch_size']} every {data['batch_pause_seconds']:g} s."
         )
+        if note:
+            click.echo(note)
         if data["primary_agent"] is None:
             click.echo(
                 f"Next: give it a primary agent: broadcast-bot configs set-agent {name} AGENT"
@@ -105,6 +132,8 @@ def list_(cli_ctx: CliContext, as_json: bool) -> None:
             "PHONE NUMBER ID",
             "WABA",
             "RATE/S",
+            "LEVEL",
+            "LIMIT",
             "BATCH",
             "PAUSE S",
             "AGENT",
@@ -117,6 +146,8 @@ def list_(cli_ctx: CliContext, as_json: bool) -> None:
                 r["phone_number_id"],
                 r["business_account_id"],
                 r["throughput_mps"],
+                r["throughput_level"] or "unknown",
+                r["messaging_limit"] or "unknown",
                 r["batch_size"],
                 r["batch_pause_seconds"],
                 r["primary_agent"],
@@ -127,6 +158,40 @@ def list_(cli_ctx: CliContext, as_json: bool) -> None:
         empty="No configurations yet: "
         "broadcast-bot configs add NAME --phone-number-id … --waba-id …",
     )
+
+
+@group.command("refresh")
+@click.argument("config", required=False)
+@json_option
+@pass_cli
+def refresh(cli_ctx: CliContext, config: str | None, as_json: bool) -> None:
+    """Read the throughput level and messaging limit of CONFIG (default: every one) now."""
+    with cli_ctx.session() as session:
+        names = [config] if config else [c.name for c in service.list_configs(session)]
+    results: dict[str, Any] = {}
+    failures = []
+    for name in names:
+        try:
+            found = refresh_limits(cli_ctx.runtime, name)
+        except BroadcastBotError as exc:
+            if config:
+                raise
+            failures.append(f"{name}: {exc}")
+            results[name] = {"error": str(exc)}
+            continue
+        results[name] = {
+            "throughput_level": found.throughput_level,
+            "throughput_mps": found.throughput_mps,
+            "messaging_limit": found.messaging_limit,
+            "changes": found.changes,
+        }
+        if not as_json:
+            changed = f" (changed: {'; '.join(found.changes)})" if found.changes else ""
+            click.echo(f"{name}: {found.describe()}{changed}")
+    if as_json:
+        emit_json(results)
+    if failures:
+        raise click.ClickException("; ".join(failures))
 
 
 @group.command("set-agent")

@@ -20,6 +20,8 @@ def contact_dict(c: Contact) -> dict[str, Any]:
         "id": c.id,
         "phone": c.phone,
         "wa_id": c.wa_id,
+        "user_id": c.user_id,
+        "username": c.username,
         "name": c.name,
         "attributes": c.attributes,
         "is_test": c.is_test,
@@ -37,6 +39,11 @@ def group() -> None:
 @group.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--region", help="Default region for numbers without a country code.")
+@click.option(
+    "--assume-international",
+    is_flag=True,
+    help="Read numbers without + or 00 as international numbers whose + was lost.",
+)
 @click.option("--test", "is_test", is_flag=True, help="Flag every contact of the file as test.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path))
 @json_option
@@ -45,6 +52,7 @@ def import_(
     cli_ctx: CliContext,
     file: Path,
     region: str | None,
+    assume_international: bool,
     is_test: bool,
     report_path: Path | None,
     as_json: bool,
@@ -58,6 +66,7 @@ def import_(
             region=region or settings.phone_default_region,
             is_test=is_test,
             max_bytes=settings.csv_max_bytes,
+            assume_international=assume_international,
         )
     written = None
     if summary.error_report_csv:
@@ -109,7 +118,7 @@ def list_(
         [
             [
                 r["id"],
-                r["phone"],
+                r["phone"] or r["username"] or r["user_id"],
                 r["name"],
                 "yes" if r["is_test"] else "",
                 r["opted_out_at"] or "",
@@ -149,7 +158,9 @@ def mark_test(cli_ctx: CliContext, phone: str, off: bool) -> None:
     """Flag PHONE as a test contact (never added to broadcasts)."""
     with cli_ctx.session() as session:
         contact = service.mark_test(session, phone, not off)
-        click.echo(f"{contact.phone} is {'not ' if off else ''}a test contact now.")
+        click.echo(
+            f"{contact.phone or contact.user_id} is {'not ' if off else ''}a test contact now."
+        )
 
 
 @group.command("opt-out")
@@ -160,7 +171,7 @@ def opt_out(cli_ctx: CliContext, phone: str, reason: str) -> None:
     """Record that PHONE opted out: it is left out of every import and selection."""
     with cli_ctx.session() as session:
         contact = service.set_opt_out(session, phone, True, reason)
-        click.echo(f"{contact.phone} opted out ({reason}).")
+        click.echo(f"{contact.phone or contact.user_id} opted out ({reason}).")
 
 
 @group.command("opt-in")
@@ -170,7 +181,7 @@ def opt_in(cli_ctx: CliContext, phone: str) -> None:
     """Clear PHONE's opt-out (only when the person asked to receive messages again)."""
     with cli_ctx.session() as session:
         contact = service.set_opt_out(session, phone, False)
-        click.echo(f"{contact.phone} may receive broadcasts again.")
+        click.echo(f"{contact.phone or contact.user_id} may receive broadcasts again.")
 
 
 def register(cli: click.Group) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import click
 from sqlalchemy import func, select
 
+from bot import devservers
 from bot.cli.broadcasts import broadcast_dict, metrics_table
 from bot.cli.context import CliContext, pass_cli
 from bot.cli.output import redact_url
@@ -36,6 +37,7 @@ from broadcasts.metrics import stored_counts
 from broadcasts.models import AgentDelivery, InboxEvent
 from broadcasts.report import write_recipient_report
 from jobs import control
+from jobs.runtime import Runtime
 from jobs.whatsapp import sync_templates
 from migrations import run_upgrade
 
@@ -105,13 +107,41 @@ class Screen:
 )
 @pass_cli
 def demo(cli_ctx: CliContext, csv_path: Path, report_path: Path) -> None:
-    """Run a whole broadcast locally: sandbox WhatsApp API, web server, worker, agent."""
+    """Run a whole broadcast locally: sandbox WhatsApp API, web server, worker, agent.
+
+    Without REDIS_URL, and with nothing answering at the default address, it starts a private
+    Redis for its own lifetime."""
     settings = cli_ctx.runtime.settings
     started = time.monotonic()
     click.echo(
         "WhatsApp Broadcast Bot demo: a sandbox WhatsApp API, our web server, a worker and a small "
         "agent, all on this machine.\nNothing reaches a real phone.\n"
     )
+    try:
+        redis = devservers.choose(
+            devservers.REDIS,
+            settings.redis_url,
+            configured_by="REDIS_URL" if "redis_url" in settings.model_fields_set else None,
+        )
+    except (devservers.ServerUnavailable, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        click.echo(redis.line)
+        if redis.server is not None:
+            # Everything below, this process and its children alike, uses the private Redis.
+            private = CliContext(Runtime(settings.model_copy(update={"redis_url": redis.url})))
+            try:
+                _run(private, csv_path, report_path, started)
+            finally:
+                private.close()
+        else:
+            _run(cli_ctx, csv_path, report_path, started)
+    finally:
+        redis.stop()
+
+
+def _run(cli_ctx: CliContext, csv_path: Path, report_path: Path, started: float) -> None:
+    settings = cli_ctx.runtime.settings
     run_upgrade(settings.database_url)
     click.echo(f"1/7 Database migrated ({redact_url(settings.database_url)}).")
     cli_ctx.runtime.redis.ping()
@@ -218,6 +248,7 @@ def _child_env(database_url: str, redis_url: str, web_port: int) -> dict[str, st
         "WHATSAPP_APP_SECRET": APP_SECRET,
         "WHATSAPP_VERIFY_TOKEN": "demo-verify-token",
         AGENT_SECRET_ENV: AGENT_SECRET,
+        "AGENT_ALLOW_PRIVATE_URLS": "true",  # the demo agent listens on 127.0.0.1
         "PORT": str(web_port),
         "LOG_LEVEL": "WARNING",
     }
@@ -234,6 +265,7 @@ def _configure(cli_ctx: CliContext, base_url: str, agent_url: str) -> None:
                 url=agent_url,
                 secret_env=AGENT_SECRET_ENV,
                 by=cli_ctx.actor,
+                allow_private_urls=True,  # the demo's agent listens on this machine
             )
             configs.add_config(
                 session,

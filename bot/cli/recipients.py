@@ -13,6 +13,7 @@ from bot.cli.output import emit_json, key_values
 from broadcasts import contacts, service
 from broadcasts.csv_template import template_csv
 from broadcasts.imports import ImportSummary, import_csv
+from broadcasts.imports.phones import country_label
 from broadcasts.imports.reader import DELIMITER_NAMES
 from broadcasts.imports.rows import describe
 from broadcasts.models import Template
@@ -47,6 +48,12 @@ def template_csv_command(cli_ctx: CliContext, ref: str, output: Path | None) -> 
     "default: PHONE_DEFAULT_REGION.",
 )
 @click.option(
+    "--assume-international",
+    is_flag=True,
+    help="Read numbers without + or 00 (and not valid in --region) as international numbers "
+    "whose + was lost, e.g. 447400123456 → +447400123456. Off: they are refused.",
+)
+@click.option(
     "--report",
     "report_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -59,6 +66,7 @@ def upload(
     ref: str,
     file: Path,
     region: str | None,
+    assume_international: bool,
     report_path: Path | None,
     as_json: bool,
 ) -> None:
@@ -73,6 +81,7 @@ def upload(
             region=region or settings.phone_default_region,
             by=cli_ctx.actor,
             max_bytes=settings.csv_max_bytes,
+            assume_international=assume_international,
         )
     written = None
     if summary.error_report_csv:
@@ -102,6 +111,16 @@ def render_summary(s: ImportSummary) -> str:
         ("Encoding", ENCODING_NAMES.get(s.encoding or "", s.encoding)),
         ("Delimiter", DELIMITER_NAMES.get(s.delimiter or "", s.delimiter)),
         ("Default region", s.region or "none (numbers need a country code)"),
+        (
+            "Without + or 00",
+            "read as international (--assume-international)"
+            if s.assume_international
+            else "refused unless valid in the default region",
+        ),
+    ]
+    pairs += [
+        (f"  {country_label(code)}", count) if i else (f"By country: {country_label(code)}", count)
+        for i, (code, count) in enumerate(s.accepted_by_country.items())
     ]
     lines = [key_values(pairs)]
     if s.invalid_by_reason:

@@ -159,7 +159,7 @@ def sandbox(**options: object) -> None:
     config.pair_rate = pair_rate
     config.templates_by_waba = empty
     config.numbers = numbers
-    config.reject_rules = rejects
+    config.reject_rules = dict(rejects)
     if failures:
         config.failure_rules = failures
 

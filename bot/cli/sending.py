@@ -14,19 +14,30 @@ from bot.cli.context import CliContext, json_option, pass_cli
 from bot.cli.output import emit_json
 from broadcasts import service
 from broadcasts.errors import ValidationFailed
+from broadcasts.imports.phones import country_label
 from broadcasts.lifecycle import READ_ONLY
 from broadcasts.metrics import stored_counts
-from broadcasts.pacing import human_duration
+from broadcasts.pacing import estimate_seconds, human_duration
 from broadcasts.report import write_recipient_report
+from broadcasts.send_check import recipients_by_country, send_warnings
 from jobs import control
 
 
 @click.command("start")
 @click.argument("ref")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation on a terminal.")
 @json_option
 @pass_cli
-def start(cli_ctx: CliContext, ref: str, as_json: bool) -> None:
-    """Start sending REF now (workers pick it up within a second)."""
+def start(cli_ctx: CliContext, ref: str, yes: bool, as_json: bool) -> None:
+    """Start sending REF now (workers pick it up within a second).
+
+    Prints the Send confirmation first (recipients, per country, pace, warnings) and, on a
+    terminal, asks before sending unless --yes is given.
+    """
+    if not as_json:
+        click.echo(confirmation_text(cli_ctx, ref))
+        if not yes and sys.stdin.isatty():
+            click.confirm("Send now?", abort=True)
     broadcast = control.start(cli_ctx.runtime, ref, by=cli_ctx.actor)
     _report(
         cli_ctx,
@@ -207,6 +218,30 @@ def _parse_time(text: str) -> datetime:
             f"'{text}' has no timezone; add one (e.g. +01:00 or Z for UTC).", field="at"
         )
     return when
+
+
+def confirmation_text(cli_ctx: CliContext, ref: str) -> str:
+    """The CLI's Send confirmation: the same figures and warnings as Slack's."""
+    with cli_ctx.session() as session:
+        broadcast = service.get_broadcast(session, ref)
+        service.check_startable(session, broadcast)
+        batch_size, pause, rate = service.effective_pacing(broadcast)
+        recipients = stored_counts(broadcast).pending
+        countries = recipients_by_country(session, broadcast.id)
+        warnings = send_warnings(broadcast, recipients)
+        name, template = broadcast.name, broadcast.template.name
+        seconds = estimate_seconds(
+            recipients, batch_size=batch_size, pause_seconds=pause, rate=rate
+        )
+    lines = [
+        f"Send '{name}' (template {template}) to {recipients:,} recipients: about "
+        f"{human_duration(seconds)} at {rate:g} msg/s in batches of {batch_size:,}, "
+        f"{pause:g} s apart.",
+        "Recipients by country: "
+        + (", ".join(f"{country_label(c)} {n:,}" for c, n in countries.items()) or "none"),
+    ]
+    lines += [f"Warning: {w.replace('*', '')}" for w in warnings]
+    return "\n".join(lines)
 
 
 def _report(cli_ctx: CliContext, broadcast_id: str, as_json: bool, message: str) -> None:

@@ -46,6 +46,11 @@ def _sync_line(name: str, result: TemplateSyncResult) -> list[str]:
     ]
     lines += [f"  {ref}: {old} -> {new}" for ref, old, new in result.status_changes]
     lines += [f"  skipped {reason}" for _name, reason in result.skipped]
+    if result.limits is not None:
+        changed = f" (changed: {'; '.join(result.limits.changes)})" if result.limits.changes else ""
+        lines.append(f"  number: {result.limits.describe()}{changed}")
+    elif result.limits_error:
+        lines.append(f"  number limits not refreshed: {result.limits_error}")
     return lines
 
 
@@ -81,6 +86,10 @@ def sync(cli_ctx: CliContext, config_ref: str | None, as_json: bool) -> None:
             "unchanged": result.unchanged,
             "status_changes": [list(c) for c in result.status_changes],
             "skipped": [list(s) for s in result.skipped],
+            "throughput_level": result.limits.throughput_level if result.limits else None,
+            "throughput_mps": result.limits.throughput_mps if result.limits else None,
+            "messaging_limit": result.limits.messaging_limit if result.limits else None,
+            "limits_error": result.limits_error,
         }
         if not as_json:
             click.echo("\n".join(_sync_line(name, result)))

@@ -90,8 +90,9 @@ def register_kapso(
 )
 @pass_cli
 def replay(cli_ctx: CliContext, older_than: float) -> None:
-    """Queue again every stored webhook body not processed yet (e.g. after losing Redis)."""
-    count = inbox.requeue_stale(cli_ctx.runtime, older_than=older_than)
+    """Queue again every stored webhook body not processed yet (e.g. after losing Redis), parked
+    bodies included (they get their attempts back)."""
+    count = inbox.requeue_stale(cli_ctx.runtime, older_than=older_than, replay=True)
     click.echo(f"Queued {count} unprocessed webhook bodies again (and overdue agent deliveries).")
 
 
@@ -114,6 +115,26 @@ def status(cli_ctx: CliContext, as_json: bool) -> None:
         oldest = session.scalar(
             select(func.min(InboxEvent.received_at)).where(InboxEvent.processed_at.is_(None))
         )
+        parked = list(
+            session.execute(
+                select(InboxEvent.id, InboxEvent.event_type, InboxEvent.error)
+                .where(
+                    InboxEvent.processed_at.is_(None),
+                    InboxEvent.attempts >= cli_ctx.runtime.settings.inbox_max_attempts,
+                )
+                .order_by(InboxEvent.id.desc())
+                .limit(5)
+            )
+        )
+        parked_count = (
+            session.scalar(
+                select(func.count()).where(
+                    InboxEvent.processed_at.is_(None),
+                    InboxEvent.attempts >= cli_ctx.runtime.settings.inbox_max_attempts,
+                )
+            )
+            or 0
+        )
         last_error = session.scalar(
             select(InboxEvent.error)
             .where(InboxEvent.processed_at.is_(None), InboxEvent.error.is_not(None))
@@ -126,11 +147,20 @@ def status(cli_ctx: CliContext, as_json: bool) -> None:
         "failing": failing,
         "oldest_waiting_seconds": round((utcnow() - oldest).total_seconds(), 1) if oldest else None,
         "last_error": last_error,
+        # Bodies that failed every attempt: kept with their error until `webhooks replay`.
+        "parked": parked_count,
+        "parked_bodies": [
+            {"id": row.id, "event_type": row.event_type, "error": row.error} for row in parked
+        ],
     }
     if as_json:
         emit_json(data)
     else:
-        click.echo(key_values([(k.replace("_", " "), v) for k, v in data.items()]))
+        click.echo(
+            key_values([(k.replace("_", " "), v) for k, v in data.items() if k != "parked_bodies"])
+        )
+        for row in parked:
+            click.echo(f"  parked #{row.id} ({row.event_type or '?'}): {row.error}")
 
 
 @click.command("deliveries")

@@ -1,4 +1,4 @@
-"""`/broadcast new | list | status | pause | resume | cancel | report | templates | help`."""
+"""`/broadcast new | list | status | pause | resume | cancel | report | edit | retry | …`."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
-from bot import flows, slack_jobs
-from bot.authz import Authoriser
-from bot.blocks import kit, messages
+from bot import flows, follow_ups, slack_jobs
+from bot.authz import Act
+from bot.blocks import kit, messages, state
 from broadcasts.actors import Actor
 from broadcasts.db import transaction
 from broadcasts.errors import BroadcastBotError, ValidationFailed
@@ -20,7 +20,19 @@ from jobs.runtime import Runtime
 log = logging.getLogger(__name__)
 
 COMMAND = "/broadcast"
-NEEDS_REF = {"status", "pause", "resume", "cancel", "report"}
+NEEDS_REF = {"status", "pause", "resume", "cancel", "report", "edit", "retry", "duplicate", "audit"}
+# What each subcommand asks to do (authz.Act). Retry and duplicate only make drafts (sending
+# them is the admins'), so they are edits; the audit trail is a report.
+COMMAND_ACTS = {
+    "pause": Act.PAUSE,
+    "resume": Act.RESUME,
+    "cancel": Act.CANCEL,
+    "report": Act.REPORT,
+    "edit": Act.EDIT,
+    "retry": Act.EDIT,
+    "duplicate": Act.EDIT,
+    "audit": Act.REPORT,
+}
 
 
 def register(app: App) -> None:
@@ -42,11 +54,56 @@ def on_broadcast(
             return
         if verb in NEEDS_REF and not ref:
             raise ValidationFailed(f"Say which broadcast: `/broadcast {verb} <id or name>`.")
-        reply = _run(verb, ref, runtime, context["authz"], user)
+        channel = command.get("channel_id")
+        if verb in COMMAND_ACTS:
+            context["authz"].check(user, COMMAND_ACTS[verb], ref, from_channel=channel)
+        if verb == "edit":
+            view = follow_ups.edit_modal(runtime, ref, user_id=user, authz=context["authz"])
+            ack()
+            client.views_open(
+                trigger_id=command["trigger_id"], view=state.with_origin(view, channel)
+            )
+            return
+        if verb == "audit":
+            blocks = follow_ups.audit_blocks(runtime, ref)
+            ack(response_type="ephemeral", text=f"Audit of {kit.escape(ref)}", blocks=blocks)
+            return
+        if verb in FOLLOW_UPS:
+            ack(response_type="ephemeral", text=f"Working on `{verb} {kit.escape(ref)}`…")
+            _follow_up(verb, ref, runtime, client, command, respond)
+            return
+        reply = _run(verb, ref, runtime, user)
     except BroadcastBotError as exc:
-        ack(response_type="ephemeral", text=str(exc))
+        ack(response_type="ephemeral", text=kit.escape_keeping_mentions(exc))
         return
     ack(response_type="ephemeral", **reply)
+
+
+FOLLOW_UPS = {"retry", "duplicate"}
+
+
+def _follow_up(
+    verb: str,
+    ref: str,
+    runtime: Runtime,
+    client: WebClient,
+    command: dict[str, Any],
+    respond: Respond,
+) -> None:
+    """Retry and duplicate copy recipients and post a card: answered after the ack."""
+    user, channel = command["user_id"], command.get("channel_id")
+    try:
+        make = follow_ups.retry_failed if verb == "retry" else follow_ups.duplicate
+        text = make(runtime, client, ref, user_id=user, channel_id=channel)
+    except BroadcastBotError as exc:
+        text = kit.escape_keeping_mentions(exc)
+    except Exception:  # after the ack nobody else would tell the user: log it and say so
+        log.exception("/broadcast %s %s failed", verb, ref)
+        text = (
+            f"`/broadcast {verb} {kit.escape(ref)}` failed unexpectedly; nothing was created. "
+            "Try again."
+        )
+    respond(response_type="ephemeral", text=text)
 
 
 def _new_view(runtime: Runtime, command: dict[str, Any]) -> dict[str, Any]:
@@ -54,8 +111,8 @@ def _new_view(runtime: Runtime, command: dict[str, Any]) -> dict[str, Any]:
         return flows.new_modal(session, channel_id=command.get("channel_id"))
 
 
-def _run(verb: str, ref: str, runtime: Runtime, authz: Authoriser, user: str) -> dict[str, Any]:
-    """The ephemeral reply to a command other than `new`."""
+def _run(verb: str, ref: str, runtime: Runtime, user: str) -> dict[str, Any]:
+    """The ephemeral reply to a command other than `new` (already authorised)."""
     by = Actor.slack(user)
     if verb in ("", "help"):
         return {"text": messages.HELP, "blocks": [kit.section(messages.HELP)]}
@@ -64,21 +121,26 @@ def _run(verb: str, ref: str, runtime: Runtime, authz: Authoriser, user: str) ->
             blocks = messages.broadcast_list(flows.broadcast_lines(session))
         return {"text": "Recent broadcasts", "blocks": blocks}
     if verb == "status":
-        return {"text": f"Status of {ref}", "blocks": flows.status_blocks(runtime, ref)}
+        return {"text": f"Status of {kit.escape(ref)}", "blocks": flows.status_blocks(runtime, ref)}
     if verb == "pause":
         b = control.pause(runtime, ref, by=by, reason=f"paused by {kit.mention(user)}")
-        return {"text": f"Paused *{b.name}*; `/broadcast resume {b.id[:8]}` continues it."}
+        return {
+            "text": f"Paused *{kit.escape(b.name)}*; `/broadcast resume {b.id[:8]}` continues it."
+        }
     if verb == "resume":
-        authz.require(user, "resume")
         b = control.resume(runtime, ref, by=by)
-        return {"text": f"Resumed *{b.name}*."}
+        return {"text": f"Resumed *{kit.escape(b.name)}*."}
     if verb == "cancel":
-        authz.require(user, "cancel")
         b, skipped = control.cancel(runtime, ref, by=by)
-        return {"text": f"Cancelled *{b.name}*; {kit.number(skipped)} recipients skipped."}
+        return {
+            "text": f"Cancelled *{kit.escape(b.name)}*; {kit.number(skipped)} recipients skipped."
+        }
     if verb == "report":
         name = slack_jobs.enqueue_report(runtime, ref, user)
-        return {"text": f"Building the report of *{name}*; it will appear in the card's thread."}
+        return {
+            "text": f"Building the report of *{kit.escape(name)}*; it will appear in the card's "
+            "thread."
+        }
     if verb == "templates":
         if ref == "sync":
             slack_jobs.enqueue_template_sync(runtime, user)

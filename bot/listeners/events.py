@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from redis.exceptions import RedisError
 from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 
@@ -21,7 +22,9 @@ def register(app: App) -> None:
     app.event("app_home_opened")(on_home_opened)
 
 
-def on_message(event: dict[str, Any], client: WebClient, context: BoltContext) -> None:
+def on_message(
+    event: dict[str, Any], body: dict[str, Any], client: WebClient, context: BoltContext
+) -> None:
     runtime: Runtime = context["runtime"]
     thread_ts = event.get("thread_ts")
     if not thread_ts:
@@ -38,6 +41,24 @@ def on_message(event: dict[str, Any], client: WebClient, context: BoltContext) -
                 )
         return
     if event.get("subtype") is None and not event.get("bot_id") and event.get("user"):
+        # A redelivered event (Slack retries, or the same message again) never reaches the
+        # customer twice: only the first delivery of an event id and message ts is acted on.
+        event_id = str(body.get("event_id") or "") or None
+        channel, ts = str(event.get("channel", "")), str(event.get("ts", ""))
+        try:
+            first = agent_threads.first_delivery(
+                runtime.redis, event_id=event_id, channel=channel, ts=ts
+            )
+        except RedisError:  # without the memory a retry could send twice: send nothing
+            log.exception("Slack message %s not sent: Redis is unavailable", ts)
+            text = (
+                "Not sent to WhatsApp: the bot cannot reach Redis right now. Post it again later."
+            )
+            flows.tell(client, user_id=str(event["user"]), channel_id=channel, text=text)
+            return
+        if not first:
+            log.info("Slack event %s (message %s) was already handled", event_id, ts)
+            return
         agent_threads.on_human_reply(runtime, client, event)
 
 

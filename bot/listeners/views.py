@@ -7,9 +7,10 @@ from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
-from bot import cards, flows
-from bot.authz import Authoriser
+from bot import cards, flows, follow_ups
+from bot.authz import Act, Authoriser
 from bot.blocks import ids, kit, modals, state
 from bot.blocks.state import FieldError
 from broadcasts import service
@@ -28,6 +29,8 @@ def register(app: App) -> None:
     app.view(ids.SEND_CONFIRM)(on_send_confirm)
     app.view(ids.SCHEDULE)(on_schedule)
     app.view(ids.SEND_TEST)(on_send_test)
+    app.view(ids.EDIT_DRAFT)(on_edit_draft)
+    app.view(ids.RETRY_CONFIRM)(on_retry_confirm)
 
 
 def _errors(ack: Ack, exc: FieldError) -> None:
@@ -37,32 +40,37 @@ def _errors(ack: Ack, exc: FieldError) -> None:
 def on_new_broadcast(
     ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext
 ) -> None:
+    runtime: Runtime = context["runtime"]
+    user = body["user"]["id"]
     try:
         data = state.new_broadcast(view)
-        flows.create_from_modal(
-            context["runtime"],
-            client,
-            data,
-            user_id=body["user"]["id"],
-            team_id=(body.get("team") or {}).get("id", ""),
+        broadcast_id = flows.create_from_modal(
+            runtime, data, user_id=user, team_id=(body.get("team") or {}).get("id", "")
         )
     except FieldError as exc:
         _errors(ack, exc)
         return
-    ack()
+    ack()  # within Slack's 3 s: the card (a Slack round trip, retried) is posted after
+    flows.post_new_card(runtime, client, broadcast_id, user_id=user)
 
 
 def on_add_contacts(
     ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext
 ) -> None:
     runtime: Runtime = context["runtime"]
+    authz: Authoriser = context["authz"]
     broadcast_id = str(state.metadata(view).get("broadcast", ""))
+    user = body["user"]["id"]
     chosen = state.add_contacts(view)
     if not chosen.contact_ids and not chosen.all_eligible:
         _errors(ack, FieldError(ids.B_CONTACTS, "Pick contacts, or tick “Select all eligible”."))
         return
+    try:
+        authz.check(user, Act.EDIT, broadcast_id, from_channel=state.origin(view))
+    except BroadcastBotError as exc:
+        _errors(ack, FieldError(ids.B_CONTACTS, str(exc)))
+        return
     ack()
-    user = body["user"]["id"]
     try:
         flows.add_contacts(
             runtime,
@@ -84,10 +92,13 @@ def on_send_confirm(
     user = body["user"]["id"]
     broadcast_id = str(state.metadata(view).get("broadcast", ""))
     try:
-        authz.require(user, "send")
+        authz.check(user, Act.SEND, broadcast_id, from_channel=state.origin(view))
         control.start(runtime, broadcast_id, by=Actor.slack(user))
     except BroadcastBotError as exc:
-        ack(response_action="update", view=modals.notice_modal("Not sent", str(exc)))
+        ack(
+            response_action="update",
+            view=modals.notice_modal("Not sent", kit.escape_keeping_mentions(exc)),
+        )
         return
     ack()
 
@@ -98,8 +109,8 @@ def on_schedule(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: B
     user = body["user"]["id"]
     broadcast_id = str(state.metadata(view).get("broadcast", ""))
     try:
+        authz.check(user, Act.SCHEDULE, broadcast_id, from_channel=state.origin(view))
         at = state.schedule_at(view)
-        authz.require(user, "schedule")
         control.schedule(runtime, broadcast_id, at, by=Actor.slack(user))
     except FieldError as exc:
         _errors(ack, exc)
@@ -113,14 +124,16 @@ def on_schedule(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: B
 def on_send_test(
     ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext
 ) -> None:
+    """Checks that need no network answer inline; the WhatsApp call (seconds when the API is
+    slow) comes after the ack, and its result replaces the modal."""
     runtime: Runtime = context["runtime"]
+    authz: Authoriser = context["authz"]
     user = body["user"]["id"]
     broadcast_id = str(state.metadata(view).get("broadcast", ""))
     try:
+        authz.check(user, Act.TEST_SEND, broadcast_id, from_channel=state.origin(view))
         data = state.send_test(view)
-        wamid = control.test_send(
-            runtime, broadcast_id, phone=data.phone, params=data.params, by=Actor.slack(user)
-        )
+        flows.check_test_send(runtime, broadcast_id, phone=data.phone, params=data.params)
     except FieldError as exc:
         _errors(ack, exc)
         return
@@ -133,13 +146,91 @@ def on_send_test(
         return
     ack(
         response_action="update",
-        view=modals.notice_modal(
-            "Test sent", f"WhatsApp accepted the test to {data.phone} (`{wamid}`)."
-        ),
+        view=modals.notice_modal("Sending test…", f"Sending the test to {kit.escape(data.phone)}…"),
+    )
+    view_id = str((body.get("view") or {}).get("id") or view.get("id") or "")
+    try:
+        wamid = control.test_send(
+            runtime, broadcast_id, phone=data.phone, params=data.params, by=Actor.slack(user)
+        )
+    except BroadcastBotError as exc:
+        flows.show_notice(client, view_id, "Test not sent", kit.escape_keeping_mentions(exc))
+        return
+    flows.show_notice(
+        client,
+        view_id,
+        "Test sent",
+        f"WhatsApp accepted the test to {kit.escape(data.phone)} (`{kit.escape(wamid)}`).",
     )
     with transaction(runtime.sessions) as session:
         broadcast = service.get_broadcast(session, broadcast_id)
-        cards.note(client, broadcast, f"🧪 {kit.mention(user)} sent a test message.")
+    cards.note(client, broadcast, f"🧪 {kit.mention(user)} sent a test message.")  # committed
+
+
+def on_edit_draft(
+    ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext
+) -> None:
+    """Save the edit-draft modal all or nothing; a problem is shown on the field at fault."""
+    authz: Authoriser = context["authz"]
+    user = body["user"]["id"]
+    broadcast_id = str(state.metadata(view).get("broadcast", ""))
+    try:
+        authz.check(user, Act.EDIT, broadcast_id, from_channel=state.origin(view))
+    except BroadcastBotError as exc:
+        _errors(ack, FieldError(ids.B_EDIT_NAME, str(exc)))
+        return
+    try:
+        follow_ups.apply_edit(
+            context["runtime"],
+            client,
+            broadcast_id,
+            state.edit_draft(view),
+            user_id=user,
+            authz=authz,
+        )
+    except FieldError as exc:
+        _errors(ack, exc)
+        return
+    ack()
+
+
+def on_retry_confirm(
+    ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext
+) -> None:
+    """Make the retry draft and post its card, then say so (or why not) in the modal.
+
+    Copying many recipients can take longer than Slack waits for an answer, so the modal is
+    acknowledged first and updated when the draft exists.
+    """
+    authz: Authoriser = context["authz"]
+    user = body["user"]["id"]
+    broadcast_id = str(state.metadata(view).get("broadcast", ""))
+    try:
+        authz.check(user, Act.EDIT, broadcast_id, from_channel=state.origin(view))
+    except BroadcastBotError as exc:
+        ack(
+            response_action="update",
+            view=modals.notice_modal("No retry made", kit.escape_keeping_mentions(exc)),
+        )
+        return
+    ack(response_action="update", view=modals.notice_modal("Retry failed", "Making the draft…"))
+    try:
+        text = follow_ups.retry_failed(
+            context["runtime"], client, broadcast_id, user_id=user, channel_id=None
+        )
+        title = "Retry draft made"
+    except BroadcastBotError as exc:
+        text, title = kit.escape_keeping_mentions(exc), "No retry made"
+    except Exception:  # after the ack nobody else would tell the user: log it and say so
+        log.exception("retry of %s failed", state.metadata(view).get("broadcast"))
+        text, title = (
+            "The retry failed unexpectedly; nothing was created. Try again.",
+            "No retry made",
+        )
+    try:
+        client.views_update(view_id=view["id"], view=modals.notice_modal(title, text))
+    except SlackApiError as exc:  # the modal was closed meanwhile: the card's thread has the news
+        log.info("retry notice not shown: %s", exc.response.get("error"))
 
 
 def _param_block(view: dict[str, Any], exc: ValidationFailed) -> str:

@@ -111,9 +111,11 @@ def _worker(
     index: int,
     count: int,
     out: Any,
+    assume_international: bool,
 ) -> None:
     try:
-        checker = RowChecker(columns, template, normaliser(region))
+        normalise = normaliser(region, assume_international=assume_international)
+        checker = RowChecker(columns, template, normalise)
         with open(path, "rb") as file:
             for items in _shares(file, fmt, chunk_rows, index, count):
                 out.put(("chunk", _check(checker, items, postgres)))
@@ -133,15 +135,30 @@ def parallel_chunks(
     chunk_rows: int,
     postgres: bool,
     workers: int,
+    *,
+    assume_international: bool,
 ) -> Iterator[Chunk]:
-    """Every chunk in file order, checked by `workers` processes reading the file at `path`."""
+    """Every chunk in file order, checked by `workers` processes reading the file at `path`
+    (each with the phone rules of `region` and `assume_international`, as the caller's)."""
     # spawn, not fork: the caller may be a web or RQ process with threads and open connections.
     context = multiprocessing.get_context("spawn")
     queues = [context.Queue(maxsize=QUEUE_CHUNKS) for _ in range(workers)]
     processes = [
         context.Process(
             target=_worker,
-            args=(path, fmt, columns, template, region, chunk_rows, postgres, k, workers, q),
+            args=(
+                path,
+                fmt,
+                columns,
+                template,
+                region,
+                chunk_rows,
+                postgres,
+                k,
+                workers,
+                q,
+                assume_international,
+            ),
             name=f"import-check-{k}",
             daemon=True,
         )

@@ -52,6 +52,7 @@ def import_contacts(
     is_test: bool = False,
     max_bytes: int | None = None,
     batch_size: int = 2000,
+    assume_international: bool = False,
 ) -> ContactImportSummary:
     """Upsert the contacts of a CSV (phone column + any attributes), batch by batch."""
     if region is not None:
@@ -61,7 +62,8 @@ def import_contacts(
     file, owned = seekable_copy(source, max_bytes or DEFAULT_MAX_BYTES)
     try:
         fmt, columns = check_file(file, None, max_bytes or DEFAULT_MAX_BYTES)
-        checker = RowChecker(columns, None, normaliser(region))
+        normalise = normaliser(region, assume_international=assume_international)
+        checker = RowChecker(columns, None, normalise)
         report = ErrorReport(columns.header)
         invalid: Counter[str] = Counter()
         rows = created = updated = 0

@@ -48,7 +48,7 @@ from broadcasts.imports.chunks import (
     worker_count,
 )
 from broadcasts.imports.chunks import nonblank as nonblank  # re-exported for contacts_file
-from broadcasts.imports.phones import normaliser, valid_region
+from broadcasts.imports.phones import by_country, normaliser, valid_region
 from broadcasts.imports.reader import (
     CsvFormat,
     FileError,
@@ -92,6 +92,9 @@ class ImportSummary:
     region: str | None
     error: str | None = None
     error_report_csv: str | None = field(default=None, repr=False)
+    assume_international: bool = False
+    # Accepted rows per calling code, most first ({"+44": 120, "+1": 3}).
+    accepted_by_country: dict[str, int] = field(default_factory=dict)
 
     @property
     def rejected(self) -> int:
@@ -115,6 +118,8 @@ class ImportSummary:
             "encoding": self.encoding,
             "delimiter": self.delimiter,
             "region": self.region,
+            "assume_international": self.assume_international,
+            "accepted_by_country": dict(self.accepted_by_country),
             "error": self.error,
             "report_rows": min(self.rejected, MAX_REPORT_ROWS),
         }
@@ -139,7 +144,13 @@ class ImportSummary:
             region=row.region,
             error=row.error,
             error_report_csv=row.error_report,
+            assume_international=bool(row.assume_international),
+            accepted_by_country=_most_first(row.accepted_by_country or {}),
         )
+
+
+def _most_first(counts: dict[str, Any]) -> dict[str, int]:
+    return dict(sorted(((k, int(v)) for k, v in counts.items()), key=lambda kv: (-kv[1], kv[0])))
 
 
 @dataclass
@@ -151,6 +162,7 @@ class _Tally:
     opted_out: int = 0
     test_excluded: int = 0
     invalid: Counter[str] = field(default_factory=Counter)
+    countries: Counter[str] = field(default_factory=Counter)
 
     def values(self) -> dict[str, Any]:
         return {
@@ -162,6 +174,7 @@ class _Tally:
             "opted_out": self.opted_out,
             "test_excluded": self.test_excluded,
             "invalid_by_reason": dict(self.invalid),
+            "accepted_by_country": dict(self.countries),
         }
 
 
@@ -176,11 +189,14 @@ def import_csv(
     slack_file_id: str | None = None,
     max_bytes: int | None = None,
     batch_size: int = 5000,
+    assume_international: bool = False,
 ) -> ImportSummary:
     """Import a CSV (phone_number + template parameter columns) into a draft broadcast.
 
     `region` is the default region for numbers written without a country code (None: every
-    number needs one). The caller resolves it (per-import option, else the setting). Importing the
+    number needs one). The caller resolves it (per-import option, else the setting).
+    `assume_international` reads numbers without `+` as international ones whose `+` was lost
+    (see broadcasts.imports.phones.normalise_phone); otherwise they are refused. Importing the
     same `slack_file_id` again returns the earlier summary without reading the file (after a
     failed import of it, the file is imported afresh).
     """
@@ -193,7 +209,9 @@ def import_csv(
                 field="region",
             )
     limit = max_bytes or DEFAULT_MAX_BYTES
-    started = _start(sessions, broadcast_ref, filename, region, by, slack_file_id)
+    started = _start(
+        sessions, broadcast_ref, filename, region, by, slack_file_id, assume_international
+    )
     if isinstance(started, ImportSummary):
         return started
     import_id, broadcast_id, template = started
@@ -209,9 +227,19 @@ def import_csv(
         raise
     try:
         _record(sessions, import_id, encoding=fmt.encoding, delimiter=fmt.delimiter)
-        checker = RowChecker(columns, template, normaliser(region))
+        normalise = normaliser(region, assume_international=assume_international)
+        checker = RowChecker(columns, template, normalise)
         tally, report = _write(
-            sessions, file, fmt, checker, template, region, broadcast_id, import_id, batch_size
+            sessions,
+            file,
+            fmt,
+            checker,
+            template,
+            region,
+            broadcast_id,
+            import_id,
+            batch_size,
+            assume_international=assume_international,
         )
     except BaseException as exc:
         reason = str(exc) if isinstance(exc, BroadcastBotError) else "the import stopped"
@@ -234,6 +262,7 @@ def _start(
     region: str | None,
     by: Actor,
     slack_file_id: str | None,
+    assume_international: bool,
 ) -> ImportSummary | tuple[int, str, Template]:
     """Record the import as running, or return the earlier summary of the same Slack file."""
     for _ in range(2):
@@ -251,6 +280,7 @@ def _start(
                     filename=filename[:255],
                     slack_file_id=slack_file_id,
                     region=region,
+                    assume_international=assume_international,
                     created_by=by.id,
                 )
                 session.add(row)
@@ -312,6 +342,8 @@ def _write(
     broadcast_id: str,
     import_id: int,
     batch_size: int,
+    *,
+    assume_international: bool,
 ) -> tuple[_Tally, ErrorReport]:
     """Check every row and load the accepted ones in one transaction; report rows in file order.
 
@@ -335,7 +367,15 @@ def _write(
         if workers:
             path = stack.enter_context(_named_copy(file))
             chunks = parallel_chunks(
-                path, fmt, checker.columns, template, region, batch_size, postgres, workers
+                path,
+                fmt,
+                checker.columns,
+                template,
+                region,
+                batch_size,
+                postgres,
+                workers,
+                assume_international=assume_international,
             )
         else:
             chunks = local_chunks(file, fmt, checker, batch_size, postgres)
@@ -354,6 +394,7 @@ def _write(
         tally.opted_out = outcome.counts.get(bulk.OPTED_OUT, 0)
         tally.test_excluded = outcome.counts.get(bulk.TEST_CONTACT, 0)
         tally.already_present = outcome.counts.get(bulk.ALREADY_PRESENT, 0)
+        tally.countries.update(by_country(outcome.accepted_by_prefix))
         bump(session, broadcast_id, Counts(total=outcome.accepted, pending=outcome.accepted))
         session.execute(update(Import).where(Import.id == import_id).values(**tally.values()))
     return tally, _report(file, fmt, checker.columns.header, tally, rejected, outcome.reported)

@@ -30,8 +30,9 @@ PHONE_REASONS = {
     "phone_too_short": "the phone number is too short",
     "phone_too_long": "the phone number is too long",
     "phone_no_country_code": (
-        "the phone number has no country code and no default region is set "
-        "(write it as +<country code><number> or import with --region)"
+        "the phone number has no country code (write it as +<country code><number>, or import "
+        "with --region for national numbers, or with --assume-international if the numbers "
+        "lost their + in Excel)"
     ),
     "phone_bad_country_code": "the phone number starts with an unknown country code",
     "phone_invalid": "the phone number is not a valid number for its country",
@@ -197,12 +198,18 @@ def _full(text: str, region: str | None) -> tuple[str | None, str]:
     return None, _POSSIBLE.get(reason, "phone_invalid")
 
 
-def normalise_phone(raw: str, region: str | None) -> tuple[str | None, str]:
+def normalise_phone(
+    raw: str, region: str | None, *, assume_international: bool = False
+) -> tuple[str | None, str]:
     """(E.164, "") for a valid number, else (None, reason code from PHONE_REASONS).
 
-    Without a region a number needs its country code; a number whose '+' Excel stripped
-    (447400123456, or 00447400123456) is recovered by retrying with '+'. With a region, national
-    numbers (07400 123456) are read in that region first, then the '+' retry applies.
+    A number is never silently given a country (the seed: "phone numbers must include the
+    country code"). The rules, in order:
+    - `+<digits>` and `00<digits>` are international numbers, whatever the region;
+    - other numbers are read in `region` when one is given (`07400 123456` in GB; a number
+      starting with the region's own calling code, `447400123456` in GB, is read as such);
+    - otherwise, only with `assume_international` (the file's numbers lost their `+` in Excel)
+      are the digits read as `+<digits>`; without it they are refused as phone_no_country_code.
     """
     text = raw.strip()
     if not text:
@@ -220,39 +227,73 @@ def normalise_phone(raw: str, region: str | None) -> tuple[str | None, str]:
         return None, "phone_invalid"
     if len(digits) > _MAX_DIGITS:
         return None, "phone_too_long"
-    has_plus = text.lstrip().startswith("+")
-    if has_plus:
+    if text.startswith("+"):
         return _full(text, region)
+    if text.startswith("00") and digits.startswith("00"):
+        return _international(digits[2:])
     first_reason = "phone_no_country_code"
     if region is not None:
         found, first_reason = _full(text, region)
         if found is not None:
             return found, ""
-    # Excel drops the leading '+': try the digits as an international number.
-    international = digits[2:] if digits.startswith("00") else digits
-    if international and international[0] != "0":
-        fast = fast_e164(international)
-        if fast is not None:
-            return fast, ""
-        found, reason = _full("+" + international, None)
-        if found is not None:
-            return found, ""
-        if region is None:
-            return None, reason if reason != "phone_bad_country_code" else first_reason
+    if not assume_international:
+        return None, first_reason
+    found, reason = _international(digits)
+    if found is not None or region is None:
+        return found, reason
     return None, first_reason
+
+
+def _international(digits: str) -> tuple[str | None, str]:
+    """`digits` read as `+<digits>`."""
+    if not digits or digits[0] == "0":
+        return None, "phone_bad_country_code" if digits else "phone_too_short"
+    fast = fast_e164(digits)
+    if fast is not None:
+        return fast, ""
+    return _full("+" + digits, None)
 
 
 Normaliser = Callable[[str], tuple[str | None, str]]
 
 
-def normaliser(region: str | None) -> Normaliser:
-    """normalise_phone bound to one region (what an import uses for every row)."""
+def normaliser(region: str | None, *, assume_international: bool = False) -> Normaliser:
+    """normalise_phone bound to one region and rule (what an import uses for every row)."""
     region = region.upper() if region else None
 
     def normalise(raw: str) -> tuple[str | None, str]:
-        return normalise_phone(raw, region)
+        return normalise_phone(raw, region, assume_international=assume_international)
 
     return normalise
+
+
+def calling_code(e164: str) -> str:
+    """`+44` for `+447400123456` (calling codes are prefix-free, so at most one matches)."""
+    digits = e164.lstrip("+")
+    for size in (1, 2, 3):
+        if digits[:size] in _CODES:
+            return "+" + digits[:size]
+    return "+?"
+
+
+def country_label(code: str) -> str:
+    """`+44 GB`, `+1 US` (a calling code and its main region), for per-country tallies."""
+    try:
+        regions = COUNTRY_CODE_TO_REGION_CODE.get(int(code.lstrip("+")), ())
+    except ValueError:
+        return code
+    if not regions:
+        return code
+    return f"{code} {regions[0]}"
+
+
+def by_country(phones_or_counts: dict[str, int]) -> dict[str, int]:
+    """Counts keyed by calling code (`+44`) from counts keyed by E.164 prefix or number."""
+    out: dict[str, int] = {}
+    for phone, n in phones_or_counts.items():
+        code = calling_code(phone)
+        out[code] = out.get(code, 0) + n
+    return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def valid_region(region: str) -> bool:

@@ -30,6 +30,8 @@ _MAGIC = (
     (b"RIFF", "a media file"),
 )
 _NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]{4,}")
+# Excel's "sep=;" first line: names the delimiter and is not part of the data.
+_SEP_LINE = re.compile(r'^"?sep=([^\w\s"\'])"?\s*$', re.IGNORECASE)
 
 
 class FileError(ValidationFailed):
@@ -43,6 +45,8 @@ class FileError(ValidationFailed):
 class CsvFormat:
     encoding: str
     delimiter: str
+    # The file starts with Excel's `sep=<delimiter>` line, skipped when reading records.
+    separator_line: bool = False
 
 
 def seekable_copy(source: BinaryIO, max_bytes: int) -> tuple[BinaryIO, bool]:
@@ -156,7 +160,12 @@ def sniff(source: BinaryIO) -> CsvFormat:
     complete = len(sample) < SAMPLE_BYTES
     encoding = detect_encoding(sample, complete=complete)
     text = codecs.getincrementaldecoder(encoding)(errors="replace").decode(sample, final=complete)
-    return CsvFormat(encoding=encoding, delimiter=detect_delimiter(text.lstrip("\ufeff")))
+    text = text.lstrip("\ufeff")
+    first = text.partition("\n")[0]
+    declared = _SEP_LINE.match(first.rstrip("\r"))
+    if declared:
+        return CsvFormat(encoding=encoding, delimiter=declared.group(1), separator_line=True)
+    return CsvFormat(encoding=encoding, delimiter=detect_delimiter(text))
 
 
 def records(source: BinaryIO, fmt: CsvFormat) -> Iterator[tuple[int, list[str]]]:
@@ -170,6 +179,9 @@ def records(source: BinaryIO, fmt: CsvFormat) -> Iterator[tuple[int, list[str]]]
     line = 1
     reader = csv.reader(_checked(text), delimiter=fmt.delimiter)
     try:
+        if fmt.separator_line:
+            next(reader, None)
+            line = reader.line_num + 1
         for cells in reader:
             yield line, cells
             line = reader.line_num + 1

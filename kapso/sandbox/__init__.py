@@ -3,9 +3,12 @@
 Endpoints (any `vNN.N` version, any ids; phone number 100200300 and WABA 900800700 by default):
 ``POST /{v}/{phone_number_id}/messages`` (templates, and text messages),
 ``GET /{v}/{waba_id}/message_templates`` (``limit``, ``after``; ``paging.next`` while more),
-``GET /{v}/{phone_number_id}?fields=throughput``, ``GET /{v}/{phone_number_id}/contacts``
+``GET /{v}/{phone_number_id}?fields=throughput,whatsapp_business_manager_messaging_limit``
+(``throughput`` → level: 80 STANDARD, ≥1,000 HIGH, 20 COEXISTENCE, any other rate as its number;
+``messaging_limit``/``messaging_limit_per_number`` → the tier, TIER_10K by default),
+``GET /{v}/{phone_number_id}/contacts``
 (Kapso's contact list, cursor-paginated), with Meta's JSON and error shapes. Admin, no auth:
-``GET /_sandbox/messages|stats``,
+``GET /_sandbox/messages|stats|webhooks``,
 ``POST /_sandbox/templates/status|api-key|reset|settings|inbound``.
 
 Rules, in the order a send meets them:
@@ -33,7 +36,10 @@ a matching ``failure_rules`` suffix (default …026 → 131026, …049 → 13104
 ``reply_rate`` share of recipients answer (text, or a quick-reply tap), some quoting the
 template's wamid; ``duplicate_rate`` and ``out_of_order_rate`` make them imperfect. Delays are
 divided by ``speed``; updates are posted in batches of up to ``batch_max`` or every
-``batch_interval_ms``.
+``batch_interval_ms``. ``/_sandbox/webhooks`` lists every posted event (``kind`` status, message
+or template; ``id`` the wamid, inbound message id or template name; ``status``) with when it was
+first posted (``emitted_at``) and acknowledged (``acked_at``, null if never); accepted messages
+carry ``arrived_at`` (request arrival) beside ``time`` (acceptance, after the latency).
 """
 
 from kapso.sandbox.config import (

@@ -21,6 +21,9 @@ class SandboxConfig:
     # Throughput: send requests per phone number in any sliding 1-second window.
     throughput: int = 80
     throughput_per_number: dict[str, int] = field(default_factory=dict)
+    # The messaging limit tier the phone number reports (TIER_250 … TIER_UNLIMITED).
+    messaging_limit: str = "TIER_10K"
+    messaging_limit_per_number: dict[str, str] = field(default_factory=dict)
     pair_rate: bool = True
     pair_rate_seconds: float = 6.0
     # Which WABA a phone number belongs to (others: the default WABA), and the templates of
@@ -33,7 +36,9 @@ class SandboxConfig:
     failure_rules: dict[str, int] = field(
         default_factory=lambda: {"026": 131026, "049": 131049, "050": 131050}
     )  # accepted, then a `failed` status webhook with that code
-    reject_rules: dict[str, int] = field(default_factory=dict)  # refused at send time
+    # Refused at send time: a Meta code, or a Kapso one such as "marketing_preference_stopped";
+    # the suffix "" matches every number (an account-level error).
+    reject_rules: dict[str, int | str] = field(default_factory=dict)
     # Webhooks
     webhook_url: str | None = None
     webhook_format: str = "meta"  # meta | kapso
@@ -44,6 +49,11 @@ class SandboxConfig:
     read_rate: float = 0.7
     reply_rate: float = 0.1
     button_reply_share: float = 0.5  # of replies, taps on a quick-reply button when there is one
+    media_reply_share: float = 0.0  # of replies, an image with a caption
+    reaction_share: float = 0.0  # of replies, an emoji reaction to the template (not an answer)
+    # Users who hide their number behind a username, by the last digits of the number: their
+    # replies and statuses carry only the business-scoped user id (no `from` / `recipient_id`).
+    hidden_number_rules: list[str] = field(default_factory=list)
     quote_rate: float = 0.5  # of text replies, those quoting the template (context.id)
     duplicate_rate: float = 0.05
     out_of_order_rate: float = 0.05
@@ -54,6 +64,9 @@ class SandboxConfig:
 
     def throughput_for(self, phone_number_id: str) -> int:
         return self.throughput_per_number.get(phone_number_id, self.throughput)
+
+    def messaging_limit_for(self, phone_number_id: str) -> str:
+        return self.messaging_limit_per_number.get(phone_number_id, self.messaging_limit)
 
     def waba_for(self, phone_number_id: str) -> str:
         return self.numbers.get(phone_number_id, DEFAULT_WABA_ID)

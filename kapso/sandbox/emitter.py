@@ -46,6 +46,26 @@ def digits(number: str) -> str:
     return "".join(c for c in number if c.isdigit())
 
 
+def user_id_for(wa_id: str) -> str:
+    """A stable business-scoped user id for a number, shaped as Meta's (`US.` + digits)."""
+    number = int(hashlib.sha256(wa_id.encode()).hexdigest()[:16], 16)
+    return f"US.{number:020d}"
+
+
+Ref = tuple[str, str, str | None]  # kind, id, status: what /_sandbox/webhooks lists per event
+Payload = tuple[bytes, dict[str, str], list[Ref]]
+
+
+def ref(event: dict[str, Any]) -> Ref:
+    """How the webhook log names an event: a status by wamid, a reply by its message id."""
+    if event["kind"] == "status":
+        return ("status", str(event["status"]["id"]), str(event["status"]["status"]))
+    if event["kind"] == "message":
+        return ("message", str(event["message"]["id"]), None)
+    value = event["value"]
+    return ("template", str(value["message_template_name"]), str(value["event"]))
+
+
 class Emitter:
     """Plans the events of each accepted message and posts them when they fall due."""
 
@@ -107,7 +127,10 @@ class Emitter:
             "status": status,
             "timestamp": str(int(time.time() + delay)),
             "recipient_id": record["wa_id"],
+            "recipient_user_id": user_id_for(record["wa_id"]),
         }
+        if self._hidden(record["wa_id"]):
+            del raw["recipient_id"]
         if record.get("callback_data"):
             raw["biz_opaque_callback_data"] = record["callback_data"]
         if status == "failed" and failure is not None:
@@ -143,12 +166,21 @@ class Emitter:
             if str(b.get("type", "")).upper() == "QUICK_REPLY"
         ]
         context = {"from": digits(cfg.display_phone_number), "id": record["wamid"]}
+        self.state.users[user_id_for(record["wa_id"])] = record["wa_id"]
         message: dict[str, Any] = {
             "from": record["wa_id"],
             "id": f"wamid.SBXIN{uuid.uuid4().hex[:20].upper()}",
             "timestamp": str(int(time.time() + delay)),
         }
-        if buttons and rng.random() < cfg.button_reply_share:
+        # Shares at zero draw nothing, so seeded runs without them stay as they were.
+        if cfg.reaction_share > 0 and rng.random() < cfg.reaction_share:
+            emoji = rng.choice(("\U0001f44d", "\u2764\ufe0f", "\U0001f602"))
+            message.update(
+                type="reaction", reaction={"message_id": record["wamid"], "emoji": emoji}
+            )
+        elif cfg.media_reply_share > 0 and rng.random() < cfg.media_reply_share:
+            message.update(type="image", image=_image("Is this the one on sale?"), context=context)
+        elif buttons and rng.random() < cfg.button_reply_share:
             tap = rng.choice(buttons)
             message.update(type="button", button={"payload": tap, "text": tap}, context=context)
         else:
@@ -161,24 +193,58 @@ class Emitter:
         )
 
     def inbound(
-        self, phone_number_id: str, wa_id: str, text: str, context_id: str | None, name: str
+        self,
+        phone_number_id: str,
+        wa_id: str,
+        text: str,
+        context_id: str | None,
+        name: str,
+        kind: str = "text",
     ) -> dict[str, Any]:
-        """An inbound text from `wa_id`, posted at once (the admin endpoint's doing)."""
+        """An inbound message from `wa_id`, posted at once (the admin endpoint's doing): a text,
+        an image with `text` as its caption, or a reaction to `context_id`."""
         message: dict[str, Any] = {
             "from": wa_id,
             "id": f"wamid.SBXIN{uuid.uuid4().hex[:20].upper()}",
             "timestamp": str(int(time.time())),
-            "type": "text",
-            "text": {"body": text},
+            "type": kind,
         }
+        if kind == "image":
+            message["image"] = _image(text)
+        elif kind == "reaction":
+            message["reaction"] = {"message_id": context_id, "emoji": text}
+            context_id = None
+        else:
+            message.update(type="text", text={"body": text})
         if context_id:
             message["context"] = {
                 "from": digits(self.config.display_phone_number),
                 "id": context_id,
             }
+        self.state.users[user_id_for(wa_id)] = wa_id
         record = {"phone_number_id": phone_number_id, "wa_id": wa_id, "to": wa_id}
         self._push(0.0, {"kind": "message", "message": message, "record": record, "name": name})
         return message
+
+    def _hidden(self, wa_id: str) -> bool:
+        return any(wa_id.endswith(suffix) for suffix in self.config.hidden_number_rules)
+
+    def _identified(self, message: dict[str, Any]) -> dict[str, Any]:
+        """The message as WhatsApp sends it: with the sender's user id, without the number when
+        the sender hides it."""
+        wa_id = str(message["from"])
+        out = {**message, "from_user_id": user_id_for(wa_id)}
+        if self._hidden(wa_id):
+            del out["from"]
+        return out
+
+    def _contact(self, wa_id: str, name: str) -> dict[str, Any]:
+        contact: dict[str, Any] = {"profile": {"name": name}, "user_id": user_id_for(wa_id)}
+        if self._hidden(wa_id):
+            contact["profile"]["username"] = f"@{name.lower()}{wa_id[-4:]}"
+        else:
+            contact["wa_id"] = wa_id
+        return contact
 
     def template_status(self, waba_id: str, template: dict[str, Any], reason: str | None) -> None:
         value = {
@@ -223,19 +289,17 @@ class Emitter:
             return
         for chunk_start in range(0, len(events), self.config.batch_max):
             chunk = events[chunk_start : chunk_start + self.config.batch_max]
-            for body, headers, count in self._payloads(chunk):
-                task = asyncio.get_running_loop().create_task(self._post(body, headers, count))
+            for body, headers, refs in self._payloads(chunk):
+                task = asyncio.get_running_loop().create_task(self._post(body, headers, refs))
                 self._posts.add(task)
                 task.add_done_callback(self._posts.discard)
 
-    def _payloads(self, events: list[dict[str, Any]]) -> list[tuple[bytes, dict[str, str], int]]:
+    def _payloads(self, events: list[dict[str, Any]]) -> list[Payload]:
         if self.config.webhook_format == "kapso":
             return self._kapso_payloads(events)
         return self._meta_payloads(events)
 
-    def _meta_payloads(
-        self, events: list[dict[str, Any]]
-    ) -> list[tuple[bytes, dict[str, str], int]]:
+    def _meta_payloads(self, events: list[dict[str, Any]]) -> list[Payload]:
         entries: dict[str, list[dict[str, Any]]] = defaultdict(list)
         statuses: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for event in events:
@@ -248,10 +312,8 @@ class Emitter:
             else:
                 pnid = event["record"]["phone_number_id"]
                 value = self._value(pnid)
-                value["contacts"] = [
-                    {"profile": {"name": event["name"]}, "wa_id": event["message"]["from"]}
-                ]
-                value["messages"] = [event["message"]]
+                value["contacts"] = [self._contact(event["message"]["from"], event["name"])]
+                value["messages"] = [self._identified(event["message"])]
                 entries[self.config.waba_for(pnid)].append({"field": "messages", "value": value})
         for pnid, items in statuses.items():
             value = self._value(pnid)
@@ -266,7 +328,7 @@ class Emitter:
             "Content-Type": "application/json",
             "X-Hub-Signature-256": "sha256=" + sign(raw, self.config.app_secret),
         }
-        return [(raw, headers, len(events))]
+        return [(raw, headers, [ref(e) for e in events])]
 
     def _value(self, phone_number_id: str) -> dict[str, Any]:
         return {
@@ -277,11 +339,10 @@ class Emitter:
             },
         }
 
-    def _kapso_payloads(
-        self, events: list[dict[str, Any]]
-    ) -> list[tuple[bytes, dict[str, str], int]]:
+    def _kapso_payloads(self, events: list[dict[str, Any]]) -> list[Payload]:
         by_event: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        out: list[tuple[bytes, dict[str, str], int]] = []
+        refs: dict[str, list[Ref]] = defaultdict(list)
+        out: list[Payload] = []
         for event in events:
             if event["kind"] == "template":  # Kapso forwards Meta's body for these
                 body = {
@@ -295,22 +356,26 @@ class Emitter:
                         }
                     ],
                 }
-                out.append(self._kapso_post(body, "whatsapp.template.status_update", 1, False))
+                out.append(
+                    self._kapso_post(body, "whatsapp.template.status_update", [ref(event)], False)
+                )
             elif event["kind"] == "status":
                 name = KAPSO_EVENTS[event["status"]["status"]]
                 by_event[name].append(self._kapso_status(event))
+                refs[name].append(ref(event))
             else:
                 by_event["whatsapp.message.received"].append(self._kapso_message(event))
+                refs["whatsapp.message.received"].append(ref(event))
         for name, items in by_event.items():
             if len(items) == 1:
-                out.append(self._kapso_post(items[0], name, 1, False))
+                out.append(self._kapso_post(items[0], name, refs[name], False))
             else:
-                out.append(self._kapso_post({"batch": True, "data": items}, name, len(items), True))
+                out.append(self._kapso_post({"batch": True, "data": items}, name, refs[name], True))
         return out
 
     def _kapso_post(
-        self, body: dict[str, Any], event: str, count: int, batch: bool
-    ) -> tuple[bytes, dict[str, str], int]:
+        self, body: dict[str, Any], event: str, refs: list[Ref], batch: bool
+    ) -> Payload:
         raw = json.dumps(body).encode()
         headers = {
             "Content-Type": "application/json",
@@ -320,16 +385,19 @@ class Emitter:
             "X-Webhook-Payload-Version": "v2",
         }
         if batch:
-            headers.update({"X-Webhook-Batch": "true", "X-Batch-Size": str(count)})
-        return raw, headers, count
+            headers.update({"X-Webhook-Batch": "true", "X-Batch-Size": str(len(refs))})
+        return raw, headers, refs
 
     def _conversation(self, record: dict[str, Any], name: str | None = None) -> dict[str, Any]:
         conversation: dict[str, Any] = {
             "id": f"conv-{record['phone_number_id']}-{record['wa_id']}",
             "phone_number": f"+{record['wa_id']}",
+            "user_id": user_id_for(record["wa_id"]),
             "phone_number_id": record["phone_number_id"],
             "status": "active",
         }
+        if self._hidden(record["wa_id"]):  # Kapso: do not assume phone_number is present
+            del conversation["phone_number"]
         if name:
             conversation["kapso"] = {"contact_name": name}
         return conversation
@@ -355,7 +423,7 @@ class Emitter:
         }
 
     def _kapso_message(self, event: dict[str, Any]) -> dict[str, Any]:
-        record, raw = event["record"], dict(event["message"])
+        record, raw = event["record"], self._identified(event["message"])
         content = raw.get("text", {}).get("body") or raw.get("button", {}).get("text")
         raw["kapso"] = {"direction": "inbound", "origin": "cloud_api", "content": content}
         return {
@@ -365,20 +433,22 @@ class Emitter:
             "phone_number_id": record["phone_number_id"],
         }
 
-    async def _post(self, raw: bytes, headers: dict[str, str], count: int) -> None:
+    async def _post(self, raw: bytes, headers: dict[str, str], refs: list[Ref]) -> None:
         url = self.config.webhook_url
         if not url:
             return
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
         async with self._slots:
+            emitted_at = time.time()
             for attempt in range(self.config.webhook_retries + 1):
                 try:
                     async with self._session.post(url, data=raw, headers=headers) as response:
                         await response.read()
                         if response.status < 300:
                             self.state.webhooks_posted += 1
-                            self.state.webhook_events += count
+                            self.state.webhook_events += len(refs)
+                            self.state.log_webhook(refs, emitted_at, time.time(), attempt + 1)
                             return
                         problem = f"HTTP {response.status}"
                 except (aiohttp.ClientError, TimeoutError) as exc:
@@ -386,4 +456,15 @@ class Emitter:
                 log.info("webhook to %s failed (%s), attempt %d", url, problem, attempt + 1)
                 await asyncio.sleep(self._later(min(2.0**attempt, 30.0)))
             self.state.webhook_failures += 1
+            self.state.log_webhook(refs, emitted_at, None, attempt + 1)
             log.warning("webhook to %s dropped after %d attempts", url, attempt + 1)
+
+
+def _image(caption: str) -> dict[str, Any]:
+    media_id = str(uuid.uuid4().int)[:16]
+    return {
+        "caption": caption,
+        "mime_type": "image/jpeg",
+        "sha256": hashlib.sha256(media_id.encode()).hexdigest(),
+        "id": media_id,
+    }

@@ -42,6 +42,12 @@ class Sandbox:
         result: list[dict[str, Any]] = self._admin("GET", f"messages?{query}")["messages"]
         return result
 
+    def webhooks(self, **filters: str) -> list[dict[str, Any]]:
+        """Webhook events posted so far, with `emitted_at` and `acked_at` (epoch seconds)."""
+        query = "&".join(f"{k}={v}" for k, v in filters.items())
+        result: list[dict[str, Any]] = self._admin("GET", f"webhooks?{query}")["events"]
+        return result
+
     def stats(self) -> dict[str, Any]:
         result: dict[str, Any] = self._admin("GET", "stats")
         return result
@@ -67,8 +73,13 @@ class Sandbox:
     def settings(self, **values: Any) -> None:
         self._admin("POST", "settings", values)
 
-    def inbound(self, wa_id: str, text: str, *, context_id: str | None = None) -> None:
-        self._admin("POST", "inbound", {"from": wa_id, "text": text, "context_id": context_id})
+    def inbound(
+        self, wa_id: str, text: str, *, context_id: str | None = None, kind: str = "text"
+    ) -> None:
+        """Make `wa_id` write: a text, an image captioned `text`, or a reaction `text` to
+        `context_id` (kind "text" | "image" | "reaction")."""
+        body = {"from": wa_id, "text": text, "context_id": context_id, "type": kind}
+        self._admin("POST", "inbound", body)
 
 
 async def _start(config: SandboxConfig) -> tuple[web.AppRunner, int]:

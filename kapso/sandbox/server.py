@@ -21,6 +21,17 @@ log = logging.getLogger(__name__)
 VERSION = r"{version:v\d+\.\d+}"
 HTTP_STATUS = {190: 401, 131000: 500, 2: 503, 133004: 503, 131016: 503}
 FIRST_NAMES = ("Ana", "Bruno", "Chen", "Dara", "Emeka", "Fatima", "Gus", "Hana", "Ivan", "Jo")
+# Meta's titles for the codes a rule can answer with (others: "Rejected").
+RULE_TITLES: dict[int | str, str] = {
+    131026: "Message undeliverable",
+    131000: "Something went wrong",
+    131042: "Business eligibility payment issue",
+    131048: "Spam rate limit hit",
+    131050: "Unable to deliver the message: the user stopped marketing messages",
+    131063: "Message failed to send because of an account restriction",
+    130497: "Business account is restricted from messaging users in this country",
+    "marketing_preference_stopped": "The contact stopped marketing messages",
+}
 STATE = web.AppKey("state", SandboxState)
 EMITTER = web.AppKey("emitter", Emitter)
 
@@ -38,6 +49,14 @@ def error_response(
         }
     }
     return web.json_response(body, status=status or HTTP_STATUS.get(code, 400))
+
+
+def throughput_level(mps: int) -> str:
+    """Meta's level for the sandbox's throughput; any other rate is reported as its number (a
+    sandbox extension the client reads too), so a sandbox at 200/s never claims STANDARD's 80."""
+    if mps >= 1000:
+        return "HIGH"
+    return {80: "STANDARD", 20: "COEXISTENCE"}.get(mps, str(mps))
 
 
 def wa_id_for(number: str) -> str:
@@ -85,6 +104,9 @@ class Api:
 
     def _refuse(self, refusal: Refusal) -> web.Response:
         self.state.codes[refusal.code] += 1
+        if isinstance(refusal.code, str):  # Kapso's own error, as its proxy answers it
+            body = {"error": {"code": refusal.code, "message": refusal.message}}
+            return web.json_response(body, status=422)
         return error_response(refusal.code, refusal.message, refusal.details)
 
     # -- the WhatsApp API --------------------------------------------------------------------
@@ -96,6 +118,7 @@ class Api:
             return denied
         pnid = request.match_info["phone_number_id"]
         now = time.monotonic()
+        arrived_at = time.time()
         within = self.state.arrive(pnid, now)
         try:
             payload = await request.json()
@@ -117,6 +140,7 @@ class Api:
         if isinstance(result, Refusal):
             return self._refuse(result)
         record, template = result
+        record["arrived_at"] = arrived_at  # `time` is when it was accepted, after the latency
         self.state.accept(pnid, record, now)
         self.emitter.plan(record, template)
         return web.json_response(
@@ -133,6 +157,11 @@ class Api:
         if payload.get("messaging_product") != "whatsapp":
             return Refusal(100, "Invalid parameter", "messaging_product must be 'whatsapp'.")
         to = digits(str(payload.get("to") or ""))
+        recipient = str(payload.get("recipient") or "")
+        if not to and recipient:  # a business-scoped user id, for users who hide their number
+            to = self.state.users.get(recipient, "")
+            if not to:
+                return Refusal(131026, "Message undeliverable", f"no user {recipient[:40]!r}.")
         if not 7 <= len(to) <= 15:
             return Refusal(100, "Invalid parameter", f"'to' ({payload.get('to')!r}) is invalid.")
         kind = payload.get("type", "text")
@@ -172,8 +201,8 @@ class Api:
         else:
             return Refusal(131051, "Unsupported message type", f"type {kind!r} is not simulated.")
         for suffix, code in self.config.reject_rules.items():
-            if to.endswith(suffix):
-                return Refusal(code, "Rejected by a sandbox rule", f"numbers ending {suffix}")
+            if to.endswith(suffix):  # an empty suffix: every send (an account-level error)
+                return Refusal(code, RULE_TITLES.get(code, "Rejected"), f"sandbox rule '{suffix}'")
         last = self.state.last_to.get((pnid, to))
         recent = last is not None and now - last < self.config.pair_rate_seconds
         if self.config.pair_rate and recent and kind == "template":
@@ -220,15 +249,18 @@ class Api:
         await self._latency()
         pnid = request.match_info["phone_number_id"]
         mps = self.config.throughput_for(pnid)
-        return web.json_response(
-            {
-                "id": pnid,
-                "display_phone_number": self.config.display_phone_number,
-                "verified_name": "Sandbox Business",
-                "quality_rating": "GREEN",
-                "throughput": {"level": "HIGH" if mps >= 1000 else "STANDARD"},
-            }
-        )
+        fields: dict[str, Any] = {
+            "display_phone_number": self.config.display_phone_number,
+            "verified_name": "Sandbox Business",
+            "quality_rating": "GREEN",
+            "throughput": {"level": throughput_level(mps)},
+            "whatsapp_business_manager_messaging_limit": self.config.messaging_limit_for(pnid),
+        }
+        # Like the Graph API: only the fields asked for (and the id), all when none are named.
+        asked = [f.strip() for f in request.query.get("fields", "").split(",") if f.strip()]
+        if asked:
+            fields = {k: v for k, v in fields.items() if k in asked}
+        return web.json_response({**fields, "id": pnid})
 
     async def contacts(self, request: web.Request) -> web.Response:
         denied = self._auth(request)
@@ -290,6 +322,14 @@ class Api:
                 items = [m for m in items if str(m.get(key)) == value]
         return web.json_response({"count": len(items), "messages": items})
 
+    async def admin_webhooks(self, request: web.Request) -> web.Response:
+        """Webhook events as posted: when first posted (`emitted_at`) and acknowledged."""
+        items = list(self.state.webhook_log)
+        for key in ("kind", "id", "status"):
+            if request.query.get(key):
+                items = [e for e in items if str(e.get(key)) == request.query[key]]
+        return web.json_response({"count": len(items), "events": items})
+
     async def admin_stats(self, request: web.Request) -> web.Response:
         return web.json_response(self.state.stats())
 
@@ -336,6 +376,7 @@ class Api:
             str(body.get("text", "Hi")),
             body.get("context_id"),
             str(body.get("name") or "Sandbox User"),
+            str(body.get("type") or "text"),
         )
         return web.json_response({"message": message})
 
@@ -351,6 +392,7 @@ def build_app(config: SandboxConfig) -> web.Application:
         [
             web.get("/_sandbox/messages", api.admin_messages),
             web.get("/_sandbox/stats", api.admin_stats),
+            web.get("/_sandbox/webhooks", api.admin_webhooks),
             web.post("/_sandbox/templates/status", api.admin_template_status),
             web.post("/_sandbox/api-key", api.admin_api_key),
             web.post("/_sandbox/reset", api.admin_reset),

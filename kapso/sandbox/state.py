@@ -12,6 +12,9 @@ from typing import Any
 
 from kapso.sandbox.config import SandboxConfig
 
+# Webhook events remembered for /_sandbox/webhooks (the oldest are forgotten beyond this).
+WEBHOOK_LOG_MAX = 200_000
+
 
 def builtin_templates() -> list[dict[str, Any]]:
     text = resources.files("kapso.sandbox").joinpath("templates.json").read_text("utf-8")
@@ -48,12 +51,15 @@ class SandboxState:
         self.requests: dict[str, Window] = {}
         self.accepted_windows: dict[str, Window] = {}
         self.last_to: dict[tuple[str, str], float] = {}
-        self.codes: Counter[int] = Counter()
+        self.codes: Counter[int | str] = Counter()
+        self.users: dict[str, str] = {}  # business-scoped user id → the number behind it
         self.webhooks_posted = 0
         self.webhook_events = 0
         self.webhook_failures = 0
         self.started = time.time()
         self.sequence = 0
+        # When each webhook event was first posted and acknowledged, for latency measurements.
+        self.webhook_log: deque[dict[str, Any]] = deque(maxlen=WEBHOOK_LOG_MAX)
 
     def templates_of(self, waba_id: str) -> list[dict[str, Any]]:
         if waba_id not in self.templates:
@@ -79,6 +85,27 @@ class SandboxState:
         self.last_to[(phone_number_id, record["to"])] = now
         self.messages.append(record)
 
+    def log_webhook(
+        self,
+        refs: list[tuple[str, str, str | None]],
+        emitted_at: float,
+        acked_at: float | None,
+        attempts: int,
+    ) -> None:
+        """Remember the events of one webhook POST: kind, id (wamid, inbound message id or
+        template name), status, when it was first posted and when a 2xx came back (None: never)."""
+        for kind, ref_id, status in refs:
+            self.webhook_log.append(
+                {
+                    "kind": kind,
+                    "id": ref_id,
+                    "status": status,
+                    "emitted_at": emitted_at,
+                    "acked_at": acked_at,
+                    "attempts": attempts,
+                }
+            )
+
     def next_wamid(self) -> str:
         self.sequence += 1
         return f"wamid.SBX{self.sequence:010d}{int(self.started) % 100000:05d}"
@@ -89,7 +116,7 @@ class SandboxState:
             "rejected": sum(self.codes.values()),
             "throughput_rejections": self.codes.get(130429, 0),
             "pair_rate_rejections": self.codes.get(131056, 0),
-            "codes": {str(k): v for k, v in sorted(self.codes.items())},
+            "codes": {str(k): v for k, v in sorted(self.codes.items(), key=lambda kv: str(kv[0]))},
             "max_accepted_per_second": {k: w.peak for k, w in self.accepted_windows.items()},
             "max_requests_per_second": {k: w.peak for k, w in self.requests.items()},
             "webhooks_posted": self.webhooks_posted,

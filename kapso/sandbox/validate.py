@@ -10,7 +10,7 @@ from kapso.templates import MEDIA_FORMATS, variables
 
 @dataclass(frozen=True)
 class Refusal:
-    code: int
+    code: int | str  # a Meta code, or Kapso's own (answered with HTTP 422)
     message: str
     details: str
 

@@ -72,7 +72,7 @@ def test_operator_flow_from_config_to_draft_broadcast(db_url: str) -> None:
         "add",
         "support",
         "--url",
-        "http://127.0.0.1:9000/agent",
+        "https://agents.example.com/agent",
         "--secret-env",
         "AGENT_SECRET",
     )

@@ -15,6 +15,7 @@ from redis import Redis
 from rq import Worker
 
 from bot.cli.main import cli
+from broadcasts.configs import get_config
 from broadcasts.db import make_engine, make_session_factory, transaction
 from kapso.sandbox.runner import Sandbox, run_sandbox
 from tests.conftest import DOCTOR_DB, REDIS_BASE_URL, redis_db_for
@@ -189,5 +190,14 @@ def test_a_healthy_environment_passes_everything(
     assert result.exit_code == 0, result.output
     assert {c["status"] for c in checks.values()} == {"PASS"}, result.output
     assert checks["whatsapp 'sandbox' templates"]["detail"].endswith("approved")
+    # doctor stores what it read: the level (the rate follows it) and the messaging limit; the
+    # first run (text) moved the rate from the seed's 50/s, the second (--json) found it so.
+    assert "rate 50/s → 80/s" in result.stdout
+    limits = checks["whatsapp 'sandbox' limits"]["detail"]
+    assert limits == "messaging limit TIER_10K, throughput level STANDARD"
+    assert checks["whatsapp 'sandbox' throughput"]["detail"].endswith("configured 80/s")
+    with transaction(make_session_factory(make_engine(db_url))) as session:
+        config = get_config(session, "sandbox")
+        assert (config.throughput_mps, config.messaging_limit) == (80, "TIER_10K")
     assert checks["slack token"]["detail"].startswith("auth.test ok: @broadcasts in Fake")
     assert result.stdout.splitlines()[-1].startswith("All good")

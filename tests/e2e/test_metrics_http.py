@@ -21,13 +21,16 @@ from redis import Redis
 from starlette.applications import Starlette
 
 from bot.server import create_app
+from broadcasts import service
 from broadcasts.db import transaction
+from broadcasts.models import utcnow
+from broadcasts.recipient_status import apply_delivery_status, mark_responded
 from broadcasts.settings import Settings
 from jobs.queues import SEND, queue
 from jobs.runtime import Runtime
 from jobs.telemetry import Meter, meter_for
 from tests.conftest import METRICS_DB, REDIS_BASE_URL, redis_db_for
-from tests.factories import add_recipients, make_broadcast
+from tests.factories import OPERATOR, add_recipients, make_broadcast
 
 
 @contextmanager
@@ -157,3 +160,44 @@ def test_metrics_say_which_component_is_down_and_can_require_a_token(db_url: str
     assert m[("broadcast_up", (("component", "redis"),))] == 0
     assert m[("broadcast_up", (("component", "database"),))] == 1
     assert m[("broadcast_broadcasts", (("status", "draft"),))] == 0
+
+
+def test_metrics_show_each_active_broadcast_with_the_seed_rates(
+    db_url: str, quiet_redis_url: str
+) -> None:
+    runtime = Runtime(Settings(_env_file=None, database_url=db_url, redis_url=quiet_redis_url))
+    at = utcnow()
+    with transaction(runtime.sessions) as session:
+        broadcast = make_broadcast(session, "Rates")
+        recipients = add_recipients(session, broadcast, [f"+44740012345{i}" for i in range(4)])
+        service.start_broadcast(session, broadcast.id, by=OPERATOR)
+        for r in recipients[:2]:
+            apply_delivery_status(session, r, "delivered", at=at)
+        mark_responded(session, recipients[0], at=at)
+        mark_responded(session, recipients[1], at=at, opt_out=True)
+        broadcast_id = broadcast.id
+        make_broadcast(session, "Still a draft")
+    with serve(create_app(runtime)) as base:
+        response = httpx.get(f"{base}/metrics")
+    runtime.close()
+    m = _samples(response.text)
+    labels = (("broadcast_id", broadcast_id), ("broadcast_name", "Rates"))
+
+    def rate(key: str) -> float:
+        return m[("broadcast_rate", tuple(sorted((*labels, ("rate", key)))))]
+
+    def recipients_of(metric: str) -> float:
+        return m[("broadcast_recipients", tuple(sorted((*labels, ("metric", metric)))))]
+
+    assert (recipients_of("total"), recipients_of("responded"), recipients_of("opted_out")) == (
+        4,
+        1,
+        1,
+    )
+    assert rate("response_rate") == 0.25  # responded ÷ total recipients
+    assert (rate("delivery_rate"), rate("reply_rate_of_delivered")) == (1.0, 0.5)
+    assert not any(
+        dict(labels_).get("broadcast_name") == "Still a draft"
+        for name, labels_ in m
+        if name == "broadcast_rate"
+    )

@@ -59,7 +59,12 @@ def test_operator_drives_a_broadcast_from_the_cli(
         assert "Scheduled" in ok(env, "broadcasts", "schedule", bid, future)
         assert "is a draft again" in ok(env, "broadcasts", "unschedule", bid)
 
-        assert "Sending" in ok(env, "broadcasts", "start", bid)
+        started = ok(env, "broadcasts", "start", bid)
+        assert "Sending" in started
+        # The same confirmation as Slack's, printed before sending.
+        assert "to 30 recipients: about" in started and "in batches of 10, 0.2 s apart" in started
+        assert "Recipients by country: +1 US 30" in started
+        assert "Warning: This is a marketing template" in started
         work(env)
         shown = json.loads(ok(env, "broadcasts", "pause", bid, "--reason", "checking", "--json"))
         assert (shown["status"], shown["status_reason"]) == ("paused", "checking")

@@ -126,7 +126,8 @@ def run_flow(env: SlackEnv, sb: Sandbox) -> None:
         ids.B_BATCH_PAUSE: p.number(ids.A_BATCH_PAUSE, None),
     }
     assert sender.interaction(p.submission(view, values)).status_code == 200
-    b = broadcast(env)
+    # The card is posted after the ack (Slack's 3 s deadline), then its ts is saved.
+    b = slack.wait_for(lambda: (found := broadcast(env)).slack_card_ts and found)
     card_ts = b.slack_card_ts or ""
     draft = slack.message(CHANNEL, card_ts)
     assert "Draft" in draft.text and "Drop a CSV into this thread" in texts(draft.blocks)
@@ -162,7 +163,7 @@ def run_flow(env: SlackEnv, sb: Sandbox) -> None:
         for blk in sending.blocks
         if blk["type"] == "actions"
         for e in blk["elements"]
-    ] == ["Pause", "Cancel"]
+    ] == ["Pause", "Report", "Cancel"]
 
     # 5. Workers send to the sandbox; its webhooks come back; the card follows.
     def settled() -> bool:
@@ -218,7 +219,7 @@ def run_flow(env: SlackEnv, sb: Sandbox) -> None:
         if blk["type"] == "actions"
         for e in blk["elements"]
     ]
-    assert buttons == ["Report"]
+    assert buttons == ["Report", "Retry failed…", "Duplicate"]
     notes = [m.text for m in slack.messages_in(CHANNEL, card_ts)]
     assert any(n.startswith("🚀 Started by <@U0ANA>") for n in notes)
     assert any(n.startswith("✅ Completed: 9 sent of 9") for n in notes), notes

@@ -212,3 +212,60 @@ def test_sandbox_command_serves_until_terminated() -> None:
     finally:
         process.terminate()
         assert process.wait(20) == 0
+
+
+def test_configs_read_the_numbers_level_and_tier_and_sync_refreshes_them(
+    db_url: str, sandbox: Sandbox
+) -> None:
+    sandbox.reset()
+    add_config(db_url, sandbox)
+    (config,) = json.loads(ok(db_url, "configs", "list", "--json"))
+    assert (config["throughput_level"], config["messaging_limit"]) == ("STANDARD", "TIER_10K")
+    assert (config["throughput_mps"], config["batch_size"], config["batch_pause_seconds"]) == (
+        80,
+        500,
+        10.0,
+    )
+    table = ok(db_url, "configs", "list")
+    assert "LEVEL" in table and "LIMIT" in table and "STANDARD" in table and "TIER_10K" in table
+
+    sandbox.settings(throughput=1000, messaging_limit="TIER_250")
+    try:
+        out = ok(db_url, "templates", "sync", "--config", "main")
+    finally:
+        sandbox.settings(throughput=80, messaging_limit="TIER_10K")
+    assert "number: throughput HIGH (1000/s), messaging limit TIER_250" in out
+    assert "messaging limit TIER_10K → TIER_250" in out
+    (config,) = json.loads(ok(db_url, "configs", "list", "--json"))
+    assert (config["throughput_mps"], config["messaging_limit"]) == (1000, "TIER_250")
+    # Back to STANDARD: the rate follows the level down; the tier is refreshed on demand too.
+    sandbox.settings(messaging_limit="TIER_UNLIMITED")
+    try:
+        refreshed = ok(db_url, "configs", "refresh", "main")
+    finally:
+        sandbox.settings(messaging_limit="TIER_10K")
+    assert refreshed.startswith("main: throughput STANDARD (80/s), messaging limit TIER_UNLIMITED")
+    assert "messaging limit TIER_250 → TIER_UNLIMITED" in refreshed
+    assert "rate 1000/s → 80/s" in refreshed
+
+
+def test_a_number_whose_limits_cannot_be_read_starts_at_the_seeds_rate(db_url: str) -> None:
+    result = invoke(
+        db_url,
+        "configs",
+        "add",
+        "offline",
+        "--provider",
+        "sandbox",
+        "--phone-number-id",
+        "100200300",
+        "--waba-id",
+        "900800700",
+        "--api-base-url",
+        "http://127.0.0.1:9/v24.0",
+    )
+    assert result.exit_code == 0, result.output
+    assert "Could not read the number's throughput and messaging limit" in result.stdout
+    assert "the rate stays 50/s" in result.stdout
+    (config,) = json.loads(ok(db_url, "configs", "list", "--json"))
+    assert (config["throughput_mps"], config["throughput_level"]) == (50, None)

@@ -44,9 +44,10 @@ class FakeFile:
     mimetype: str = "text/csv"
     filetype: str = "csv"
     redirect: bool = False  # answer the download with a 302 to a login page (missing scope)
+    download_url: str | None = None
 
     def info(self, base: str) -> dict[str, Any]:
-        return {
+        info = {
             "id": self.id,
             "name": self.name,
             "title": self.name,
@@ -56,6 +57,9 @@ class FakeFile:
             "url_private": f"{base}files/{self.id}/{self.name}",
             "url_private_download": f"{base}files/{self.id}/download/{self.name}",
         }
+        if self.download_url:
+            info["url_private"] = info["url_private_download"] = self.download_url
+        return info
 
 
 @dataclass
@@ -90,6 +94,7 @@ class _State:
     errors: dict[str, list[str]] = field(default_factory=dict)  # method -> queued errors
     usergroups: dict[str, list[str]] = field(default_factory=dict)
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    members: dict[str, list[str]] = field(default_factory=dict)  # channel -> user ids
     responses: list[dict[str, Any]] = field(default_factory=list)  # posts to response_url
 
 
@@ -145,8 +150,10 @@ class FakeSlack:
         mimetype: str = "text/csv",
         filetype: str = "csv",
         redirect: bool = False,
+        download_url: str | None = None,
     ) -> dict[str, Any]:
-        """Register a file as if a user uploaded it; returns its `files[]` entry."""
+        """Register a file as if a user uploaded it; returns its `files[]` entry.
+        `download_url` makes files.info name another download address (a remote file)."""
         file = FakeFile(
             id=f"F{next(self._ids):08d}",
             name=name,
@@ -154,6 +161,7 @@ class FakeSlack:
             mimetype=mimetype,
             filetype=filetype,
             redirect=redirect,
+            download_url=download_url,
         )
         with self._lock:
             self.state.files[file.id] = file
@@ -172,6 +180,11 @@ class FakeSlack:
     def set_usergroup(self, group_id: str, users: list[str]) -> None:
         with self._lock:
             self.state.usergroups[group_id] = list(users)
+
+    def set_members(self, channel: str, users: list[str]) -> None:
+        """Who conversations.members lists for `channel` (two per page, to exercise paging)."""
+        with self._lock:
+            self.state.members[channel] = list(users)
 
     def set_user(self, user_id: str, **fields: Any) -> None:
         with self._lock:
@@ -426,6 +439,17 @@ class FakeSlack:
             }
         }
 
+    def _m_conversations_members(self, p: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            members = list(self.state.members.get(p.get("channel", ""), []))
+        start = int(p.get("cursor") or 0)
+        page = members[start : start + 2]
+        more = start + 2 < len(members)
+        return {
+            "members": page,
+            "response_metadata": {"next_cursor": str(start + 2) if more else ""},
+        }
+
     def _m_conversations_info(self, p: dict[str, Any]) -> dict[str, Any]:
         channel = p.get("channel", "")
         return {"channel": {"id": channel, "name": channel.lower(), "is_member": True}}
@@ -521,6 +545,36 @@ class SlackSender:
         }
         body = urllib.parse.urlencode({"payload": json.dumps(payload)})
         return self.post(body, "application/x-www-form-urlencoded", **kw)
+
+    def redeliver(
+        self,
+        event: dict[str, Any],
+        *,
+        times: int = 3,
+        event_id: str | None = None,
+        reason: str = "http_timeout",
+    ) -> list[httpx.Response]:
+        """Slack's redelivery: the same envelope (same `event_id`) `times` times, the retries
+        carrying `X-Slack-Retry-Num` (1, 2 …) and `X-Slack-Retry-Reason`, as Slack sends an
+        event again when the first delivery failed or took more than 3 s."""
+        body = json.dumps(self._envelope(event, event_id))
+        replies = [self.post(body, "application/json")]
+        for n in range(1, times):
+            retry = {"X-Slack-Retry-Num": str(n), "X-Slack-Retry-Reason": reason}
+            replies.append(self.post(body, "application/json", headers=retry))
+        return replies
+
+    def _envelope(self, event: dict[str, Any], event_id: str | None) -> dict[str, Any]:
+        return {
+            "token": "legacy",
+            "team_id": self.team_id,
+            "api_app_id": "A0APP",
+            "type": "event_callback",
+            "event_id": event_id or f"Ev{next(self._events):08d}",
+            "event_time": int(time.time()),
+            "event": event,
+            "authorizations": [{"team_id": self.team_id, "user_id": BOT_USER_ID, "is_bot": True}],
+        }
 
     def event(
         self, event: dict[str, Any], *, event_id: str | None = None, **kw: Any

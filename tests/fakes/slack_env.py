@@ -58,6 +58,10 @@ def serve(app: Any) -> Iterator[str]:
 
 @contextmanager
 def slack_env(db_url: str, redis_url: str, **settings: Any) -> Iterator[SlackEnv]:
+    # Flows read the card right after acting: no card budget unless a test asks for one
+    # (tests/integration/test_slack_notifications.py tests the budget itself).
+    settings.setdefault("slack_card_update_seconds", 0.001)
+    settings.setdefault("slack_updates_per_minute", 1_000_000)
     with FakeSlack() as slack:
         runtime = Runtime(
             Settings(

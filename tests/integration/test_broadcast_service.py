@@ -23,7 +23,9 @@ def test_agent_is_copied_from_the_configuration_at_creation(session: Session) ->
     broadcast = make_broadcast(session)
     assert broadcast.status == S.DRAFT
     assert broadcast.agent.name == "main-agent"
-    configs.add_agent(session, name="other", kind="webhook", url="http://x/y", by=OPERATOR)
+    configs.add_agent(
+        session, name="other", kind="webhook", url="https://agents.example.com/y", by=OPERATOR
+    )
     configs.set_primary_agent(session, "main", "other", by=OPERATOR)
     assert broadcast.agent.name == "main-agent"  # a later change does not rewrite history
     assert make_broadcast(session, "Second").agent.name == "other"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -307,7 +308,7 @@ def test_template_problems_stop_the_broadcast(
 
     error = _error(go())
     assert error.code == code
-    assert error.classification.action is ErrorAction.STOP_BROADCAST
+    assert error.classification.stops_broadcast
 
 
 def test_a_template_paused_mid_broadcast_stops_it(sb: Sandbox) -> None:
@@ -320,7 +321,7 @@ def test_a_template_paused_mid_broadcast_stops_it(sb: Sandbox) -> None:
 def test_a_bad_or_revoked_key_names_the_variable_to_fix(sb: Sandbox) -> None:
     error = _error(_send(sb, "+15550007001", "holiday_promotion", {"1": "a"}, key="wrong"))
     assert error.code == 190 and error.http_status == 401
-    assert error.classification.action is ErrorAction.STOP_BROADCAST
+    assert error.classification.action is ErrorAction.FAIL_BROADCAST
     assert "configuration 'main'" in str(error) and "KAPSO_API_KEY" in str(error)
     sb.revoke_key()
     error = _error(_send(sb, "+15550007002", "holiday_promotion", {"1": "a"}))
@@ -404,3 +405,82 @@ def test_meta_provider_sends_a_bearer_token(sb: Sandbox) -> None:
             return await client.get_throughput(meta)
 
     assert run(go()) == 1000
+
+
+def test_number_limits_are_read_with_the_fields_meta_documents(sb: Sandbox) -> None:
+    async def go() -> Any:
+        async with WhatsAppClient() as client:
+            return await client.get_number_limits(target(sb))
+
+    limits = run(go())
+    assert (limits.throughput_level, limits.throughput_mps) == ("HIGH", 1000)
+    assert limits.messaging_limit == "TIER_10K"
+    sb.settings(throughput=80, messaging_limit_per_number={"100200300": "TIER_250"})
+    try:
+        limits = run(go())
+        assert (limits.throughput_level, limits.throughput_mps) == ("STANDARD", 80)
+        assert limits.messaging_limit == "TIER_250"
+    finally:
+        sb.settings(throughput=10_000, messaging_limit_per_number={})
+
+
+class _PhoneNumber(BaseHTTPRequestHandler):
+    """Answers like the Graph API docs show: the fields asked for, the deprecated tier field too."""
+
+    bodies: list[dict[str, Any]] = []
+    paths: list[str] = []
+
+    def do_GET(self) -> None:
+        self.paths.append(self.path)
+        body = json.dumps(self.bodies.pop(0)).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_number_limits_accept_every_documented_shape(sb: Sandbox) -> None:
+    _PhoneNumber.bodies = [
+        # Meta: whatsapp_business_manager_messaging_limit replaces messaging_limit_tier.
+        {
+            "throughput": {"level": "STANDARD"},
+            "whatsapp_business_manager_messaging_limit": "TIER_2K",
+            "id": "100200300",
+        },
+        # An older answer: only the deprecated per-number field.
+        {"throughput": {"level": "HIGH"}, "messaging_limit_tier": "TIER_100K", "id": "1"},
+        # Kapso's platform API gives the limit as a number; a level WhatsApp adds later.
+        {
+            "throughput": {"level": "NOT_APPLICABLE"},
+            "whatsapp_business_manager_messaging_limit": 2000,
+        },
+        {"id": "1"},
+    ]
+    _PhoneNumber.paths = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _PhoneNumber)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}/v24.0"
+
+        async def go() -> list[Any]:
+            async with WhatsAppClient() as client:
+                return [await client.get_number_limits(target(sb, base_url=base)) for _ in range(4)]
+
+        found = run(go())
+    finally:
+        server.shutdown()
+    assert [(f.throughput_level, f.throughput_mps, f.messaging_limit) for f in found] == [
+        ("STANDARD", 80, "TIER_2K"),
+        ("HIGH", 1000, "TIER_100K"),
+        ("NOT_APPLICABLE", None, "TIER_2K"),
+        (None, None, None),
+    ]
+    assert _PhoneNumber.paths[0] == (
+        "/v24.0/100200300?fields=throughput,whatsapp_business_manager_messaging_limit,"
+        "display_phone_number"
+    )

@@ -165,23 +165,23 @@ ACCEPTED_FILES: list[tuple[str, str, dict[str, Any], list[tuple[str, str]]]] = [
         ONE,
         {
             "rows": 11,
-            "accepted": 3,
-            "invalid": 8,
+            "accepted": 2,
+            "invalid": 9,
             "invalid_by_reason": {
                 "phone_bad_country_code": 1,
                 "phone_empty": 1,
                 "phone_letters": 1,
-                "phone_no_country_code": 1,
+                "phone_no_country_code": 3,
                 SCIENTIFIC: 2,
                 "phone_too_long": 1,
-                "phone_too_short": 1,
             },
         },
         [
+            ("2", "phone_no_country_code"),  # Excel stripped the +: never guessed
             ("3", SCIENTIFIC),
             ("4", SCIENTIFIC),
             ("6", "phone_no_country_code"),
-            ("8", "phone_too_short"),
+            ("8", "phone_no_country_code"),
             ("9", "phone_too_long"),
             ("10", "phone_letters"),
             ("11", "phone_empty"),
@@ -203,8 +203,19 @@ ACCEPTED_FILES: list[tuple[str, str, dict[str, Any], list[tuple[str, str]]]] = [
     (
         "duplicates.csv",
         ONE,
-        {"rows": 6, "accepted": 2, "duplicates": 4},
-        [("3", "duplicate"), ("4", "duplicate"), ("6", "duplicate"), ("7", "duplicate")],
+        {
+            "rows": 6,
+            "accepted": 2,
+            "duplicates": 3,
+            "invalid": 1,
+            "invalid_by_reason": {"phone_no_country_code": 1},
+        },
+        [
+            ("3", "duplicate"),
+            ("4", "phone_no_country_code"),
+            ("6", "duplicate"),
+            ("7", "duplicate"),
+        ],
     ),
     (
         "missing_params.csv",
@@ -360,6 +371,46 @@ def test_region_option_reads_national_numbers_and_is_shown(
     assert "+33612345603" in phones_of(sessions, broadcast_id)
 
 
+def test_numbers_without_country_code_are_refused_unless_assumed_international(
+    db_url: str, sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    csv_file = tmp_path / "us.csv"
+    # A US list exported without +1: read as Norway (+47) and Denmark (+45) before.
+    csv_file.write_text("phone_number,param1\n4755551234,A\n4582123456,B\n4155550113,C\n")
+    broadcast_id = draft(sessions)
+    refused = upload(db_url, broadcast_id, csv_file, tmp_path / "r.csv")
+    assert (refused["accepted"], refused["invalid_by_reason"]) == (
+        0,
+        {"phone_no_country_code": 3},
+    )
+    assert refused["assume_international"] is False
+    national = upload(db_url, broadcast_id, csv_file, tmp_path / "r.csv", "--region", "US")
+    assert (national["accepted"], national["accepted_by_country"]) == (3, {"+1": 3})
+    assert set(phones_of(sessions, broadcast_id)) == {
+        "+14755551234",
+        "+14582123456",
+        "+14155550113",
+    }
+    other = draft(sessions, name="Other")
+    assumed = upload(
+        db_url, other, CORPUS / "excel_mangled.csv", tmp_path / "r.csv", "--assume-international"
+    )
+    assert assumed["assume_international"] is True
+    assert "+447400123501" in phones_of(sessions, other)
+    assert assumed["accepted_by_country"] == {"+44": 3}
+
+
+def test_excel_sep_line_is_understood(
+    db_url: str, sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    csv_file = tmp_path / "excel.csv"
+    csv_file.write_bytes(b"sep=;\r\nphone_number;param1\r\n+447400123456;Ana, B\r\n")
+    broadcast_id = draft(sessions)
+    summary = upload(db_url, broadcast_id, csv_file, tmp_path / "r.csv")
+    assert (summary["accepted"], summary["delimiter"]) == (1, ";")
+    assert phones_of(sessions, broadcast_id) == {"+447400123456": {"1": "Ana, B"}}
+
+
 def test_region_setting_is_the_default(
     db_url: str, sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:
@@ -409,7 +460,7 @@ def test_readable_summary_and_default_report_next_to_the_file(
         assert text in out
     assert "none (numbers need a country code)" in out
     assert (tmp_path / "customers.errors.csv").exists()
-    assert f"Error report (8 rows): {tmp_path / 'customers.errors.csv'}" in out
+    assert f"Error report (9 rows): {tmp_path / 'customers.errors.csv'}" in out
 
 
 def test_same_file_twice_then_a_second_file_adds_only_new_numbers(
@@ -418,8 +469,8 @@ def test_same_file_twice_then_a_second_file_adds_only_new_numbers(
     broadcast_id = draft(sessions)
     first = upload(db_url, broadcast_id, CORPUS / "duplicates.csv", tmp_path / "1.csv")
     again = upload(db_url, broadcast_id, CORPUS / "duplicates.csv", tmp_path / "2.csv")
-    assert (first["accepted"], first["duplicates"]) == (2, 4)
-    assert (again["accepted"], again["duplicates"], again["already_present"]) == (0, 0, 6)
+    assert (first["accepted"], first["duplicates"]) == (2, 3)
+    assert (again["accepted"], again["duplicates"], again["already_present"]) == (0, 0, 5)
     other = tmp_path / "other.csv"
     other.write_text("phone_number,param1\n+447400123801,Old\n+447400129999,New\n")
     third = upload(db_url, broadcast_id, other, tmp_path / "3.csv")

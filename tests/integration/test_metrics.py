@@ -42,6 +42,7 @@ def test_counters_equal_recount_after_a_mixed_sequence_of_updates(session: Sessi
                 "wh-failed",
                 "wh-sent",
                 "respond",
+                "stop",
                 "duplicate",
             ]
         )
@@ -66,6 +67,8 @@ def test_counters_equal_recount_after_a_mixed_sequence_of_updates(session: Sessi
             apply_delivery_status(session, r, "failed", at=at, error_code=131049, error_title="x")
         elif op == "respond":
             mark_responded(session, r, at=at)
+        elif op == "stop":
+            mark_responded(session, r, at=at, opt_out=True)
         elif op == "duplicate":
             apply_delivery_status(session, r, "read", at=at)
             apply_delivery_status(session, r, "read", at=at)
@@ -76,7 +79,8 @@ def test_counters_equal_recount_after_a_mixed_sequence_of_updates(session: Sessi
     assert counted.total == 60
     # The sequence really exercised every counter.
     assert all(
-        getattr(counted, name) > 0 for name in ("sent", "delivered", "read", "failed", "responded")
+        getattr(counted, name) > 0
+        for name in ("sent", "delivered", "read", "failed", "responded", "opted_out")
     )
 
 
@@ -94,7 +98,7 @@ def test_statuses_never_move_backwards_and_read_implies_delivered(session: Sessi
     assert stored_counts(broadcast) == Counts(total=1, sent=1, delivered=1, read=1)
 
 
-def test_response_rate_is_responded_over_sent(session: Session) -> None:
+def test_response_rate_is_responded_over_total_recipients(session: Session) -> None:
     broadcast = make_broadcast(session)
     recipients = add_recipients(session, broadcast, [f"+1415555{i:04d}" for i in range(4)])
     at = utcnow()
@@ -103,7 +107,23 @@ def test_response_rate_is_responded_over_sent(session: Session) -> None:
     assert mark_responded(session, recipients[0], at=at)
     assert not mark_responded(session, recipients[0], at=at)
     session.refresh(broadcast)
-    assert stored_counts(broadcast).response_rate == 0.5
+    assert stored_counts(broadcast).response_rate == 0.25
+
+
+def test_stop_reply_counts_as_opt_out_and_stays_equal_to_a_recount(session: Session) -> None:
+    broadcast = make_broadcast(session)
+    recipients = add_recipients(session, broadcast, ["+14155550100", "+14155550101"])
+    at = utcnow()
+    for r in recipients:
+        apply_delivery_status(session, r, "delivered", at=at)
+    assert mark_responded(session, recipients[0], at=at, opt_out=True)
+    assert not mark_responded(session, recipients[0], at=at, opt_out=True)
+    assert mark_responded(session, recipients[1], at=at)
+    session.flush()
+    session.refresh(broadcast)
+    counts = stored_counts(broadcast)
+    assert (counts.responded, counts.opted_out, counts.response_rate) == (1, 1, 0.5)
+    assert counts == recount(session, broadcast.id)
 
 
 def test_repair_restores_counters_from_rows(session: Session) -> None:

@@ -26,6 +26,7 @@ from broadcasts.models import (
     WhatsAppConfig,
 )
 from broadcasts.recipient_status import mark_sent
+from broadcasts.replies import record_test_send
 from broadcasts.settings import Settings
 from jobs import agents
 from jobs.runtime import Runtime, install
@@ -131,8 +132,13 @@ def test_reply_quoting_the_template_reaches_the_agent_with_broadcast_context(
         "broadcast_id": broadcast_id,
         "broadcast_name": "Holiday Sale",
         "template_name": "holiday_promotion",
-        "template_content": "Hi Ana, check out our special holiday offers!",
+        "template_content": "Hi {{1}}, check out our special holiday offers!",
         "sent_at": "2026-11-20T10:00:00Z",
+        "template_language": "en_US",
+        "parameters": {"1": "Ana"},
+        "rendered_content": "Hi Ana, check out our special holiday offers!",
+        "wamid": "wamid.T0",
+        "is_test": False,
     }
     assert body["message"]["text"] == "Tell me more"
     assert body["message"]["id"] == "wamid.IN1"
@@ -262,12 +268,21 @@ def test_agent_gives_up_after_the_attempt_limit(
 def test_stop_opts_out_start_opts_back_in_and_the_agent_still_hears(
     base: str, runtime: Runtime, sessions: sessionmaker[Session], agent: FakeAgent
 ) -> None:
-    broadcast_to(sessions, agent.url, ["+15551110000"])
+    broadcast_id, (rid,) = broadcast_to(sessions, agent.url, ["+15551110000"])
     send_in(base, meta_message("15551110000", "wamid.IN1", "STOP", T_SENT + 60))
     drain(runtime)
     with sessions() as s:
         contact = s.scalar(select(Contact).where(Contact.phone == "+15551110000"))
         assert contact is not None and contact.opted_out_at is not None
+        # A STOP reply is an opt-out of this broadcast, not a response to it.
+        recipient = s.get(Recipient, rid)
+        assert recipient is not None
+        assert (recipient.opted_out_at is not None, recipient.responded_at) == (True, None)
+        broadcast = s.get(Broadcast, broadcast_id)
+        assert broadcast is not None
+        counts = stored_counts(broadcast)
+        assert (counts.opted_out, counts.responded, counts.response_rate) == (1, 0, 0.0)
+        assert counts == recount(s, broadcast_id)
     assert agent.calls[0].json["message"]["text"] == "STOP"
     assert agent.calls[0].json["contact"]["opted_out"] is True
     send_in(base, meta_message("15551110000", "wamid.IN2", "Start", T_SENT + 120))
@@ -275,6 +290,46 @@ def test_stop_opts_out_start_opts_back_in_and_the_agent_still_hears(
     with sessions() as s:
         contact = s.scalar(select(Contact).where(Contact.phone == "+15551110000"))
         assert contact is not None and contact.opted_out_at is None
+
+
+def test_reply_to_a_test_send_reaches_the_agent_with_a_test_context(
+    base: str, runtime: Runtime, sessions: sessionmaker[Session], agent: FakeAgent
+) -> None:
+    broadcast_id, _ = broadcast_to(sessions, agent.url, ["+15551110000"])
+    with sessions() as s, s.begin():
+        record_test_send(
+            s,
+            broadcast_id=broadcast_id,
+            phone="+15552220000",
+            wamid="wamid.TEST1",
+            params={"1": "Tester"},
+            sent_by="U0ANA",
+            at=SENT_AT,
+        )
+    send_in(
+        base,
+        meta_message("15552220000", "wamid.IN9", "Looks good", T_SENT + 30, context="wamid.TEST1"),
+    )
+    # Without quoting, the latest test send to that number within the window counts too.
+    send_in(base, meta_message("15552220000", "wamid.IN10", "And again", T_SENT + 90))
+    drain(runtime)
+    contexts = [call.json["broadcast_context"] for call in agent.calls]
+    assert len(contexts) == 2 and contexts[0] == contexts[1]
+    assert contexts[0] == {
+        "broadcast_id": broadcast_id,
+        "broadcast_name": "Holiday Sale",
+        "template_name": "holiday_promotion",
+        "template_content": "Hi {{1}}, check out our special holiday offers!",
+        "sent_at": "2026-11-20T10:00:00Z",
+        "template_language": "en_US",
+        "parameters": {"1": "Tester"},
+        "rendered_content": "Hi Tester, check out our special holiday offers!",
+        "wamid": "wamid.TEST1",
+        "is_test": True,
+    }
+    with sessions() as s:
+        broadcast = s.get(Broadcast, broadcast_id)
+        assert broadcast is not None and stored_counts(broadcast).responded == 0
 
 
 def test_marketing_preference_webhook_opts_out_and_back_in(

@@ -11,6 +11,7 @@ import pytest
 from bot import cards
 from bot.blocks import ids
 from bot.slack_client import make_client
+from broadcasts import configs
 from broadcasts.db import transaction
 from broadcasts.models import AuditEntry, Broadcast
 from tests.factories import add_recipients, make_broadcast
@@ -66,8 +67,11 @@ def test_send_shows_count_rendered_message_duration_and_warnings_then_starts(
     text = json.dumps(view["blocks"], ensure_ascii=False)
     assert "*3 recipients*" in text
     assert "Hi Ana, check out our special holiday offers!" in text
-    assert "Estimated time: under 1 s at 80 msg/s" in text
+    assert "Estimated time: under 1 s at 50 msg/s" in text  # the seed's pace until read
+    assert "in batches of 500, 10 s apart" in text
+    assert "Recipients by country: +1 US 3" in text
     assert "*marketing* template" in text
+    assert "messaging limit is not known yet" in text
     reply = env.sender.interaction(p.submission(view, {}, user="U0ANA"))
     assert reply.status_code == 200
     with transaction(env.runtime.sessions) as session:
@@ -75,6 +79,21 @@ def test_send_shows_count_rendered_message_duration_and_warnings_then_starts(
         assert broadcast is not None and broadcast.status == "sending"
         audit = session.query(AuditEntry).filter_by(action="broadcast.start").one()
         assert (audit.actor, audit.via) == ("U0ANA", "slack")
+
+
+def test_send_warns_when_recipients_exceed_the_numbers_messaging_limit(
+    env: SlackEnv, draft: tuple[str, str, str]
+) -> None:
+    broadcast_id, _, _ = draft
+    with transaction(env.runtime.sessions) as session:
+        limits = configs.Limits("STANDARD", 80, "TIER_2")  # a tier below the 3 recipients
+        configs.record_limits(session, "main", limits)
+    press(env, ids.CARD_SEND, broadcast_id)
+    view = env.slack.wait_for(lambda: env.slack.calls_to("views.open"))[0].params["view"]
+    text = json.dumps(view["blocks"], ensure_ascii=False)
+    assert "3 recipients is more than this number's messaging limit (TIER_2: 2 people" in text
+    assert "at 80 msg/s" in text  # the rate followed the STANDARD level
+    assert "not known yet" not in text
 
 
 def test_a_failed_start_replaces_the_confirmation_with_the_reason(

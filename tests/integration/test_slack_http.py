@@ -118,6 +118,13 @@ def test_submitting_creates_the_draft_and_posts_its_card(env: SlackEnv) -> None:
     option = env.sender.interaction(p.block_suggestion(ids.A_TEMPLATE, view)).json()["options"][0]
     reply = env.sender.interaction(p.submission(view, fill(view, template=option["value"])))
     assert reply.status_code == 200 and reply.content in (b"", b"{}")
+    env.slack.wait_for(lambda: env.slack.messages_in("C0CAMP"))  # posted after the ack
+
+    def card_saved() -> bool:
+        with transaction(env.runtime.sessions) as session:
+            return session.query(Broadcast).one().slack_card_ts is not None
+
+    env.slack.wait_for(card_saved)
     with transaction(env.runtime.sessions) as session:
         broadcast = session.query(Broadcast).one()
         assert broadcast.name == "Holiday Sale" and broadcast.created_by == "U0ANA"
@@ -131,6 +138,9 @@ def test_submitting_creates_the_draft_and_posts_its_card(env: SlackEnv) -> None:
         ids.CARD_SEND_TEST,
         ids.CARD_SEND,
         ids.CARD_SCHEDULE,
+        ids.CARD_EDIT,
+        ids.CARD_REPORT,
+        ids.CARD_DUPLICATE,
         ids.CARD_CANCEL,
     ]
 
@@ -150,12 +160,14 @@ def test_a_configuration_without_primary_agent_is_refused_on_its_field(env: Slac
     assert "has no primary agent" in reply["errors"][ids.B_CONFIG]
 
 
-def test_a_channel_the_bot_is_not_in_is_refused_on_the_channel_field(env: SlackEnv) -> None:
+def test_a_channel_the_bot_is_not_in_removes_the_draft_and_says_why(env: SlackEnv) -> None:
     view = open_new_modal(env)
     option = env.sender.interaction(p.block_suggestion(ids.A_TEMPLATE, view)).json()["options"][0]
     env.slack.fail("chat.postMessage", "not_in_channel")
-    reply = env.sender.interaction(p.submission(view, fill(view, template=option["value"]))).json()
-    assert "invite me there" in reply["errors"][ids.B_CHANNEL]
+    reply = env.sender.interaction(p.submission(view, fill(view, template=option["value"])))
+    assert reply.status_code == 200  # acked before the card's Slack round trip
+    told = env.slack.wait_for(lambda: env.slack.messages_in("U0ANA"))
+    assert "Invite me there" in told[-1].text and "not kept" in told[-1].text
     with transaction(env.runtime.sessions) as session:
         assert session.query(Broadcast).count() == 0
 

@@ -199,7 +199,9 @@ def test_status_for_a_lost_send_response_is_matched_by_callback_data(
     with sessions() as s, s.begin():
         broadcast = make_broadcast(s)
         (recipient,) = add_recipients(s, broadcast, ["+15551230000"])
+        broadcast.status = BroadcastStatus.SENDING
         recipient.status = RecipientStatus.SENDING  # claimed; the API's answer never came
+        recipient.attempts = 1
         broadcast_id, recipient_id = broadcast.id, recipient.id
     callback = encode(broadcast_id, recipient_id)
     raw = meta_statuses(

@@ -117,13 +117,30 @@ def test_the_card_fits_slack_limits_in_every_status_even_with_huge_values(status
 def test_a_draft_card_asks_for_a_csv_and_offers_every_set_up_button() -> None:
     blocks = card_blocks(sample_card("draft"))
     buttons = [e["text"]["text"] for b in blocks if b["type"] == "actions" for e in b["elements"]]
-    assert buttons == ["Add contacts", "CSV template", "Send test", "Send…", "Schedule…", "Cancel"]
+    assert buttons == [
+        "Add contacts",
+        "CSV template",
+        "Send test",
+        "Send…",
+        "Schedule…",
+        "Edit…",
+        "Report",
+        "Duplicate",
+        "Cancel",
+    ]
     assert "Drop a CSV into this thread" in blocks[-1]["elements"][0]["text"]
 
 
 def test_a_sending_card_shows_progress_metrics_eta_and_pause() -> None:
     counts = Counts(
-        total=1000, pending=480, sent=500, delivered=450, read=300, responded=30, failed=20
+        total=1000,
+        pending=480,
+        sent=500,
+        delivered=450,
+        read=300,
+        responded=30,
+        failed=20,
+        opted_out=4,
     )
     blocks = card_blocks(
         sample_card("sending", counts=counts, failures=(("131026 Undeliverable", 20),))
@@ -131,15 +148,20 @@ def test_a_sending_card_shows_progress_metrics_eta_and_pause() -> None:
     text = str(blocks)
     assert "52.0%" in text and "ETA" in text and "Top failure reasons" in text
     fields = [f["text"] for b in blocks for f in b.get("fields", [])]
-    assert "*Response rate*\n6.0% (responded ÷ sent)" in fields
+    assert "*Response rate*\n3.0% (responded ÷ total recipients)" in fields
+    assert "*Opted out*\n4" in fields
+    assert (
+        "Delivery rate 90.0% (delivered ÷ sent) · Read rate 66.7% (read ÷ delivered) · "
+        "Reply rate of delivered 6.7% (responded ÷ delivered)"
+    ) in text
     buttons = [e["text"]["text"] for b in blocks if b["type"] == "actions" for e in b["elements"]]
-    assert buttons == ["Pause", "Cancel"]
+    assert buttons == ["Pause", "Report", "Cancel"]
 
 
 def test_a_completed_card_is_read_only_with_a_report_button() -> None:
     blocks = card_blocks(sample_card("completed", counts=Counts(total=10, sent=10, delivered=9)))
     buttons = [e["text"]["text"] for b in blocks if b["type"] == "actions" for e in b["elements"]]
-    assert buttons == ["Report"]
+    assert buttons == ["Report", "Retry failed…", "Duplicate"]
 
 
 def test_the_new_broadcast_modal_fits_with_a_hundred_configurations() -> None:
@@ -154,8 +176,9 @@ def test_the_new_broadcast_modal_fits_with_a_hundred_configurations() -> None:
 
 def test_every_other_modal_fits() -> None:
     assert_modal(modals.add_contacts_modal("b" * 36, LONG, 10**6))
+    countries = tuple((f"+{code}", 10**6) for code in range(200, 450))  # every calling code
     summary = modals.SendSummary(
-        "b" * 36, LONG, 10**6, LONG, LONG, 80.0, 500, 10.0, 3600.0, (LONG, LONG)
+        "b" * 36, LONG, 10**6, LONG, LONG, 80.0, 500, 10.0, 3600.0, (LONG, LONG), countries
     )
     assert_modal(modals.send_confirm_modal(summary))
     assert_modal(
@@ -181,6 +204,21 @@ def test_lists_and_the_home_tab_fit() -> None:
     assert_within_limits(home.home_view(lines, can_send=False)["blocks"], max_blocks=100)
     many = [(LONG, [(LONG, "en", "MARKETING", "APPROVED")] * 3) for _ in range(80)]
     assert_within_limits(messages.template_list(many), max_blocks=50)
+
+
+def test_import_summary_counts_recipients_per_country_and_explains_missing_codes() -> None:
+    summary = {
+        "rows": 10,
+        "accepted": 7,
+        "invalid": 3,
+        "invalid_by_reason": {"phone_no_country_code": 3},
+        "accepted_by_country": {"+1": 2, "+44": 5},
+    }
+    text = messages.import_summary(summary, "list.csv", "<@U0ANA>")
+    assert "By country: +44 GB 5 · +1 US 2." in text
+    assert "Numbers without a country code are never guessed" in text
+    many = {f"+{code}": 1 for code in (30, 31, 32, 33, 34, 36, 39, 40, 41, 43)}
+    assert messages.countries_text(many).endswith("2 more countries 2")
 
 
 def test_humane_numbers() -> None:

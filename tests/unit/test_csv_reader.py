@@ -85,6 +85,28 @@ def test_records_carry_the_line_their_record_starts_on() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"sep=;\r\nphone_number;param1\r\n+447400123456;Ana, B\r\n",
+        codecs.BOM_UTF8 + b"SEP=;\nphone_number;param1\n+447400123456;Ana, B\n",
+        b'"sep=;"\nphone_number;param1\n+447400123456;Ana, B\n',
+    ],
+)
+def test_excel_sep_line_names_the_delimiter_and_is_not_the_header(data: bytes) -> None:
+    source = io.BytesIO(data)
+    fmt = sniff(source)
+    assert (fmt.delimiter, fmt.separator_line) == (";", True)
+    assert list(records(source, fmt)) == [
+        (2, ["phone_number", "param1"]),
+        (3, ["+447400123456", "Ana, B"]),
+    ]
+
+
+def test_a_file_without_sep_line_is_unchanged() -> None:
+    assert sniff(io.BytesIO(b"phone_number,sep\n+44,x\n")).separator_line is False
+
+
 def test_undecodable_bytes_after_the_sample_name_the_line() -> None:
     body = b"phone,param1\n" + b"+447400123456,Ana\n" * 20_000 + b"+44,\xff\xfe\n"
     source = io.BytesIO(body)
@@ -130,6 +152,22 @@ def test_header_written_for_templates_is_matched_back() -> None:
     assert csv_header(NAMED) == ["phone_number", "first_name", "order_id"]
     for template in (POSITIONAL, NAMED):
         assert [i for _, i in match_columns(csv_header(template), template).params] == [1, 2]
+
+
+def test_header_and_button_columns_are_written_as_templates_show_names_them() -> None:
+    template = Template(
+        parameter_format="POSITIONAL", parameter_names=["header_1", "1", "button_0"], body_text=""
+    )
+    header = csv_header(template)
+    assert header == ["phone_number", "header_1", "param1", "button_0"]
+    assert list(match_columns(header, template).params) == [
+        ("header_1", 1),
+        ("1", 2),
+        ("button_0", 3),
+    ]
+    # Files made from the old template download (paramheader_1, parambutton_0) still load.
+    old = match_columns(["phone_number", "paramheader_1", "param1", "parambutton_0"], template)
+    assert list(old.params) == [("header_1", 1), ("1", 2), ("button_0", 3)]
 
 
 def test_column_key() -> None:

@@ -9,7 +9,14 @@ import phonenumbers
 import pytest
 from phonenumbers import PhoneNumberFormat
 
-from broadcasts.imports.phones import PHONE_REASONS, fast_e164, normalise_phone
+from broadcasts.imports.phones import (
+    PHONE_REASONS,
+    by_country,
+    calling_code,
+    country_label,
+    fast_e164,
+    normalise_phone,
+)
 
 
 @pytest.mark.parametrize(
@@ -18,12 +25,10 @@ from broadcasts.imports.phones import PHONE_REASONS, fast_e164, normalise_phone
         ("+447400123456", None, "+447400123456"),
         ("+44 7400 123456", None, "+447400123456"),
         ("+44 (0) 7400 123456", None, "+447400123456"),
-        ("447400123456", None, "+447400123456"),  # Excel stripped the +
         ("00447400123456", None, "+447400123456"),
         ("07400 123456", "GB", "+447400123456"),
         ("447400123456", "GB", "+447400123456"),  # + stripped, with a region too
         ("+1 (415) 555-2671", None, "+14155552671"),
-        ("14155552671", None, "+14155552671"),
         ("(415) 555-2671", "US", "+14155552671"),
         ("0612345678", "FR", "+33612345678"),
         ("+39 06 6982 0000", None, "+390669820000"),  # Italian leading zero kept
@@ -46,9 +51,16 @@ def test_numbers_are_normalised_to_e164(raw: str, region: str | None, expected: 
         ("4.47400123456e11", None, "phone_scientific"),
         ("+44 74OO 123456", None, "phone_letters"),
         ("call me", "GB", "phone_letters"),
-        ("123", None, "phone_too_short"),
+        ("123", "GB", "phone_too_short"),
         ("+4474001234567890", None, "phone_too_long"),
         ("07400 123456", None, "phone_no_country_code"),
+        # Never silently given a country: these were read as Norway, Denmark, Switzerland.
+        ("4755551234", None, "phone_no_country_code"),
+        ("4582123456", None, "phone_no_country_code"),
+        ("4155550113", None, "phone_no_country_code"),
+        ("447400123456", None, "phone_no_country_code"),
+        ("4755551234", "GB", "phone_invalid"),  # not a GB number, and not read as another
+        ("0044 12", None, "phone_too_short"),
         ("+999 1234567", None, "phone_bad_country_code"),
         ("+44 12", None, "phone_too_short"),
         ("+44 1234", None, "phone_invalid"),
@@ -58,6 +70,38 @@ def test_numbers_are_normalised_to_e164(raw: str, region: str | None, expected: 
 def test_bad_numbers_are_rejected_with_a_reason(raw: str, region: str | None, reason: str) -> None:
     assert normalise_phone(raw, region) == (None, reason)
     assert reason in PHONE_REASONS
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "expected"),
+    [
+        ("447400123456", None, ("+447400123456", "")),  # Excel stripped the +
+        ("14155552671", None, ("+14155552671", "")),
+        ("4755551234", "US", ("+14755551234", "")),  # the region first
+        ("4155550113", None, (None, "phone_too_short")),  # +41 55550113 is too short
+        ("07400 123456", None, (None, "phone_bad_country_code")),
+    ],
+)
+def test_assume_international_reads_digits_as_plus_digits_after_the_region(
+    raw: str, region: str | None, expected: tuple[str | None, str]
+) -> None:
+    assert normalise_phone(raw, region, assume_international=True) == expected
+    if expected[0] is not None and region is None:
+        assert normalise_phone(raw, region) == (None, "phone_no_country_code")
+
+
+def test_calling_codes_and_country_labels() -> None:
+    assert [calling_code(p) for p in ("+447400123456", "+14155552671", "+35312345678")] == [
+        "+44",
+        "+1",
+        "+353",
+    ]
+    assert country_label("+44") == "+44 GB"
+    assert country_label("+1") == "+1 US"
+    assert by_country({"+447400123456": 2, "+447400123457": 1, "+14155552671": 1}) == {
+        "+44": 3,
+        "+1": 1,
+    }
 
 
 def test_wrong_region_never_rewrites_an_international_number() -> None:
