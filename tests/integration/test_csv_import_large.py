@@ -108,6 +108,37 @@ def test_large_file_is_checked_in_parallel_and_every_row_accounted_for(
         assert first == [phone(PRESENT), phone(1), phone(4)]  # file order is sending order
 
 
+def test_workers_follow_assume_international_and_count_accepted_numbers_by_country(
+    db_url: str, sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    # Numbers whose + Excel stripped: every third one American, the others British.
+    rows = 12_000
+    path = tmp_path / "stripped.csv"
+    with path.open("w", encoding="utf-8", newline="") as out:
+        out.write("phone_number,param1\n")
+        for i in range(rows):
+            number = f"1415{2_000_000 + i:07d}" if i % 3 == 0 else f"4474{i:08d}"
+            out.write(f"{number},{'x' * 400}{i}\n")
+    assert path.stat().st_size >= PARALLEL_MIN_BYTES
+
+    refused = upload(db_url, draft(sessions), path, tmp_path / "refused.csv")
+    assert (refused["accepted"], refused["invalid_by_reason"]) == (
+        0,
+        {"phone_no_country_code": rows},
+    )
+    assert refused["accepted_by_country"] == {}
+
+    broadcast_id = draft(sessions, name="Assumed")
+    with transaction(sessions) as session:
+        contacts.set_opt_out(session, "+447400000001", True, "STOP")  # not accepted, not counted
+    summary = upload(db_url, broadcast_id, path, tmp_path / "r.csv", "--assume-international")
+    american = len(range(0, rows, 3))
+    assert summary["assume_international"] is True
+    assert (summary["accepted"], summary["opted_out"]) == (rows - 1, 1)
+    assert summary["accepted_by_country"] == {"+44": rows - american - 1, "+1": american}
+    assert counters_match(sessions, broadcast_id) == rows - 1
+
+
 class ChangingFile(io.BytesIO):
     """A file overwritten after it was checked: the copy the workers read has a NUL byte."""
 
