@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,9 @@ from redis import Redis
 from sqlalchemy import create_engine, func, insert, select, text, update
 from sqlalchemy.engine import make_url
 
+from benchmarks import summary
+from benchmarks.stack import peak_rss_mb
+from bot.cli.web import default_workers
 from broadcasts.db import make_engine
 from broadcasts.metrics import recount, repair_counters, stored_counts
 from broadcasts.models import Broadcast, InboxEvent, Recipient, utcnow
@@ -45,8 +49,8 @@ SINGLE_POSTS = 6000
 BATCH_POSTS = 120
 BATCH_SIZE = 100
 CONCURRENCY = 64
-WEB_WORKERS = 2
-GOAL_SINGLE = 1500.0
+WEB_WORKERS = int(os.environ.get("BENCH_WEB_WORKERS", "0"))  # 0: `web`'s own default
+GOAL_SINGLE = 2000.0
 GOAL_BATCHED_EVENTS = 3000.0
 GOAL_P99_MS = 100.0
 
@@ -87,6 +91,24 @@ def tree_cpu_seconds(pid: int) -> float:
         except (OSError, ValueError, IndexError):
             continue
     return total
+
+
+def wait_until_up(web: subprocess.Popen[bytes], base: str) -> None:
+    """Until every server process answers /healthz (a loaded machine takes a while to start)."""
+    deadline = time.monotonic() + 180
+    answered = 0
+    while answered < 20:  # several in a row: the connection lands on each process
+        if web.poll() is not None:
+            raise SystemExit(f"`broadcast-bot web` exited with {web.returncode}")
+        if time.monotonic() > deadline:
+            raise SystemExit("`broadcast-bot web` did not answer /healthz within 180 s")
+        try:
+            with urllib.request.urlopen(base + "/healthz", timeout=2) as response:  # noqa: S310
+                answered += response.status == 200
+        except OSError:
+            answered = 0
+            time.sleep(0.2)
+    time.sleep(1.0)  # the other server processes finish starting
 
 
 def free_port() -> int:
@@ -241,22 +263,17 @@ def run_backend(name: str, db_url: str) -> dict[str, Any]:
         "PORT": str(port),
         "LOG_LEVEL": "warning",
     }
+    web_args = ["--workers", str(WEB_WORKERS)] if WEB_WORKERS else []
     web = subprocess.Popen(  # noqa: S603
-        [BIN, "web", "--host", "127.0.0.1", "--workers", str(WEB_WORKERS)],
+        [BIN, "web", "--host", "127.0.0.1", *web_args],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
     results: dict[str, Any] = {"backend": name}
     try:
-        for _ in range(300):
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                time.sleep(0.05)
-        time.sleep(0.5)  # every server process up
+        wait_until_up(web, base)
         url = base + "/webhooks/whatsapp"
         t0 = int(time.time())
         plans = [
@@ -301,8 +318,10 @@ def run_backend(name: str, db_url: str) -> dict[str, Any]:
             warm = len(bodies) // 20  # warm-up posts (stored and processed too, not timed)
             asyncio.run(fire(url, bodies[:warm]))
             cpu_before = tree_cpu_seconds(web.pid)
+            own_before = time.process_time()
             load = asyncio.run(fire(url, bodies[warm:]))
             server_cpu_ms = (tree_cpu_seconds(web.pid) - cpu_before) * 1000 / max(load.ok, 1)
+            client_cpu_ms = (time.process_time() - own_before) * 1000 / max(load.ok, 1)
             per_body = 1 if kind == "single" else BATCH_SIZE
             stored += len(bodies)
             in_inbox = count(db_url)
@@ -312,6 +331,7 @@ def run_backend(name: str, db_url: str) -> dict[str, Any]:
             results[key] = {
                 "load": load,
                 "server_cpu_ms": server_cpu_ms,
+                "client_cpu_ms": client_cpu_ms,
                 "per_body": per_body,
                 "lost": lost,
                 "drain_workers": workers,
@@ -330,6 +350,8 @@ def run_backend(name: str, db_url: str) -> dict[str, Any]:
                 results["read"] = broadcast.read_count
         engine.dispose()
         results["bodies_sent"] = stored
+        results["web_peak_rss_mb"] = peak_rss_mb(web.pid)
+        results["load_at_end"] = os.getloadavg()[0]
         results["bodies_stored"] = count(db_url)
     finally:
         web.terminate()
@@ -341,8 +363,9 @@ def run_backend(name: str, db_url: str) -> dict[str, Any]:
 
 
 def report(results: dict[str, Any]) -> None:
+    processes = WEB_WORKERS or default_workers()
     print(
-        f"\n--- {results['backend']} (web: {WEB_WORKERS} uvicorn processes, "
+        f"\n--- {results['backend']} (web: {processes} uvicorn processes, "
         f"{CONCURRENCY} connections) ---"
     )
     print(
@@ -368,6 +391,34 @@ def report(results: dict[str, Any]) -> None:
             f"{'':18s} server CPU {cpu:5.2f} ms per POST → {1000 / cpu:6.0f} POST/s "
             f"({1000 / cpu * r['per_body']:7.0f} events/s) per dedicated core"
         )
+    singles = [results["single_delivered"], results["single_read"]]
+    loads: list[Load] = [r["load"] for r in singles]
+    merged = Load(
+        sum(x.posts for x in loads),
+        0,
+        sum(x.ok for x in loads),
+        sum(x.seconds for x in loads),
+        [t for x in loads for t in x.latencies],
+    )
+    lost = results["bodies_sent"] - results["bodies_stored"]
+    cpu = {
+        f"web ({processes} processes)": sum(r["server_cpu_ms"] for r in singles) / 2,
+        "load generator": sum(r["client_cpu_ms"] for r in singles) / 2,
+    }
+    memory = {"each web process": results["web_peak_rss_mb"]}
+    note = f"{lost} lost; load {results['load_at_end']:.1f}; generator on the same cores"
+    what = "single-status webhook POSTs"
+    backend = results["backend"]
+    summary.record(
+        summary.Row(
+            what, backend, merged.per_second, GOAL_SINGLE, "POST/s", True, cpu, memory, note
+        )
+    )
+    summary.record(
+        summary.Row(
+            what + ", p99", backend, merged.pct(0.99), GOAL_P99_MS, "ms", False, {}, {}, note
+        )
+    )
     print(
         f"bodies sent {results['bodies_sent']}, stored {results['bodies_stored']} "
         f"(lost {results['bodies_sent'] - results['bodies_stored']}); "

@@ -1,4 +1,5 @@
-"""Run every benchmark module (benchmarks/bench_*.py), or the ones named on the command line."""
+"""Run every benchmark module (benchmarks/bench_*.py), or the ones named on the command line,
+then print the goals they measured as one table (benchmarks/summary.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pkgutil
 import sys
 
 import benchmarks
+from benchmarks import summary
 
 
 def main(argv: list[str]) -> int:
@@ -20,6 +22,9 @@ def main(argv: list[str]) -> int:
             return 2
         print(f"\n===== {name} =====", flush=True)
         importlib.import_module(f"benchmarks.{name}").main()
+    if summary.rows():
+        print("\n===== summary: measured ÷ goal =====")
+        print(summary.render(summary.rows()), flush=True)
     return 0
 
 

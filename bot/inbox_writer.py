@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
-from jobs.inbox import NewEvent, enqueue_sized, insert_events, requeue_stale
+from sqlalchemy import Connection
+
+from broadcasts.models import utcnow
+from jobs.inbox import NewEvent, enqueue_sized, requeue_stale
 from jobs.runtime import Runtime
 from jobs.telemetry import meter_for
 
@@ -107,7 +111,7 @@ class InboxWriter:
 
     def _write(self, events: list[NewEvent]) -> list[tuple[int, int]]:
         with self.runtime.engine.begin() as conn:
-            return insert_events(conn, events)
+            return store_events(conn, events)
 
     async def _enqueue(self) -> None:
         """Queue processing for stored rows, gathering a few milliseconds' worth per job."""
@@ -123,3 +127,43 @@ class InboxWriter:
                     )
         finally:
             self._enqueuing = False
+
+
+def store_events(conn: Connection, events: Sequence[NewEvent]) -> list[tuple[int, int]]:
+    """Insert in one statement, skipping known dedup keys; (id, body size) of the new rows.
+
+    What `jobs.inbox.insert_events` does, as one driver-level statement taking the batch as a
+    JSON document: SQLAlchemy compiled a new multi-row INSERT for every batch size, which was
+    about an eighth of a web process's CPU under a burst of single-status webhooks.
+    """
+    unique = {e.dedup_key: e for e in events}
+    if not unique:
+        return []
+    doc = json.dumps(
+        [
+            [e.source, e.dedup_key, (e.event_type or "")[:64] or None, e.body]
+            for e in unique.values()
+        ],
+        ensure_ascii=False,
+    )
+    now = utcnow()
+    columns = (
+        "INSERT INTO inbox_events (source, dedup_key, event_type, body, received_at, attempts)"
+    )
+    if conn.dialect.name == "postgresql":
+        rows = conn.exec_driver_sql(
+            f"{columns} SELECT e ->> 0, e ->> 1, e ->> 2, e ->> 3, %(now)s, 0"
+            " FROM json_array_elements(%(doc)s::json) AS e"
+            " ON CONFLICT (dedup_key) DO NOTHING RETURNING id, dedup_key",
+            {"now": now, "doc": doc},
+        )
+    else:
+        # The format SQLAlchemy's SQLite DateTime writes (naive UTC), so the ORM reads it alike.
+        stamp = now.strftime("%Y-%m-%d %H:%M:%S.%f")
+        rows = conn.exec_driver_sql(
+            f"{columns} SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, ?, 0"
+            " FROM json_each(?) WHERE true"
+            " ON CONFLICT (dedup_key) DO NOTHING RETURNING id, dedup_key",
+            (stamp, doc),
+        )
+    return [(int(event_id), len(unique[key].body)) for event_id, key in rows]

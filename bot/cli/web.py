@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from bot.cli.context import CliContext, pass_cli
+
+
+def default_workers() -> int:
+    """$WEB_CONCURRENCY (the PaaS convention), else one process per core, up to 4.
+
+    One process tops out near one core (HMAC, JSON, the event loop); with more, webhook bursts
+    are acknowledged in parallel while each process still groups its commits.
+    """
+    configured = os.environ.get("WEB_CONCURRENCY", "").strip()
+    if configured.isdigit() and int(configured) > 0:
+        return min(int(configured), 64)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cores or 1, 4))
 
 
 @click.command("web")
@@ -18,8 +33,8 @@ from bot.cli.context import CliContext, pass_cli
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
-    default=1,
-    show_default=True,
+    default=default_workers,
+    show_default="$WEB_CONCURRENCY, else one per core up to 4",
     help="Server processes (each runs its own event loop and inbox writer).",
 )
 @click.option("--access-log/--no-access-log", default=False, show_default=True)

@@ -1,37 +1,103 @@
-"""Set-based writes of one import batch, one statement each, on SQLite and PostgreSQL.
+"""Bulk load of checked CSV rows, chunk by chunk through staging tables, in one transaction.
 
-ORM objects per row would cost more than everything else of an import together; these statements
-take a whole batch as one JSON document (json_array_elements on PostgreSQL, json_each on SQLite:
-one parameter, no per-value adaptation in Python) and stay inside the caller's transaction.
-Look-ups are written `= ANY(ARRAY(...))` on PostgreSQL so the planner probes the unique indexes
-instead of scanning a whole broadcast (its row estimate for a JSON list is a blind 100).
+Each chunk of checked rows goes into a temporary table (PostgreSQL `COPY`, SQLite
+`executemany`); a handful of statements then decide all of its rows at once: which row is a
+number's first in the file, which numbers are opted-out or test contacts, which were recipients
+already, which are inserted, and what every other row is. The database does a chunk while the
+next ones are checked, and everything stays inside the caller's transaction, so an import that
+fails at any point leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from broadcasts.enums import RecipientStatus
+from broadcasts.errors import ValidationFailed
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-@dataclass(frozen=True, slots=True)
-class ContactState:
-    id: int | None
-    is_test: bool
-    opted_out: bool
+class Staged:
+    """Checked rows encoded for one `stage` call: a COPY text block for PostgreSQL, a JSON
+    array for SQLite. Built where rows are checked (a worker process), so the writer handles
+    one string per chunk instead of a tuple per row."""
 
-    @property
-    def excluded(self) -> bool:
-        return self.is_test or self.opted_out
+    __slots__ = ("parts", "postgres", "rows", "with_attributes")
+
+    def __init__(self, postgres: bool) -> None:
+        self.postgres = postgres
+        self.parts: list[str] = []
+        self.rows = 0
+        self.with_attributes = False
+
+    def add(
+        self, line: int, phone: str, params: dict[str, str], name: str | None, attrs: dict[str, str]
+    ) -> None:
+        self.rows += 1
+        if attrs:
+            self.with_attributes = True
+        if self.postgres:
+            name_text = "\\N" if name is None else name.translate(_COPY_ESCAPES)
+            attrs_text = _json(attrs).translate(_COPY_ESCAPES) if attrs else "\\N"
+            params_text = _json(params).translate(_COPY_ESCAPES)
+            self.parts.append(f"{line}\t{phone}\t{params_text}\t{name_text}\t{attrs_text}\n")
+        else:
+            self.parts.append(_json([line, phone, params, name, attrs or None]))
+
+    def payload(self) -> str:
+        if self.postgres:
+            return "".join(self.parts)
+        return "[" + ",".join(self.parts) + "]"
 
 
-NO_CONTACT = ContactState(None, False, False)
+def _json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+# Outcomes of rows that were checked and staged but are not accepted.
+DUPLICATE = "duplicate"
+OPTED_OUT = "opted_out"
+TEST_CONTACT = "test_contact"
+ALREADY_PRESENT = "already_present"
+# SQLite's page cache during a load (KiB): the recipient indexes of a million-row import stay
+# in memory instead of being re-read page by page.
+SQLITE_LOAD_CACHE_KIB = 32 * 1024
+
+_TEMP_TABLES = ("import_chunk", "import_first", "import_outcome")
+_PG_TABLES = (
+    "CREATE TEMP TABLE import_chunk (line integer NOT NULL, phone text NOT NULL,"
+    " params json NOT NULL, name text, attrs text) ON COMMIT DROP",
+    "CREATE TEMP TABLE import_first (phone text PRIMARY KEY, line integer NOT NULL,"
+    " contact_id bigint, reason text) ON COMMIT DROP",
+    "CREATE TEMP TABLE import_outcome (line integer NOT NULL, phone text NOT NULL,"
+    " outcome text NOT NULL) ON COMMIT DROP",
+)
+_PG_COPY = "COPY import_chunk (line, phone, params, name, attrs) FROM STDIN"
+_SQLITE_TABLES = (
+    "CREATE TEMP TABLE import_chunk (line INTEGER PRIMARY KEY, phone TEXT NOT NULL,"
+    " params TEXT NOT NULL, name TEXT, attrs TEXT)",
+    "CREATE TEMP TABLE import_first (phone TEXT PRIMARY KEY, line INTEGER NOT NULL,"
+    " contact_id INTEGER, reason TEXT) WITHOUT ROWID",
+    "CREATE TEMP TABLE import_outcome (line INTEGER PRIMARY KEY, phone TEXT NOT NULL,"
+    " outcome TEXT NOT NULL)",
+)
+_NAMED = re.compile(r"(?<!:):([a-z]+)\b")
+
+
+class ImportConflict(ValidationFailed):
+    """The broadcast gained some of the file's numbers from elsewhere during the import."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="file")
 
 
 def _sqlite_time(moment: datetime) -> str:
@@ -39,172 +105,192 @@ def _sqlite_time(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def relax_commit(session: Session) -> None:
-    """Let PostgreSQL acknowledge this batch's commit before its WAL reaches the disk.
+@dataclass(frozen=True)
+class Outcome:
+    """What the load decided: counts by outcome and the first rows to report, by line."""
 
-    Safe here: WAL is replayed in order, and the import's final commit is synchronous, so once
-    the import says "done" every batch before it is durable too; a crash before that leaves an
-    import still "running", whose rows the operator can see and remove.
-    """
-    conn = session.connection()
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+    accepted: int
+    counts: dict[str, int]  # DUPLICATE, OPTED_OUT, TEST_CONTACT, ALREADY_PRESENT → rows
+    reported: list[tuple[int, str, str]]  # (line, phone, outcome), ALREADY_PRESENT left out
+    # Accepted rows by the first three digits of their number ("+447": 120): enough to tell the
+    # calling code (phones.by_country), without a Python object per accepted row.
+    accepted_by_prefix: dict[str, int]
 
 
-def upsert_contacts(
-    session: Session,
-    contacts: Sequence[tuple[str, str | None, dict[str, str]]],
-    *,
-    source: str,
-    now: datetime,
-    is_test: bool = False,
-) -> dict[str, ContactState]:
-    """Create or update contacts by phone, merging attributes (new values win, name kept).
+class Load:
+    """One import's staging tables inside the caller's transaction; chunks come in file order."""
 
-    `contacts` holds (phone, name, attributes) with each phone once. Returns every one's state.
-    """
-    if not contacts:
-        return {}
-    conn = session.connection()
-    rows: Sequence[Any]
-    if conn.dialect.name == "postgresql":
-        rows = conn.exec_driver_sql(
+    def __init__(
+        self, session: Session, broadcast_id: str, import_id: int, *, now: datetime
+    ) -> None:
+        self.conn: Connection = session.connection()
+        self.postgres = self.conn.dialect.name == "postgresql"
+        self.accepted = 0
+        self._cache_kib: int | None = None
+        # Every statement of a chunk starts from the chunk's rows and probes the indexes of the
+        # growing tables; PostgreSQL and SQLite would rather scan those without statistics, so
+        # the join order is fixed (SQLite: CROSS JOIN) and look-ups are = ANY(ARRAY(...)).
+        join = "JOIN" if self.postgres else "CROSS JOIN"
+        self.chunk_rows = f"import_chunk c {join} import_first f ON f.phone = c.phone"
+        self.firsts = f"{self.chunk_rows} AND f.line = c.line"  # each number's first row
+        if self.postgres:
+            self.args: dict[str, Any] = {"b": broadcast_id, "i": import_id, "now": now}
+            for ddl in _PG_TABLES:
+                self.conn.exec_driver_sql(ddl)
+            # Without statistics on the staging tables the planner hashes all of import_first
+            # for every chunk (quadratic); a chunk's rows probing its index is what we want.
+            self.conn.exec_driver_sql("SET LOCAL enable_hashjoin = off")
+            self.conn.exec_driver_sql("SET LOCAL enable_mergejoin = off")
+        else:
+            stamp = _sqlite_time(now)
+            self.args = {"b": broadcast_id, "i": import_id, "now": stamp}
+            self._drop_sqlite_tables()
+            self._cache_kib = int(self.conn.exec_driver_sql("PRAGMA cache_size").scalar_one())
+            self.conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_LOAD_CACHE_KIB}")
+            for ddl in _SQLITE_TABLES:
+                self.conn.exec_driver_sql(ddl)
+        # Whether the broadcast has recipients from before; if not, none can be "already present".
+        self.had_recipients = (
+            self._run("SELECT 1 FROM recipients WHERE broadcast_id = :b LIMIT 1").first()
+            is not None
+        )
+
+    def _run(self, sql: str, **names: Any) -> Any:
+        """Run `sql` written with :name parameters (sqlite3's style; psycopg's is %(name)s)."""
+        if self.postgres:
+            sql = _NAMED.sub(r"%(\1)s", sql)
+        return self.conn.exec_driver_sql(sql, {**self.args, **names})
+
+    def stage(self, rows: int, payload: str, *, with_attributes: bool) -> None:
+        """Decide one chunk of checked rows (in file order, encoded by `Staged`) and insert its
+        accepted ones."""
+        if not rows:
+            return
+        run = self._run
+        if self.postgres:
+            self.conn.exec_driver_sql("TRUNCATE import_chunk")
+            cursor: Any = self.conn.connection.cursor()
+            with cursor, cursor.copy(_PG_COPY) as copy:
+                copy.write(payload)
+            run(
+                "INSERT INTO import_first (phone, line) SELECT phone, min(line) FROM import_chunk"
+                " GROUP BY phone ON CONFLICT (phone) DO NOTHING"
+            )
+        else:
+            self.conn.exec_driver_sql("DELETE FROM import_chunk")
+            run(
+                "INSERT INTO import_chunk (line, phone, params, name, attrs)"
+                " SELECT value ->> 0, value ->> 1, value -> 2, value ->> 3,"
+                " NULLIF(value -> 4, 'null') FROM json_each(:doc)",
+                doc=payload,
+            )
+            # In line order, so the row that gets in is each number's first.
+            run(
+                "INSERT OR IGNORE INTO import_first (phone, line)"
+                " SELECT phone, line FROM import_chunk ORDER BY line"
+            )
+        if with_attributes:
+            self._upsert_contacts()
+        contact = "FROM contacts ct WHERE ct.phone = import_first.phone"
+        run(
+            f"UPDATE import_first SET contact_id = (SELECT ct.id {contact}),"
+            f" reason = (SELECT CASE WHEN ct.opted_out_at IS NOT NULL THEN '{OPTED_OUT}'"
+            f" WHEN ct.is_test THEN '{TEST_CONTACT}' END {contact})"
+            " WHERE phone "
+            + self._among(
+                f"SELECT c.phone FROM {self.firsts} JOIN contacts ct ON ct.phone = c.phone"
+            )
+        )
+        if self.had_recipients:
+            run(
+                f"UPDATE import_first SET reason = '{ALREADY_PRESENT}' WHERE reason IS NULL"
+                " AND phone "
+                + self._among(
+                    f"SELECT c.phone FROM {self.firsts} JOIN recipients r"
+                    " ON r.broadcast_id = :b AND r.phone = c.phone"
+                )
+            )
+        try:
+            inserted = run(
+                "INSERT INTO recipients (broadcast_id, phone, params, contact_id, import_id,"
+                " status, attempts, created_at)"
+                f" SELECT :b, c.phone, c.params, f.contact_id, :i, '{_PENDING}', 0, :now"
+                f" FROM {self.firsts} WHERE f.reason IS NULL ORDER BY c.line"
+            ).rowcount
+        except IntegrityError:
+            # Someone added some of these numbers meanwhile (contacts picked in Slack): the
+            # caller's transaction rolls back and the file can simply be imported again.
+            raise ImportConflict(
+                "Some of these numbers were added to the broadcast while the file was being "
+                "imported; nothing of the file was kept. Import it again."
+            ) from None
+        self.accepted += int(inserted)
+        run(
+            "INSERT INTO import_outcome (line, phone, outcome)"
+            " SELECT c.line, c.phone, CASE WHEN c.line = f.line THEN f.reason"
+            f" ELSE COALESCE(f.reason, '{DUPLICATE}') END"
+            f" FROM {self.chunk_rows} WHERE c.line <> f.line OR f.reason IS NOT NULL"
+        )
+
+    def _among(self, query: str) -> str:
+        return f"= ANY(ARRAY({query}))" if self.postgres else f"IN ({query})"
+
+    def _upsert_contacts(self) -> None:
+        """Rows with extra columns create or update their contact (new values win, name kept)."""
+        if self.postgres:
+            merge = "(contacts.attributes::jsonb || excluded.attributes::jsonb)::json"
+            attributes = "c.attrs::json"
+        else:
+            merge = "json_patch(contacts.attributes, excluded.attributes)"
+            attributes = "json(c.attrs)"
+        self._run(
             "INSERT INTO contacts"
             " (phone, name, attributes, is_test, source, created_at, updated_at)"
-            " SELECT e ->> 0, e ->> 1, e -> 2, %(test)s, %(source)s, %(now)s, %(now)s"
-            " FROM json_array_elements(%(doc)s::json) AS e"
+            f" SELECT c.phone, c.name, {attributes}, false, 'import', :now, :now"
+            f" FROM {self.firsts} WHERE c.attrs IS NOT NULL"
             " ON CONFLICT (phone) DO UPDATE SET"
-            " attributes = (contacts.attributes::jsonb || excluded.attributes::jsonb)::json,"
+            f" attributes = {merge},"
             " name = COALESCE(contacts.name, excluded.name),"
-            " is_test = contacts.is_test OR excluded.is_test,"
             " updated_at = excluded.updated_at"
-            " RETURNING id, phone, is_test, opted_out_at",
-            {"doc": json.dumps(contacts), "source": source, "now": now, "test": is_test},
-        ).all()
-    else:
-        stamp = _sqlite_time(now)
-        rows = conn.exec_driver_sql(
-            "INSERT INTO contacts"
-            " (phone, name, attributes, is_test, source, created_at, updated_at)"
-            " SELECT value ->> 0, value ->> 1, json(value -> 2), ?, ?, ?, ? FROM json_each(?)"
-            " WHERE true"
-            " ON CONFLICT (phone) DO UPDATE SET"
-            " attributes = json_patch(contacts.attributes, excluded.attributes),"
-            " name = COALESCE(contacts.name, excluded.name),"
-            " is_test = contacts.is_test OR excluded.is_test,"
-            " updated_at = excluded.updated_at"
-            " RETURNING id, phone, is_test, opted_out_at",
-            (int(is_test), source, stamp, stamp, json.dumps(contacts)),
-        ).all()
-    return {phone: ContactState(cid, bool(test), out is not None) for cid, phone, test, out in rows}
-
-
-def find_contacts(session: Session, phones: Sequence[str]) -> dict[str, ContactState]:
-    """The state of the contacts among `phones` that exist."""
-    if not phones:
-        return {}
-    conn = session.connection()
-    if conn.dialect.name == "postgresql":
-        result = conn.exec_driver_sql(
-            "SELECT id, phone, is_test, opted_out_at FROM contacts"
-            " WHERE phone = ANY(ARRAY(SELECT json_array_elements_text(%(doc)s::json)))",
-            {"doc": json.dumps(list(phones))},
         )
-    else:
-        result = conn.exec_driver_sql(
-            "SELECT id, phone, is_test, opted_out_at FROM contacts"
-            " WHERE phone IN (SELECT value FROM json_each(?))",
-            (json.dumps(list(phones)),),
-        )
-    return {
-        phone: ContactState(cid, bool(test), out is not None) for cid, phone, test, out in result
-    }
+
+    def finish(self, report_limit: int) -> Outcome:
+        """Counts by outcome and the rows to report; drops the staging tables."""
+        try:
+            counts = {
+                outcome: int(n)
+                for outcome, n in self.conn.exec_driver_sql(
+                    "SELECT outcome, count(*) FROM import_outcome GROUP BY outcome"
+                )
+            }
+            reported = [
+                (int(line), str(phone), str(outcome))
+                for line, phone, outcome in self._run(
+                    "SELECT line, phone, outcome FROM import_outcome"
+                    f" WHERE outcome <> '{ALREADY_PRESENT}' ORDER BY line LIMIT :limit",
+                    limit=report_limit,
+                )
+            ]
+            # A number's first row with no reason is the row that was inserted.
+            accepted_by_prefix = {
+                str(prefix): int(n)
+                for prefix, n in self.conn.exec_driver_sql(
+                    "SELECT substr(phone, 1, 4), count(*) FROM import_first"
+                    " WHERE reason IS NULL GROUP BY substr(phone, 1, 4)"
+                )
+            }
+        finally:
+            if not self.postgres:
+                self._drop_sqlite_tables()
+                self.conn.exec_driver_sql(f"PRAGMA cache_size = {self._cache_kib}")
+        return Outcome(self.accepted, counts, reported, accepted_by_prefix)
+
+    def _drop_sqlite_tables(self) -> None:
+        for table in _TEMP_TABLES:
+            self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{table}")
 
 
-def existing_recipients(
-    session: Session, broadcast_id: str, phones: Sequence[str]
-) -> dict[str, int | None]:
-    """phone → import_id of the recipients of the broadcast among `phones`."""
-    if not phones:
-        return {}
-    conn = session.connection()
-    if conn.dialect.name == "postgresql":
-        result = conn.exec_driver_sql(
-            "SELECT phone, import_id FROM recipients WHERE broadcast_id = %(b)s"
-            " AND phone = ANY(ARRAY(SELECT json_array_elements_text(%(doc)s::json)))",
-            {"b": broadcast_id, "doc": json.dumps(list(phones))},
-        )
-    else:
-        result = conn.exec_driver_sql(
-            "SELECT phone, import_id FROM recipients"
-            " WHERE broadcast_id = ? AND phone IN (SELECT value FROM json_each(?))",
-            (broadcast_id, json.dumps(list(phones))),
-        )
-    return {phone: import_id for phone, import_id in result}
-
-
-@dataclass(frozen=True, slots=True)
-class Added:
-    """What adding a batch did: the phones inserted now, and those already in the broadcast
-    (phone → the import that added them, None when added otherwise)."""
-
-    new: set[str]
-    existing: dict[str, int | None]
-
-
-def add_recipient_rows(
-    session: Session,
-    broadcast_id: str,
-    rows: Sequence[tuple[str, dict[str, str], int | None]],
-    *,
-    import_id: int | None,
-    now: datetime,
-) -> Added:
-    """Insert (phone, params, contact_id) rows not yet in the broadcast (each phone once).
-
-    Counters are the caller's to bump, by len(new), never by len(rows).
-    """
-    if not rows:
-        return Added(set(), {})
-    conn = session.connection()
-    pending = RecipientStatus.PENDING.value
-    if conn.dialect.name == "postgresql":
-        result = conn.exec_driver_sql(
-            "INSERT INTO recipients"
-            " (broadcast_id, phone, params, contact_id, import_id, status, attempts, created_at)"
-            " SELECT %(b)s, e ->> 0, e -> 1, (e ->> 2)::bigint, %(i)s, %(status)s, 0, %(now)s"
-            " FROM json_array_elements(%(doc)s::json) AS e"
-            " ON CONFLICT (broadcast_id, phone) DO NOTHING RETURNING phone",
-            {
-                "b": broadcast_id,
-                "i": import_id,
-                "status": pending,
-                "now": now,
-                "doc": json.dumps(rows),
-            },
-        )
-        new = {phone for (phone,) in result}
-        conflicts = [r[0] for r in rows if r[0] not in new]
-        return Added(new, existing_recipients(session, broadcast_id, conflicts))
-    # SQLite: the transaction holds the only write lock (BEGIN IMMEDIATE), so what exists now is
-    # exactly what would conflict. Looking first, then inserting without RETURNING, spares
-    # sqlite3 handing back one RETURNING row per step, each step releasing and re-taking the
-    # GIL that the thread reading the file holds.
-    existing = existing_recipients(session, broadcast_id, [r[0] for r in rows])
-    fresh = [r for r in rows if r[0] not in existing]
-    if not fresh:
-        return Added(set(), existing)
-    stamp = _sqlite_time(now)
-    inserted = conn.exec_driver_sql(
-        "INSERT INTO recipients"
-        " (broadcast_id, phone, params, contact_id, import_id, status, attempts, created_at)"
-        " SELECT ?, value ->> 0, json(value -> 1), value ->> 2, ?, ?, 0, ? FROM json_each(?)"
-        " WHERE true ON CONFLICT (broadcast_id, phone) DO NOTHING",
-        (broadcast_id, import_id, pending, stamp, json.dumps(fresh)),
-    ).rowcount
-    if inserted != len(fresh):  # SQLite has one writer at a time; this cannot race
-        raise RuntimeError(f"expected to insert {len(fresh)} recipients, inserted {inserted}")
-    return Added({r[0] for r in fresh}, existing)
+_PENDING = RecipientStatus.PENDING.value
 
 
 def delete_import_recipients(session: Session, broadcast_id: str, import_id: int) -> int:

@@ -1,15 +1,15 @@
-"""import_csv: a CSV file into a draft broadcast, in batches of short transactions.
+"""import_csv: a CSV file into a draft broadcast, all or nothing, in one transaction.
 
 What is guaranteed:
 - file-level problems (empty, binary, too big, undecodable, NUL bytes, an unterminated quote, no
   phone column, a template parameter without a column, a header without rows) are found by a
   first, read-only pass over the file, before anything is written: the import is recorded as
   failed with the reason, ValidationFailed is raised, and no recipient or contact is touched;
-- rows are then checked and written in batches, each in its own transaction together with the
-  import's progress, so memory stays flat whatever the file size;
-- if writing fails half-way (the database goes away, the broadcast starts meanwhile), the
-  recipients this import added are removed again while the broadcast is still editable, and the
-  import is recorded as failed;
+- rows are then checked in chunks (by worker processes when the file is large) and staged in the
+  database as they come, so memory stays flat whatever the file size; contacts, recipients,
+  counters and the import's tally are written by set-based statements in the same transaction;
+- if anything fails on the way (the database goes away, a worker dies), that transaction rolls
+  back: no recipient or contact of the file is left, and the import is recorded as failed;
 - every row gets exactly one outcome: accepted, invalid (by reason), opted-out, test contact,
   duplicate (its number was accepted on an earlier row of this file) or already present (the
   number was a recipient before this import). Rows read = the sum of all of them.
@@ -17,11 +17,16 @@ What is guaranteed:
 
 from __future__ import annotations
 
+import heapq
 import logging
+import os
+import shutil
+import tempfile
 from collections import Counter
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, BinaryIO
 
 from sqlalchemy import select, update
@@ -35,8 +40,15 @@ from broadcasts.db import transaction
 from broadcasts.enums import ImportStatus
 from broadcasts.errors import BroadcastBotError, ValidationFailed
 from broadcasts.imports import bulk
-from broadcasts.imports.bulk import NO_CONTACT
-from broadcasts.imports.phones import calling_code, normaliser, valid_region
+from broadcasts.imports.chunks import (
+    Chunk,
+    RejectedRow,
+    local_chunks,
+    parallel_chunks,
+    worker_count,
+)
+from broadcasts.imports.chunks import nonblank as nonblank  # re-exported for contacts_file
+from broadcasts.imports.phones import by_country, normaliser, valid_region
 from broadcasts.imports.reader import (
     CsvFormat,
     FileError,
@@ -47,7 +59,7 @@ from broadcasts.imports.reader import (
     too_large,
 )
 from broadcasts.imports.report import MAX_REPORT_ROWS, ErrorReport
-from broadcasts.imports.rows import EXCLUDED_REASONS, Rejected, Row, RowChecker
+from broadcasts.imports.rows import EXCLUDED_REASONS, RowChecker
 from broadcasts.lifecycle import ensure_editable
 from broadcasts.metrics import Counts, bump
 from broadcasts.models import Broadcast, Import, Template, utcnow
@@ -217,7 +229,18 @@ def import_csv(
         _record(sessions, import_id, encoding=fmt.encoding, delimiter=fmt.delimiter)
         normalise = normaliser(region, assume_international=assume_international)
         checker = RowChecker(columns, template, normalise)
-        tally, report = _write(sessions, file, fmt, checker, broadcast_id, import_id, batch_size)
+        tally, report = _write(
+            sessions,
+            file,
+            fmt,
+            checker,
+            template,
+            region,
+            broadcast_id,
+            import_id,
+            batch_size,
+            assume_international=assume_international,
+        )
     except BaseException as exc:
         reason = str(exc) if isinstance(exc, BroadcastBotError) else "the import stopped"
         log.exception("import %s of %s failed", import_id, broadcast_id)
@@ -309,124 +332,136 @@ def check_file(
     return fmt, columns
 
 
-def nonblank(items: Iterator[tuple[int, list[str]]]) -> Iterator[tuple[int, list[str]]]:
-    """Records with some content (blank lines and rows of empty cells are skipped)."""
-    for line, cells in items:
-        if cells and (cells[0].strip() or "".join(cells).strip()):
-            yield line, cells
-
-
 def _write(
     sessions: sessionmaker[Session],
     file: BinaryIO,
     fmt: CsvFormat,
     checker: RowChecker,
+    template: Template,
+    region: str | None,
     broadcast_id: str,
     import_id: int,
     batch_size: int,
+    *,
+    assume_international: bool,
 ) -> tuple[_Tally, ErrorReport]:
-    """Check rows here while a writer thread stores the previous batch (one batch in flight).
+    """Check every row and load the accepted ones in one transaction; report rows in file order.
 
-    The database works while Python parses, so an import costs about the slower of the two, not
-    their sum. Tally and report are touched by the writer only, one batch at a time.
+    Large files are checked by worker processes while this one stages their chunks, so an
+    import costs about the slower of the two. The broadcast stays locked for the whole load:
+    it cannot start sending with half a file in it.
     """
     tally = _Tally()
-    report = ErrorReport(checker.columns.header)
-    rows = nonblank(records(file, fmt))
-    next(rows)  # the header, checked already
-    check = checker.check
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-writer") as writer:
-        in_flight: Future[None] | None = None
-        batch: list[Row | Rejected] = []
-        try:
-            for line, cells in rows:
-                batch.append(check(line, cells))
-                if len(batch) >= batch_size:
-                    if in_flight is not None:
-                        in_flight.result()
-                    in_flight = writer.submit(
-                        _flush, sessions, batch, tally, report, broadcast_id, import_id
-                    )
-                    batch = []
-            if in_flight is not None:
-                in_flight.result()
-            _flush(sessions, batch, tally, report, broadcast_id, import_id)
-        except BaseException:
-            if in_flight is not None:
-                in_flight.cancel()
-                wait([in_flight])
-            report.close()
-            raise
-    return tally, report
-
-
-def _flush(
-    sessions: sessionmaker[Session],
-    batch: list[Row | Rejected],
-    tally: _Tally,
-    report: ErrorReport,
-    broadcast_id: str,
-    import_id: int,
-) -> None:
-    """Write one batch and the import's progress in one transaction; report rows in file order."""
-    now = utcnow()
-    with transaction(sessions) as session:
+    rejected: list[RejectedRow] = []  # the first MAX_REPORT_ROWS, for the report
+    workers = worker_count(file_size(file))
+    with ExitStack() as stack:
+        session = stack.enter_context(transaction(sessions))
         broadcast = session.execute(
             select(Broadcast.name, Broadcast.status)
             .where(Broadcast.id == broadcast_id)
             .with_for_update()
         ).one()
         ensure_editable(broadcast.name, broadcast.status)
-        bulk.relax_commit(session)
-        first: dict[str, Row] = {}
-        for row in batch:
-            if isinstance(row, Row) and row.phone not in first:
-                first[row.phone] = row
-        # Rows with extra columns create or update their contact; the others are only looked up.
-        states = bulk.upsert_contacts(
-            session,
-            [(r.phone, r.name, r.attributes) for r in first.values() if r.attributes],
-            source="import",
-            now=now,
-        )
-        states.update(bulk.find_contacts(session, [p for p in first if p not in states]))
-        eligible = [p for p in first if not (p in states and states[p].excluded)]
-        result = bulk.add_recipient_rows(
-            session,
-            broadcast_id,
-            [(p, first[p].params, states[p].id if p in states else None) for p in eligible],
-            import_id=import_id,
-            now=now,
-        )
-        added = result.new
-        bump(session, broadcast_id, Counts(total=len(added), pending=len(added)))
-        # Numbers already in the broadcast: from an earlier batch of this file, or from before.
-        earlier = {p for p, owner in result.existing.items() if owner == import_id}
-        for row in batch:
-            tally.rows += 1
-            if isinstance(row, Rejected):
-                tally.invalid[row.reason] += 1
-                report.add(row.line, row.reason, row.detail, row.cells)
-                continue
-            state = states.get(row.phone, NO_CONTACT)
-            if state.opted_out:
-                tally.opted_out += 1
-                report.add(row.line, "opted_out", EXCLUDED_REASONS["opted_out"], row.cells)
-            elif state.is_test:
-                tally.test_excluded += 1
-                report.add(row.line, "test_contact", EXCLUDED_REASONS["test_contact"], row.cells)
-            elif row.phone in earlier:
-                tally.duplicates += 1
-                report.add(
-                    row.line, "duplicate", f"same number ({row.phone}) as an earlier row", row.cells
-                )
-            elif row.phone in added:
-                tally.accepted += 1
-                tally.countries[calling_code(row.phone)] += 1
-                earlier.add(row.phone)
-            else:
-                tally.already_present += 1
+        postgres = session.get_bind().dialect.name == "postgresql"
+        chunks: Iterator[Chunk]
+        if workers:
+            path = stack.enter_context(_named_copy(file))
+            chunks = parallel_chunks(
+                path,
+                fmt,
+                checker.columns,
+                template,
+                region,
+                batch_size,
+                postgres,
+                workers,
+                assume_international=assume_international,
+            )
+        else:
+            chunks = local_chunks(file, fmt, checker, batch_size, postgres)
+        stack.enter_context(closing(chunks))  # type: ignore[type-var]
+        load = bulk.Load(session, broadcast_id, import_id, now=utcnow())
+        for chunk in chunks:
+            tally.rows += chunk.rows
+            for item in chunk.rejected:
+                tally.invalid[item[1]] += 1
+                if len(rejected) < MAX_REPORT_ROWS:
+                    rejected.append(item)
+            load.stage(chunk.staged, chunk.payload, with_attributes=chunk.with_attributes)
+        outcome = load.finish(MAX_REPORT_ROWS)
+        tally.accepted = outcome.accepted
+        tally.duplicates = outcome.counts.get(bulk.DUPLICATE, 0)
+        tally.opted_out = outcome.counts.get(bulk.OPTED_OUT, 0)
+        tally.test_excluded = outcome.counts.get(bulk.TEST_CONTACT, 0)
+        tally.already_present = outcome.counts.get(bulk.ALREADY_PRESENT, 0)
+        tally.countries.update(by_country(outcome.accepted_by_prefix))
+        bump(session, broadcast_id, Counts(total=outcome.accepted, pending=outcome.accepted))
         session.execute(update(Import).where(Import.id == import_id).values(**tally.values()))
+    return tally, _report(file, fmt, checker.columns.header, tally, rejected, outcome.reported)
+
+
+@contextmanager
+def _named_copy(file: BinaryIO) -> Iterator[str]:
+    """A path worker processes can open: the file's own, or a temporary copy of it."""
+    name = getattr(file, "name", None)
+    if isinstance(name, str) and os.path.isfile(name):
+        yield name
+        return
+    with tempfile.NamedTemporaryFile(prefix="import-", suffix=".csv") as copy:
+        file.seek(0)
+        shutil.copyfileobj(file, copy, 1024 * 1024)
+        copy.flush()
+        yield copy.name
+
+
+_DETAILS = {
+    bulk.OPTED_OUT: EXCLUDED_REASONS["opted_out"],
+    bulk.TEST_CONTACT: EXCLUDED_REASONS["test_contact"],
+}
+
+
+def _report(
+    file: BinaryIO,
+    fmt: CsvFormat,
+    header: Sequence[str],
+    tally: _Tally,
+    rejected: list[RejectedRow],
+    excluded: list[tuple[int, str, str]],
+) -> ErrorReport:
+    """Invalid rows (with their cells, from checking) and excluded rows (cells read again from
+    the file), merged in line order, up to MAX_REPORT_ROWS."""
+    report = ErrorReport(header)
+    try:
+        merged = list(
+            islice(
+                heapq.merge(
+                    ((line, 0, reason, detail, cells) for line, reason, detail, cells in rejected),
+                    ((line, 1, outcome, phone, None) for line, phone, outcome in excluded),
+                ),
+                MAX_REPORT_ROWS,
+            )
+        )
+        wanted = {item[0] for item in merged if item[1] == 1}
+        cells_of: dict[int, list[str]] = {}
+        if wanted:
+            last = max(wanted)
+            for line, read in records(file, fmt):
+                if line in wanted:
+                    cells_of[line] = read
+                if line >= last:
+                    break
+        for line, kind, reason, text, cells in merged:
+            if kind == 0:
+                report.add(line, reason, text, cells or [])
+            else:
+                detail = _DETAILS.get(reason) or f"same number ({text}) as an earlier row"
+                report.add(line, reason, detail, cells_of.get(line, []))
+        total = sum(tally.invalid.values()) + tally.duplicates + tally.opted_out
+        report.left_out += total + tally.test_excluded - len(merged)
+    except BaseException:
+        report.close()
+        raise
+    return report
 
 
 def _record(sessions: sessionmaker[Session], import_id: int, **values: Any) -> None:
