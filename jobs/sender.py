@@ -31,11 +31,9 @@ from redis.lock import Lock
 from sqlalchemy.exc import OperationalError
 
 from broadcasts import sending, service
-from broadcasts.actors import Actor
 from broadcasts.callback import encode
 from broadcasts.db import transaction
 from broadcasts.enums import BroadcastStatus
-from broadcasts.errors import IllegalTransition
 from broadcasts.models import Broadcast, utcnow
 from jobs import events, offload
 from jobs.limiter import RateLimiter
@@ -662,14 +660,7 @@ class Lane:
             broadcast = session.get(Broadcast, self.broadcast_id)
             if broadcast is None:
                 return None
-            try:
-                if fail:
-                    service.fail_broadcast(session, broadcast, reason=reason)
-                    return "failed"
-                service.pause_broadcast(session, broadcast.id, by=Actor.system(), reason=reason)
-                return "paused"
-            except IllegalTransition:
-                return None
+            return service.stop_for_error(session, broadcast, reason, fail=fail)
 
         kind = await self.db(stop)
         if kind:

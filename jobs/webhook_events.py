@@ -14,7 +14,6 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from broadcasts import contacts, service
-from broadcasts.actors import Actor
 from broadcasts.callback import CallbackRef, decode
 from broadcasts.configs import config_for_phone_number_id
 from broadcasts.conversations import (
@@ -239,7 +238,7 @@ class Processor:
                 f"WhatsApp error {error.code} on a delivered send: {c.summary}. "
                 f"{error.title or ''} {error.details or ''}".strip()
             )
-            kind = self._stop(
+            kind = service.stop_for_error(
                 session, broadcast, reason, fail=c.action is ErrorAction.FAIL_BROADCAST
             )
             if kind:
@@ -249,18 +248,6 @@ class Processor:
         elif broadcast.status == BroadcastStatus.SENDING:
             self._after.append(partial(enqueue_lanes, self.runtime, broadcast.id, 1, delay=delay))
         return True
-
-    @staticmethod
-    def _stop(session: Session, broadcast: Broadcast, reason: str, *, fail: bool) -> str | None:
-        try:
-            if fail:
-                service.fail_broadcast(session, broadcast, reason=reason)
-                return "failed"
-            service.pause_broadcast(session, broadcast.id, by=Actor.system(), reason=reason)
-            return "paused"
-        except BroadcastBotError as exc:  # it changed meanwhile
-            log.info("could not stop broadcast %s: %s", broadcast.id, exc)
-            return None
 
     def _other_statuses(self, session: Session, statuses: list[StatusUpdate]) -> None:
         """Statuses of agent replies move their Message forward; others are not ours."""
@@ -462,7 +449,9 @@ class Processor:
         reason = f"Template '{template.name}' ({template.language}) was {status.value.lower()}"
         reason += f" by WhatsApp: {why}." if why else " by WhatsApp."
         for broadcast in list(sending):
-            kind = self._stop(session, broadcast, reason, fail=status is TemplateStatus.DISABLED)
+            kind = service.stop_for_error(
+                session, broadcast, reason, fail=status is TemplateStatus.DISABLED
+            )
             if kind is None:
                 continue
             log.warning("broadcast %s %s: %s", broadcast.id, kind, reason)
