@@ -118,16 +118,6 @@ def post_card(client: WebClient, session: Session, broadcast: Broadcast, channel
     return broadcast.slack_card_ts
 
 
-def edit_card(client: WebClient, channel: str, ts: str, data: CardData) -> None:
-    """Show the card's new state: through the one refresh path and its per-card budget (call
-    outside a database transaction)."""
-    from bot import notifications  # notifications renders cards with this module
-
-    runtime = current()
-    notifications.throttle_for(runtime).mark_dirty(data.broadcast_id)
-    notifications.refresh(runtime, data.broadcast_id)
-
-
 def note(client: WebClient, broadcast: Broadcast, text: str) -> None:
     """Post `text` in the card's thread (or nowhere when the broadcast has no card)."""
     if broadcast.slack_channel_id and broadcast.slack_card_ts:

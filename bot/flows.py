@@ -15,7 +15,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import cards
+from bot import cards, notifications
 from bot.blocks import ids, kit, messages, modals
 from bot.blocks.state import FieldError, NewBroadcastInput
 from broadcasts import configs, contacts, service, templates
@@ -249,7 +249,7 @@ def add_contacts(
     if left_out:
         text += " Left out: " + ", ".join(left_out) + "."
     if broadcast.slack_channel_id and broadcast.slack_card_ts:
-        cards.edit_card(client, broadcast.slack_channel_id, broadcast.slack_card_ts, data)
+        notifications.show_changes(runtime, broadcast.id)
         cards.post_in_thread(client, broadcast.slack_channel_id, broadcast.slack_card_ts, text)
 
 

@@ -151,8 +151,7 @@ def _refresh(
     broadcast_id, channel, ts = card
     if not (channel and ts):
         return
-    notifications.throttle_for(runtime).mark_dirty(broadcast_id)
-    notifications.refresh(runtime, broadcast_id)
+    notifications.show_changes(runtime, broadcast_id)
     cards.post_in_thread(
         client,
         channel,

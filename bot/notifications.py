@@ -40,8 +40,7 @@ def handle_event(broadcast_id: str, kind: str, data: dict[str, Any]) -> None:
         card = cards.card_data(session, broadcast)
         channel, ts = broadcast.slack_channel_id, broadcast.slack_card_ts
     throttle = throttle_for(runtime)
-    throttle.mark_dirty(broadcast_id)
-    refresh(runtime, broadcast_id)
+    show_changes(runtime, broadcast_id)
     text = _milestone(throttle, card) if kind == "progress" else note_for(kind, data, card)
     if text:
         cards.post_in_thread(make_client(runtime.settings), channel, ts, text)
@@ -54,6 +53,12 @@ def throttle_for(runtime: Runtime) -> CardThrottle:
         per_card_seconds=settings.slack_card_update_seconds,
         per_minute=settings.slack_updates_per_minute,
     )
+
+
+def show_changes(runtime: Runtime, broadcast_id: str) -> str:
+    """The card has something new to show (call after the commit): edited now or soon."""
+    throttle_for(runtime).mark_dirty(broadcast_id)
+    return refresh(runtime, broadcast_id)
 
 
 def refresh_card(broadcast_id: str) -> None:

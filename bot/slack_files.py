@@ -13,11 +13,10 @@ from typing import IO, Any
 from urllib.parse import urlsplit
 
 import httpx
-from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 
-from bot import cards
+from bot import cards, notifications
 from bot.blocks.kit import escape, mention
 from bot.blocks.messages import import_summary
 from bot.slack_client import make_client
@@ -26,7 +25,7 @@ from broadcasts.db import transaction
 from broadcasts.errors import BroadcastBotError
 from broadcasts.imports import import_csv
 from broadcasts.lifecycle import EDITABLE
-from broadcasts.models import Broadcast, Import
+from broadcasts.models import Import
 from jobs.runtime import current
 
 log = logging.getLogger(__name__)
@@ -136,7 +135,7 @@ def ingest_file(file_id: str, user_id: str, channel_id: str, thread_ts: str) -> 
             )
     except BroadcastBotError as exc:
         say(f"❌ `{shown}` was not imported: {escape(exc)}")
-        _refresh(client, broadcast_id)
+        notifications.show_changes(current(), broadcast_id)
         return
     say(import_summary(summary.as_dict(), file.name, mention(user_id)))
     if summary.error_report_csv and summary.rejected:
@@ -150,7 +149,7 @@ def ingest_file(file_id: str, user_id: str, channel_id: str, thread_ts: str) -> 
             )
         except SlackApiError as exc:
             say(f"I could not upload the error report ({exc.response.get('error')}).")
-    _refresh(client, broadcast_id)
+    notifications.show_changes(current(), broadcast_id)
 
 
 def token_may_go_to(url: str, api_url: str) -> bool:
@@ -205,20 +204,6 @@ def download(file: SlackFile, token: str, target: IO[bytes], limit: int, api_url
             f"Downloading `{file.name}` from Slack failed ({type(exc).__name__})."
         ) from None
     return written
-
-
-def _refresh(client: WebClient, broadcast_id: str) -> None:
-    runtime = current()
-    with transaction(runtime.sessions) as session:
-        broadcast = session.get(Broadcast, broadcast_id)
-        if broadcast is None or not (broadcast.slack_channel_id and broadcast.slack_card_ts):
-            return
-        data = cards.card_data(session, broadcast)
-        channel, ts = broadcast.slack_channel_id, broadcast.slack_card_ts
-    try:
-        cards.edit_card(client, channel, ts, data)
-    except SlackApiError as exc:
-        log.warning("could not refresh card of %s: %s", broadcast_id, exc.response.get("error"))
 
 
 def _mb(size: int) -> str:

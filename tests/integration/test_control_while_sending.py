@@ -116,9 +116,7 @@ def test_pause_in_the_middle_of_a_batch_stops_new_sends_and_resume_finishes_once
         assert status_of(env, bid) == S.PAUSED
         assert_counters_match(env, bid)
 
-        control.resume(env.runtime, bid, by=OPERATOR)
-        if PACES[pace]["batch_pause_seconds"]:
-            pass  # one batch of 500 holds all 400: no pause to sit out
+        control.resume(env.runtime, bid, by=OPERATOR)  # one batch of 500 holds all 400
         wait_for(lambda: status_of(env, bid) == S.COMPLETED, what="completion")
         sent = Counter(m["to"] for m in sent_to_sandbox(env))
         assert sorted(sent) == sorted(p.lstrip("+") for p in phones(400))
