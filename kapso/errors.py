@@ -174,7 +174,7 @@ def classify(
 
 
 def markdown_table() -> str:
-    """The table as README markdown (a test keeps the README's copy in step)."""
+    """The table as markdown, for docs/error-codes.md (kapso/errors_doc.py writes the page)."""
     order = list(ErrorAction)
     rows = sorted(CODES.items(), key=lambda kv: (order.index(kv[1].action), kv[0]))
     lines = ["| code | what it means | action | retried after |", "|---|---|---|---|"]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from kapso import errors_doc
 from kapso.client import ApiTarget, _api_error
 from kapso.errors import CODES, ErrorAction, WhatsAppError, classify, markdown_table
 
@@ -137,9 +138,24 @@ def test_error_message_names_the_configuration_and_what_to_do() -> None:
     assert not error.retryable
 
 
-def test_the_readme_shows_the_table_as_the_code_has_it() -> None:
-    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
-    assert markdown_table() in readme
+def test_the_error_codes_page_is_what_the_table_generates() -> None:
+    page = (Path(__file__).parents[2] / "docs" / "error-codes.md").read_text(encoding="utf-8")
+    assert page == errors_doc.render(), "docs/error-codes.md is out of date: run `make docs`"
+    assert markdown_table() in page
+
+
+def test_the_error_codes_check_fails_on_a_stale_page(tmp_path: Path) -> None:
+    page = tmp_path / "error-codes.md"
+    assert errors_doc.main(["--page", str(page)]) == 0
+    assert errors_doc.main(["--check", "--page", str(page)]) == 0
+    page.write_text(page.read_text(encoding="utf-8").replace("| 131050 |", "| 131051 |"))
+    assert errors_doc.main(["--check", "--page", str(page)]) == 1
+
+
+def test_every_error_action_is_explained_on_the_page() -> None:
+    page = errors_doc.render()
+    for action in ErrorAction:
+        assert f"- `{action.value}` — " in page
 
 
 def _target() -> ApiTarget:
