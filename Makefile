@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit bench kill-test run clean
+.PHONY: install demo test lint typecheck unit bench kill-test docs run clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -29,11 +29,16 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
+# BENCH_WRITE_DOCS=1 also writes the run's measured ÷ goal table into docs/performance.md.
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.run $(BENCH)
+	$(BIN)/python -m benchmarks.run $(if $(BENCH_WRITE_DOCS),--write-docs) $(BENCH)
 
 kill-test: $(STAMP)
 	$(BIN)/python -m benchmarks.kill_test
+
+# Pages generated from the code (a test fails when a committed one is out of date).
+docs: $(STAMP)
+	$(BIN)/python -m kapso.errors_doc
 
 # The Procfile's processes with .env; `make run PROCESSES="web worker socket"` adds Socket Mode.
 PROCESSES ?= web worker

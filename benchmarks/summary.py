@@ -4,6 +4,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+# `make bench BENCH_WRITE_DOCS=1` writes the table between these two lines of the page, so the
+# prose around it stays hand-written and the figures come from one run.
+DOCS_PAGE = Path(__file__).resolve().parents[1] / "docs" / "performance.md"
+BEGIN = "<!-- measured ÷ goal: begin (written by `make bench BENCH_WRITE_DOCS=1`) -->"
+END = "<!-- measured ÷ goal: end -->"
 
 
 @dataclass(frozen=True)
@@ -43,12 +51,15 @@ def _per_process(values: dict[str, float], digits: int) -> str:
     return ", ".join(f"{name} {value:.{digits}f}" for name, value in values.items()) or "-"
 
 
-def render(items: list[Row]) -> str:
-    """A Markdown table (pastes into the README and issue notes as it is)."""
-    load = os.getloadavg()
+def render(items: list[Row], load: str | None = None) -> str:
+    """A Markdown table (pastes into docs/performance.md and issue notes as it is).
+
+    `load` describes the machine's load; by default the load average at the end of the run."""
+    if load is None:
+        one, five, fifteen = os.getloadavg()
+        load = f"load average at the end {one:.1f} / {five:.1f} / {fifteen:.1f}"
     lines = [
-        f"load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
-        f"on {os.cpu_count()} cores (≥ 1.00 in the ratio column: goal met)",
+        f"{load} on {os.cpu_count()} cores (≥ 1.00 in the ratio column: goal met)",
         "",
         "| what | database | measured | goal | ratio | CPU s per 1,000, per process "
         "| peak RSS MB | note |",
@@ -63,3 +74,30 @@ def render(items: list[Row]) -> str:
             f"| {r.note} |"
         )
     return "\n".join(lines)
+
+
+def dated(
+    items: list[Row], command: str, when: datetime | None = None, load: str | None = None
+) -> str:
+    """The table under one line saying when and by which command it was measured."""
+    when = when or datetime.now(UTC)
+    return f"Measured {when:%Y-%m-%d %H:%M} UTC by `{command}`; {render(items, load)}"
+
+
+def _between_markers(text: str, page: Path) -> tuple[int, int]:
+    start, end = text.find(BEGIN), text.find(END)
+    if start < 0 or end < start:
+        raise ValueError(f"{page} has no {BEGIN!r} … {END!r} lines to write the table between")
+    return start + len(BEGIN), end
+
+
+def check_docs_page(page: Path = DOCS_PAGE) -> None:
+    """Fail before a long run, not after it, when the table would have nowhere to go."""
+    _between_markers(page.read_text(encoding="utf-8"), page)
+
+
+def write_docs(block: str, page: Path = DOCS_PAGE) -> None:
+    """Replace what is between the markers of `page` with `block`; the rest stays as written."""
+    text = page.read_text(encoding="utf-8")
+    start, end = _between_markers(text, page)
+    page.write_text(f"{text[:start]}\n{block}\n{text[end:]}", encoding="utf-8")
