@@ -54,7 +54,7 @@ def parameter_aliases(template: Template, name: str) -> tuple[str, ...]:
 
 def parameter_column(template: Template, name: str) -> str:
     """The canonical column of a parameter: param1 for body {{1}}, otherwise the name itself
-    (header_1, button_0, first_name): what `templates show` and the README call it."""
+    (header_1, button_0, first_name): what `templates show` and docs/csv.md call it."""
     if template.parameter_format == ParameterFormat.POSITIONAL and name.isdigit():
         return f"param{name}"
     return name

@@ -1,4 +1,4 @@
-"""The broadcast status machine (DESIGN §3): the only place that says which transitions exist."""
+"""The broadcast status machine: the only place that says which transitions exist."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SQLAlchemy 2.0 models of the domain (DESIGN §3); the schema itself lives in migrations/."""
+"""SQLAlchemy 2.0 models of the domain; the schema itself lives in migrations/."""
 
 from __future__ import annotations
 

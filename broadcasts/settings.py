@@ -1,4 +1,4 @@
-"""Settings read from the environment (and a `.env` file), named as in DESIGN §4."""
+"""Settings read from the environment (and a `.env` file); docs/operations.md lists them."""
 
 from __future__ import annotations
 

@@ -139,7 +139,7 @@ def agent_payload(
     is_new: bool,
     context: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """The JSON an agent receives for one inbound message (DESIGN §4; README, agent contract)."""
+    """The JSON an agent receives for one inbound message (docs/webhooks-and-agents.md)."""
     return {
         "event": "message.received",
         "idempotency_key": idempotency_key,

@@ -333,7 +333,7 @@ MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
 
 
 def message_content(raw: dict[str, Any]) -> dict[str, Any]:
-    """Every inbound message type in one documented shape (see README, agent contract).
+    """Every inbound message type in one documented shape (docs/webhooks-and-agents.md).
 
     Keys: `kind`; `text` (text body, or a button/list/flow reply's title); `caption`; `media`
     (id, mime_type, sha256, filename, voice, animated); `location`; `contacts`; `reaction`

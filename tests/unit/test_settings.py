@@ -1,4 +1,4 @@
-"""Settings: DESIGN §4 names, defaults, `.env` files, and one-line errors."""
+"""Settings: names, defaults, `.env` files, and one-line errors."""
 
 from __future__ import annotations
 
