@@ -47,9 +47,9 @@ DEMO_TEMPLATE = "holiday_promotion"
 RATE, BATCH, PAUSE = 80, 500, 2.0
 NEXT_STEPS = """\
 Next steps
-  • Real Slack: create the app from manifest.yml, set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET
-    (or SLACK_APP_TOKEN for Socket Mode), then `make run` and type /broadcast new.
-  • Real WhatsApp through Kapso: export KAPSO_API_KEY=…, then
+  • Real Slack (docs/slack.md): create the app from manifest.yml, set SLACK_BOT_TOKEN and
+    SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN for Socket Mode), then `make run`, /broadcast new.
+  • Real WhatsApp through Kapso (docs/going-live.md): export KAPSO_API_KEY=…, then
       broadcast-bot configs add main --provider kapso --phone-number-id … --waba-id … --agent …
       broadcast-bot templates sync --config main
       broadcast-bot webhooks register-kapso --config main --url https://YOUR-HOST/webhooks/kapso
