@@ -67,3 +67,21 @@ def test_ci_runs_the_test_command_the_readme_gives() -> None:
 def test_the_anchor_rule_matches_githubs() -> None:
     text = "## Measured ÷ goal\n## `GET /metrics`\n## Logs\n## Logs\n"
     assert anchors(text) == {"measured--goal", "get-metrics", "logs", "logs-1"}
+
+
+def test_code_cites_only_documents_that_are_in_the_repository() -> None:
+    sources = [
+        p
+        for folder in ("broadcasts", "kapso", "jobs", "bot", "benchmarks", "migrations", "tests")
+        for p in (ROOT / folder).rglob("*.py")
+    ]
+    missing, outside = [], []
+    for source in sources:
+        text = source.read_text(encoding="utf-8")
+        where = source.relative_to(ROOT)
+        cited = re.findall(r"docs/[\w-]+\.md", text)
+        missing += [f"{where}: {page}" for page in cited if not (ROOT / page).exists()]
+        if re.search(r"DESIGN §|/home/|/Users/", text) and source != Path(__file__):
+            outside.append(str(where))
+    assert not missing, f"cited pages that do not exist: {missing}"
+    assert not outside, f"cite a document outside the repository: {outside}"
