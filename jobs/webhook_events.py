@@ -45,6 +45,7 @@ from broadcasts.replies import attribute_reply
 from broadcasts.sending import MAX_ATTEMPTS, backoff
 from broadcasts.templates import set_status
 from jobs import agents, events
+from jobs.delivery_retries import enqueue_delivery
 from jobs.runtime import Runtime
 from jobs.sender import enqueue_lanes
 from kapso.errors import ErrorAction, classify
@@ -382,9 +383,7 @@ class Processor:
         delivery = agents.create_delivery(session, agent, message, payload)
         if delivery is not None:
             kind = AgentKind(agent.kind)
-            self._after.append(
-                partial(agents.enqueue_delivery, self.runtime.redis, delivery.id, kind)
-            )
+            self._after.append(partial(enqueue_delivery, self.runtime.redis, delivery.id, kind))
 
     def _inbound_isolated(self, session: Session, m: InboundMessage, deltas: CounterDeltas) -> None:
         """One message that cannot be applied is logged and left out (in a savepoint); the
