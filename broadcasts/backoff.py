@@ -11,4 +11,4 @@ def backoff_seconds(attempt: int, *, cap: float, base: float = 2.0) -> float:
     The wait is drawn from the upper half of that ceiling: jitter spreads many retries out, and
     the lower bound keeps each wait growing, so a retry storm thins out instead of repeating."""
     ceiling = min(cap, base * 2 ** max(attempt - 1, 0))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
+    return float(ceiling / 2 + random.uniform(0, ceiling / 2))
