@@ -18,6 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from broadcasts.backoff import backoff_seconds
+from broadcasts.contacts import set_opt_out
 from broadcasts.enums import BroadcastStatus
 from broadcasts.enums import RecipientStatus as R
 from broadcasts.metrics import Counts, bump
@@ -200,12 +201,8 @@ def record(session: Session, outcomes: Sequence[Outcome], *, now: datetime | Non
                 recipient.attempts = max(0, recipient.attempts - 1)
     deltas.flush(session)
     for reason, phones in opted_out.items():
-        session.execute(
-            update(Contact)
-            .where(Contact.phone.in_(phones), Contact.opted_out_at.is_(None))
-            .values(opted_out_at=now, opt_out_reason=reason[:255])
-            .execution_options(synchronize_session=False)
-        )
+        for phone in phones:
+            set_opt_out(session, phone, True, reason, at=now, from_whatsapp=True)
 
 
 def _record_plain_sends(session: Session, sent: Sequence[Outcome], now: datetime) -> set[int]:
