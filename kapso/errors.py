@@ -173,6 +173,18 @@ def classify(
     return _UNKNOWN
 
 
+def resend_wait(code: int | None) -> float | None:
+    """After a recipient failed with `code` (None: no code, the API could not be reached), how
+    many seconds until sending it the same message again may succeed; None: it never will.
+
+    What the sender retried, and what stopped the whole broadcast, said nothing against the
+    recipient: at once. A recipient-level failure with a delay (131049) waits that long."""
+    c = classify(code, None)
+    if c.retryable or c.stops_broadcast:
+        return 0.0
+    return c.delay_seconds
+
+
 def markdown_table() -> str:
     """The table as README markdown (a test keeps the README's copy in step)."""
     order = list(ErrorAction)
