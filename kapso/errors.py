@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from broadcasts.durations import duration_text
+
 DAY = 86400.0
 
 
@@ -192,7 +194,7 @@ def markdown_table() -> str:
     lines = ["| code | what it means | action | retried after |", "|---|---|---|---|"]
 
     def row(name: str, c: Classification) -> str:
-        delay = _duration(c.delay_seconds) if c.delay_seconds else ""
+        delay = duration_text(c.delay_seconds) if c.delay_seconds else ""
         delay = f"not before {delay}" if delay and not c.retryable else delay
         opt = " + opt-out" if c.opt_out else ""
         return f"| {name} | {c.summary} | `{c.action.value}`{opt} | {delay} |"
@@ -205,14 +207,6 @@ def markdown_table() -> str:
     lines.append(row("no code, HTTP 5xx / 408 / 429 / network", _SERVER))
     lines.append(row("no code, HTTP 401 / 403", _AUTH))
     return "\n".join(lines)
-
-
-def _duration(seconds: float) -> str:
-    if seconds >= 3600:
-        return f"{seconds / 3600:g} h"
-    if seconds >= 60:
-        return f"{seconds / 60:g} min"
-    return f"{seconds:g} s"
 
 
 class WhatsAppError(Exception):
