@@ -20,6 +20,7 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from bot.cli.output import redact_url
 from broadcasts.configs import Limits, get_config, record_limits
 from broadcasts.db import make_engine, make_session_factory, transaction
 from broadcasts.enums import Provider, TemplateStatus
@@ -56,13 +57,6 @@ class Check:
 def _first_line(exc: BaseException) -> str:
     message = str(getattr(exc, "orig", None) or exc).strip()
     return (message.splitlines() or [type(exc).__name__])[0]
-
-
-def _redacted(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url.split("@")[-1]
 
 
 # -- settings ----------------------------------------------------------------------------------
@@ -105,7 +99,7 @@ def check_database(settings: Settings) -> tuple[Engine | None, Check]:
             "Set DATABASE_URL, e.g. postgresql+psycopg://user:pass@host:5432/db or "
             "sqlite:///./broadcasts.db.",
         )
-    shown = _redacted(url)
+    shown = redact_url(url)
     path = parsed.database
     is_file = parsed.get_backend_name() == "sqlite" and path and path != ":memory:"
     if is_file and not Path(str(path)).exists():
@@ -169,7 +163,7 @@ def check_migrations(engine: Engine) -> Check:
 
 
 def check_redis(settings: Settings) -> tuple[Redis[bytes] | None, Check]:
-    shown = _redacted(settings.redis_url)
+    shown = redact_url(settings.redis_url)
     try:
         redis: Redis[bytes] = Redis.from_url(
             settings.redis_url, socket_timeout=TIMEOUT_SECONDS, socket_connect_timeout=5

@@ -54,10 +54,15 @@ def emit_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, empty: 
 
 
 def redact_url(url: str) -> str:
-    """A database or Redis URL as it may be shown: the password hidden."""
+    """A database or Redis URL as it may be shown: the password hidden; of one that does not
+    parse, only what follows its last '@' (never a credential)."""
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
 
-    return make_url(url).render_as_string(hide_password=True)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split("@")[-1]
 
 
 def key_values(pairs: Sequence[tuple[str, Any]]) -> str:
