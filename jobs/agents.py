@@ -216,6 +216,11 @@ def create_delivery(
 # --- webhook delivery --------------------------------------------------------------------------
 
 
+def agent_signature(raw: bytes, secret: str) -> str:
+    """What SIGNATURE_HEADER carries: `sha256=` and the body's hex HMAC-SHA256, as Meta signs."""
+    return "sha256=" + sign(raw, secret)
+
+
 def deliver(delivery_id: int) -> str:
     """RQ job: POST one delivery to its webhook agent; on failure record it and retry later.
 
@@ -277,7 +282,7 @@ def _post(
         secret = os.environ.get(secret_env)
         if not secret:
             return f"environment variable {secret_env} (the agent's signing secret) is not set"
-        headers[SIGNATURE_HEADER] = "sha256=" + sign(raw, secret)
+        headers[SIGNATURE_HEADER] = agent_signature(raw, secret)
     try:
         response = httpx.post(url, content=raw, headers=headers, timeout=timeout)
     except httpx.TimeoutException:
