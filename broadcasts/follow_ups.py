@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from broadcasts import audit, service
 from broadcasts.actors import Actor
+from broadcasts.enums import REACHED
 from broadcasts.enums import RecipientStatus as R
 from broadcasts.errors import IllegalTransition, ValidationFailed
 from broadcasts.lifecycle import READ_ONLY
@@ -128,18 +129,17 @@ def select_retry(
     retried = set(session.scalars(in_earlier_retry))
     opted_out = _opted_out_phones(session, broadcast.id)
     selection = RetrySelection()
-    delivered = (R.SENT, R.DELIVERED, R.READ)
     selection.left_out["delivered"] = int(
         session.scalar(
             select(func.count()).where(
-                Recipient.broadcast_id == broadcast.id, Recipient.status.in_(delivered)
+                Recipient.broadcast_id == broadcast.id, Recipient.status.in_(REACHED)
             )
         )
         or 0
     )
     query = (
         select(Recipient)
-        .where(Recipient.broadcast_id == broadcast.id, Recipient.status.not_in(delivered))
+        .where(Recipient.broadcast_id == broadcast.id, Recipient.status.not_in(REACHED))
         .order_by(Recipient.id)
         .execution_options(yield_per=CHUNK)
     )

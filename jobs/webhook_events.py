@@ -23,6 +23,7 @@ from broadcasts.conversations import (
     open_conversation,
 )
 from broadcasts.enums import AgentKind, BroadcastStatus, Direction, TemplateStatus
+from broadcasts.lifecycle import ACTIVE
 from broadcasts.models import (
     Agent,
     Broadcast,
@@ -209,8 +210,7 @@ class Processor:
         if not (c.retryable or c.stops_broadcast):
             return False
         broadcast = session.get(Broadcast, recipient.broadcast_id)
-        live = (BroadcastStatus.SENDING, BroadcastStatus.PAUSED)
-        if broadcast is None or broadcast.status not in live:
+        if broadcast is None or broadcast.status not in ACTIVE:
             return False
         if recipient.attempts >= MAX_ATTEMPTS:
             return False

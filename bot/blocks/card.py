@@ -35,7 +35,6 @@ STATUS_LABEL = {
     "failed": "❌ Failed",
 }
 EDITABLE = ("draft", "scheduled")
-LIVE = ("sending", "paused")
 FINAL = ("completed", "cancelled", "failed")
 
 
