@@ -20,13 +20,13 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from bot.cli.output import redact_url
 from broadcasts.configs import Limits, get_config, record_limits
 from broadcasts.db import make_engine, make_session_factory, transaction
 from broadcasts.enums import Provider, TemplateStatus
 from broadcasts.errors import BroadcastBotError
 from broadcasts.models import WhatsAppConfig
 from broadcasts.settings import Settings
+from broadcasts.urls import mask_credentials
 from jobs.whatsapp import target_for
 from kapso.client import ApiTarget, NumberLimits, WhatsAppClient
 from kapso.errors import ADVICE, WhatsAppError
@@ -99,7 +99,7 @@ def check_database(settings: Settings) -> tuple[Engine | None, Check]:
             "Set DATABASE_URL, e.g. postgresql+psycopg://user:pass@host:5432/db or "
             "sqlite:///./broadcasts.db.",
         )
-    shown = redact_url(url)
+    shown = mask_credentials(url)
     path = parsed.database
     is_file = parsed.get_backend_name() == "sqlite" and path and path != ":memory:"
     if is_file and not Path(str(path)).exists():
@@ -163,7 +163,7 @@ def check_migrations(engine: Engine) -> Check:
 
 
 def check_redis(settings: Settings) -> tuple[Redis[bytes] | None, Check]:
-    shown = redact_url(settings.redis_url)
+    shown = mask_credentials(settings.redis_url)
     try:
         redis: Redis[bytes] = Redis.from_url(
             settings.redis_url, socket_timeout=TIMEOUT_SECONDS, socket_connect_timeout=5

@@ -87,7 +87,7 @@ def check_agent_url(url: str, *, allow_private: bool = False) -> str:
 
 def mask_credentials(url: str | None) -> str:
     """`url` with user:password@ as ***@ and secret-looking query values (token=, key=, …) as
-    *** — what `agents list`, errors and logs may show."""
+    *** — what may be shown of any URL: agents, API bases, database and Redis."""
     if not url:
         return ""
     try:

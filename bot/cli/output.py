@@ -53,18 +53,6 @@ def emit_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, empty: 
     click.echo(table(headers, rows) if rows else empty)
 
 
-def redact_url(url: str) -> str:
-    """A database or Redis URL as it may be shown: the password hidden; of one that does not
-    parse, only what follows its last '@' (never a credential)."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url.split("@")[-1]
-
-
 def key_values(pairs: Sequence[tuple[str, Any]]) -> str:
     width = max(len(k) for k, _ in pairs)
     return "\n".join(f"{k.ljust(width)}  {cell(v)}" for k, v in pairs)
