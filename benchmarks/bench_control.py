@@ -28,7 +28,6 @@ Something not seen within 60 s after the sends end counts as never
 from __future__ import annotations
 
 import argparse
-import hashlib
 import hmac
 import itertools
 import json
@@ -56,6 +55,7 @@ from broadcasts.lifecycle import READ_ONLY
 from broadcasts.models import Broadcast, Recipient
 from broadcasts.settings import Settings
 from jobs import control
+from jobs.agents import SIGNATURE_HEADER, agent_signature
 from jobs.runtime import Runtime, install
 from tests.fakes.slack_api import BOT_TOKEN, SIGNING_SECRET, FakeSlack
 
@@ -114,8 +114,8 @@ class AgentRecorder:
             def do_POST(self) -> None:
                 at = time.time()
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                expected = "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
-                ok = hmac.compare_digest(self.headers.get("X-Broadcast-Signature", ""), expected)
+                expected = agent_signature(raw, secret)
+                ok = hmac.compare_digest(self.headers.get(SIGNATURE_HEADER, ""), expected)
                 if ok:
                     recorder.note(json.loads(raw), at)
                 else:

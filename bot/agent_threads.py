@@ -7,7 +7,6 @@ message in such a thread goes back to the contact through `jobs.agents.send_agen
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import Any
 
 from redis import Redis
@@ -22,9 +21,9 @@ from broadcasts.actors import Actor
 from broadcasts.db import transaction
 from broadcasts.enums import DeliveryStatus
 from broadcasts.errors import BroadcastBotError
-from broadcasts.models import Agent, AgentDelivery, Conversation, utcnow
-from jobs.agents import SLACK_JOB, backoff_seconds, send_agent_reply
-from jobs.queues import AGENTS, job_id, queue
+from broadcasts.models import Agent, AgentDelivery, Conversation
+from jobs.agents import send_agent_reply
+from jobs.delivery_retries import record_attempt
 from jobs.runtime import Runtime, current
 
 log = logging.getLogger(__name__)
@@ -104,7 +103,9 @@ def deliver(delivery_id: int) -> str:
         channel = agent.slack_channel_id if agent else None
     conversation_id = str((payload.get("conversation") or {}).get("id") or "")
     if not channel:
-        return _record(runtime, delivery_id, "the Slack agent has no channel set", retry=False)
+        return record_attempt(
+            runtime, delivery_id, "the Slack agent has no channel set", retry=False
+        )
     client = make_client(runtime.settings)
     try:
         with runtime.redis.lock(f"bb:agent-thread:{conversation_id}", timeout=60):
@@ -113,8 +114,10 @@ def deliver(delivery_id: int) -> str:
                 channel=channel, thread_ts=thread_ts, text=message_text(payload)
             )
     except SlackApiError as exc:
-        return _record(runtime, delivery_id, f"Slack: {exc.response.get('error')}", retry=True)
-    return _record(runtime, delivery_id, None, retry=False)
+        return record_attempt(
+            runtime, delivery_id, f"Slack: {exc.response.get('error')}", retry=True
+        )
+    return record_attempt(runtime, delivery_id, None)
 
 
 def _thread(
@@ -135,33 +138,6 @@ def _thread(
             conversation.slack_channel_id = channel
             conversation.slack_thread_ts = ts
     return ts
-
-
-def _record(runtime: Runtime, delivery_id: int, error: str | None, *, retry: bool) -> str:
-    with transaction(runtime.sessions) as session:
-        delivery = session.get(AgentDelivery, delivery_id)
-        assert delivery is not None
-        delivery.attempts += 1
-        if error is None:
-            delivery.status = DeliveryStatus.DELIVERED
-            delivery.delivered_at = utcnow()
-            delivery.last_error = None
-            return "delivered"
-        delivery.last_error = error[:2000]
-        attempts = delivery.attempts
-        if not retry or attempts >= runtime.settings.agent_max_attempts:
-            delivery.status = DeliveryStatus.FAILED
-            log.error("Slack agent delivery %s failed: %s", delivery_id, error)
-            return "failed"
-    queue(AGENTS, runtime.redis).enqueue_in(
-        timedelta(seconds=backoff_seconds(attempts)),
-        SLACK_JOB,
-        delivery_id,
-        job_id=job_id("slack-agent", delivery_id, attempts),
-        result_ttl=0,
-        failure_ttl=86400,
-    )
-    return "retrying"
 
 
 def first_delivery(redis: Redis[bytes], *, event_id: str | None, channel: str, ts: str) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 from urllib.error import URLError
 
@@ -19,6 +18,7 @@ from broadcasts import service
 from broadcasts.enums import RecipientStatus
 from broadcasts.metrics import stored_counts
 from broadcasts.models import Broadcast, Import, Recipient
+from broadcasts.pacing import estimate_seconds
 from jobs.queues import SLACK, queue
 from jobs.runtime import current
 from kapso.errors import ErrorAction, classify
@@ -31,14 +31,6 @@ NOTE_RETRY_SECONDS = (2, 5, 15, 30, 60, 300)
 TRANSIENT_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
-
-
-def estimate_seconds(recipients: int, rate_mps: float, batch_size: int, pause: float) -> float:
-    """Time to send `recipients` at `rate_mps` in batches of `batch_size` with `pause` between."""
-    if recipients <= 0:
-        return 0.0
-    batches = math.ceil(recipients / max(batch_size, 1))
-    return recipients / max(rate_mps, 0.001) + max(batches - 1, 0) * pause
 
 
 def top_failures(session: Session, broadcast_id: str, limit: int = 3) -> list[tuple[str, int]]:
@@ -97,7 +89,9 @@ def card_data(session: Session, broadcast: Broadcast) -> CardData:
         batch_size=batch_size,
         batch_pause_seconds=pause,
         scheduled_at=broadcast.scheduled_at,
-        eta_seconds=estimate_seconds(counts.pending, rate, batch_size, pause),
+        eta_seconds=estimate_seconds(
+            counts.pending, batch_size=batch_size, pause_seconds=pause, rate=rate
+        ),
         failures=failures,
         last_import=_last_import(session, broadcast.id),
     )

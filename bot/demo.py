@@ -3,7 +3,6 @@ small webhook agent) sending a real broadcast end to end, then cleaning up after
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import os
@@ -20,6 +19,8 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from jobs.agents import SIGNATURE_HEADER, agent_signature
 
 SAMPLE_CSV = Path(__file__).parent / "demo_data" / "recipients.csv"
 APP_SECRET = "demo-app-secret"  # noqa: S105 (the local sandbox signs with it; not a real secret)
@@ -90,10 +91,8 @@ class DemoAgent:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                expected = (
-                    "sha256=" + hmac.new(AGENT_SECRET.encode(), raw, hashlib.sha256).hexdigest()
-                )
-                if not hmac.compare_digest(expected, self.headers.get("X-Broadcast-Signature", "")):
+                expected = agent_signature(raw, AGENT_SECRET)
+                if not hmac.compare_digest(expected, self.headers.get(SIGNATURE_HEADER, "")):
                     agent.bad_signatures += 1
                     self.send_response(401)
                     self.end_headers()

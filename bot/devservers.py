@@ -25,8 +25,8 @@ from redis.exceptions import RedisError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from bot.cli.output import redact_url
 from bot.demo import free_port
+from broadcasts.urls import mask_credentials
 
 log = logging.getLogger(__name__)
 
@@ -137,11 +137,12 @@ def choose(kind: Kind, url: str, *, configured_by: str | None) -> Choice:
     problem = kind.problem(url)
     if configured_by is not None:
         if problem is not None:
+            shown = mask_credentials(url)
             raise ServerUnavailable(
-                f"{kind.name} at {_shown(url)} (from {configured_by}) is not usable: {problem}; "
+                f"{kind.name} at {shown} (from {configured_by}) is not usable: {problem}; "
                 f"start that server, or unset {configured_by} to use a private {kind.name}"
             )
-        return Choice(url, f"{kind.name}: {_shown(url)} (from {configured_by}).")
+        return Choice(url, f"{kind.name}: {mask_credentials(url)} (from {configured_by}).")
     if problem is None:
         return Choice(url, f"{kind.name}: {url} (the default address).")
     try:
@@ -421,14 +422,6 @@ def _log_tail(path: Path) -> str:
         if lines:
             return lines[-1]
     return "no log"
-
-
-def _shown(url: str) -> str:
-    """A URL as it may be printed: its password hidden, or nothing of it if it does not parse."""
-    try:
-        return redact_url(url)
-    except ArgumentError:
-        return "an unreadable URL"
 
 
 def _first_line(value: object) -> str:

@@ -26,6 +26,7 @@ from broadcasts.enums import Provider, TemplateStatus
 from broadcasts.errors import BroadcastBotError
 from broadcasts.models import WhatsAppConfig
 from broadcasts.settings import Settings
+from broadcasts.urls import mask_credentials
 from jobs.whatsapp import target_for
 from kapso.client import ApiTarget, NumberLimits, WhatsAppClient
 from kapso.errors import ADVICE, WhatsAppError
@@ -56,13 +57,6 @@ class Check:
 def _first_line(exc: BaseException) -> str:
     message = str(getattr(exc, "orig", None) or exc).strip()
     return (message.splitlines() or [type(exc).__name__])[0]
-
-
-def _redacted(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url.split("@")[-1]
 
 
 # -- settings ----------------------------------------------------------------------------------
@@ -105,7 +99,7 @@ def check_database(settings: Settings) -> tuple[Engine | None, Check]:
             "Set DATABASE_URL, e.g. postgresql+psycopg://user:pass@host:5432/db or "
             "sqlite:///./broadcasts.db.",
         )
-    shown = _redacted(url)
+    shown = mask_credentials(url)
     path = parsed.database
     is_file = parsed.get_backend_name() == "sqlite" and path and path != ":memory:"
     if is_file and not Path(str(path)).exists():
@@ -169,7 +163,7 @@ def check_migrations(engine: Engine) -> Check:
 
 
 def check_redis(settings: Settings) -> tuple[Redis[bytes] | None, Check]:
-    shown = _redacted(settings.redis_url)
+    shown = mask_credentials(settings.redis_url)
     try:
         redis: Redis[bytes] = Redis.from_url(
             settings.redis_url, socket_timeout=TIMEOUT_SECONDS, socket_connect_timeout=5

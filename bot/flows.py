@@ -25,6 +25,7 @@ from broadcasts.db import transaction
 from broadcasts.errors import NotFoundError, ValidationFailed
 from broadcasts.metrics import stored_counts
 from broadcasts.models import Broadcast, Recipient, Template, WhatsAppConfig
+from broadcasts.pacing import estimate_seconds
 from broadcasts.send_check import recipients_by_country, send_warnings
 from broadcasts.templates import ensure_approved
 from jobs import control
@@ -306,7 +307,9 @@ def send_summary(runtime: Runtime, broadcast_id: str) -> modals.SendSummary:
             rate_mps=rate,
             batch_size=batch_size,
             batch_pause_seconds=pause,
-            estimate_seconds=cards.estimate_seconds(recipients, rate, batch_size, pause),
+            estimate_seconds=estimate_seconds(
+                recipients, batch_size=batch_size, pause_seconds=pause, rate=rate
+            ),
             warnings=tuple(warnings),
             countries=tuple(recipients_by_country(session, broadcast.id).items()),
         )

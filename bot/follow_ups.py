@@ -25,6 +25,7 @@ from broadcasts.errors import BroadcastBotError, NotAuthorised, ValidationFailed
 from broadcasts.lifecycle import ensure_editable
 from broadcasts.models import Broadcast
 from jobs.runtime import Runtime
+from kapso.errors import resend_wait
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +198,7 @@ def retry_modal(runtime: Runtime, ref: str) -> dict[str, Any]:
     """The confirmation of "Retry failed…": who the retry would hold and who is left out."""
     with transaction(runtime.sessions) as session:
         broadcast = service.get_broadcast(session, ref)
-        selection = follow_ups.preview_retry(session, broadcast)
+        selection = follow_ups.preview_retry(session, broadcast, resend_wait=resend_wait)
         return modals.retry_confirm_modal(
             broadcast.id, broadcast.name, selection.total, selection.explain()
         )
@@ -208,7 +209,9 @@ def retry_failed(
 ) -> str:
     """Make the retry draft, post its card, note it under the original; returns a sentence."""
     with transaction(runtime.sessions) as session:
-        result = follow_ups.retry_failed(session, ref, by=Actor.slack(user_id))
+        result = follow_ups.retry_failed(
+            session, ref, by=Actor.slack(user_id), resend_wait=resend_wait
+        )
         retry = result.broadcast
         text = (
             f"🔁 {kit.mention(user_id)} made *{safe(retry.name)}* (`{retry.id[:8]}`), a draft "

@@ -26,6 +26,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from broadcasts.enums import BroadcastStatus, DeliveryStatus
+from broadcasts.lifecycle import ACTIVE
 from broadcasts.metrics import COUNTER_COLUMNS, RATES, stored_counts
 from broadcasts.models import AgentDelivery, Broadcast, InboxEvent, utcnow
 from jobs.queues import ALL
@@ -35,7 +36,7 @@ from jobs.telemetry import COUNTERS, meter_for, read_counters, send_rates
 log = logging.getLogger(__name__)
 
 WEBHOOK_SOURCES = {"/webhooks/whatsapp": "meta", "/webhooks/kapso": "kapso"}
-ACTIVE = (BroadcastStatus.SCHEDULED, BroadcastStatus.SENDING, BroadcastStatus.PAUSED)
+UNDER_WAY = (BroadcastStatus.SCHEDULED, *ACTIVE)
 # Per-broadcast series: active broadcasts and those finished this recently, newest first, capped
 # so the scrape stays small whatever the history.
 RECENT = timedelta(days=7)
@@ -116,7 +117,7 @@ class BroadcastCollector(Collector):
             )
             pending = session.scalar(
                 select(func.coalesce(func.sum(Broadcast.pending_count), 0)).where(
-                    Broadcast.status.in_(ACTIVE)
+                    Broadcast.status.in_(UNDER_WAY)
                 )
             )
             inbox = session.scalar(select(func.count()).where(InboxEvent.processed_at.is_(None)))
@@ -128,7 +129,7 @@ class BroadcastCollector(Collector):
                     select(Broadcast)
                     .where(
                         or_(
-                            Broadcast.status.in_(ACTIVE),
+                            Broadcast.status.in_(UNDER_WAY),
                             Broadcast.finished_at >= utcnow() - RECENT,
                         )
                     )

@@ -16,10 +16,11 @@ from slack_sdk.errors import SlackApiError
 
 from bot import cards
 from bot.blocks.card import CardData
-from bot.blocks.kit import duration, mention, number, percent, slack_date
+from bot.blocks.kit import mention, number, percent, slack_date
 from bot.slack_client import make_client
 from bot.throttle import CardThrottle
 from broadcasts.db import transaction
+from broadcasts.durations import duration_text
 from broadcasts.models import Broadcast
 from jobs.queues import SLACK, queue
 from jobs.runtime import Runtime, current
@@ -157,7 +158,7 @@ def note_for(kind: str, data: dict[str, Any], card: CardData) -> str | None:
     reason = data.get("reason") or data.get("message")
     c = card.counts
     if kind == "started":
-        eta = f"; about {duration(card.eta_seconds)}" if card.eta_seconds else ""
+        eta = f"; about {duration_text(card.eta_seconds)}" if card.eta_seconds else ""
         recipients = int(data.get("recipients", c.pending))  # counted at the start
         return (
             f"🚀 Started by {by}: {number(recipients)} recipients at "

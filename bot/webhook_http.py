@@ -17,7 +17,7 @@ from bot.http_bodies import BodyTooLarge, Disconnected, read_body, refused
 from bot.inbox_writer import InboxWriter
 from jobs.inbox import NewEvent, dedup_key
 from jobs.runtime import Runtime
-from kapso.webhooks import verify_kapso_signature, verify_meta_signature
+from kapso.webhooks import is_meta_payload, verify_kapso_signature, verify_meta_signature
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ class WebhookEndpoints:
 
     @staticmethod
     def _event_type(source: str, payload: dict[str, Any], headers: dict[str, str]) -> str | None:
-        is_meta = "entry" in payload or "object" in payload
+        is_meta = is_meta_payload(payload)
         if is_meta:
             if payload.get("object") != "whatsapp_business_account" or not isinstance(
                 payload.get("entry"), list

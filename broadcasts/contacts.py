@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, func, or_, select
@@ -154,7 +155,11 @@ def find_contact(session: Session, ref: str) -> Contact | None:
         found = session.scalar(select(Contact).where(Contact.phone == phone))
         if found is not None:
             return found
-    return session.scalar(select(Contact).where(Contact.wa_id == text.lstrip("+")))
+    bare = text.lstrip("+")
+    # A number phonenumbers does not know yet is still stored as WhatsApp gave it (`+digits`).
+    return session.scalar(
+        select(Contact).where(or_(Contact.wa_id == bare, Contact.phone == f"+{bare}")).limit(1)
+    )
 
 
 def _phone_of(ref: str) -> str:
@@ -168,34 +173,68 @@ def _phone_of(ref: str) -> str:
     return phone
 
 
-def set_opt_out(
-    session: Session, phone_or_wa_id: str, opted_out: bool, reason: str | None = None
+def contact_for_number(
+    session: Session, phone_or_wa_id: str, *, source: str, from_whatsapp: bool = False
 ) -> Contact:
-    """Record that a number opted out (STOP, error 131050…) or back in; creates the contact if
-    needed so later imports and selections leave the number out."""
+    """The contact with this number (phone or WhatsApp id), created with it when there is none.
+
+    A number typed by a person must be a valid phone number; one WhatsApp gave
+    (`from_whatsapp`) belongs to a WhatsApp user even when phonenumbers does not know its range
+    yet, so it is kept as given rather than refused."""
     contact = find_contact(session, phone_or_wa_id)
-    if contact is None:
-        contact = Contact(phone=_phone_of(phone_or_wa_id), source="opt-out", attributes={})
-        if phone_or_wa_id.strip().lstrip("+").isdigit():
-            contact.wa_id = phone_or_wa_id.strip().lstrip("+")
-        session.add(contact)
+    if contact is not None:
+        return contact
+    digits = phone_or_wa_id.strip().lstrip("+")
+    try:
+        phone = _phone_of(phone_or_wa_id)
+    except ValidationFailed:
+        if not (from_whatsapp and digits.isdigit()):
+            raise
+        phone = f"+{digits}"
+    contact = Contact(
+        phone=phone, wa_id=digits if digits.isdigit() else None, source=source, attributes={}
+    )
+    session.add(contact)
+    session.flush()
+    return contact
+
+
+def apply_opt_out(
+    contact: Contact, opted_out: bool, reason: str | None = None, *, at: datetime | None = None
+) -> None:
+    """The opt-out rule: the first opt-out's time is kept (later ones only update the reason);
+    opting back in clears both."""
     if opted_out:
         if contact.opted_out_at is None:
-            contact.opted_out_at = utcnow()
+            contact.opted_out_at = at or utcnow()
         contact.opt_out_reason = (reason or "opted out")[:255]
     else:
         contact.opted_out_at = None
         contact.opt_out_reason = None
+
+
+def set_opt_out(
+    session: Session,
+    phone_or_wa_id: str,
+    opted_out: bool,
+    reason: str | None = None,
+    *,
+    at: datetime | None = None,
+    from_whatsapp: bool = False,
+) -> Contact:
+    """Record that a number opted out (STOP, error 131050…) or back in; creates the contact if
+    needed so later imports and selections leave the number out."""
+    contact = contact_for_number(
+        session, phone_or_wa_id, source="opt-out", from_whatsapp=from_whatsapp
+    )
+    apply_opt_out(contact, opted_out, reason, at=at)
     session.flush()
     return contact
 
 
 def mark_test(session: Session, phone_or_wa_id: str, is_test: bool = True) -> Contact:
     """Flag a number as a test contact (never part of a broadcast), creating it if needed."""
-    contact = find_contact(session, phone_or_wa_id)
-    if contact is None:
-        contact = Contact(phone=_phone_of(phone_or_wa_id), source="manual", attributes={})
-        session.add(contact)
+    contact = contact_for_number(session, phone_or_wa_id, source="manual")
     contact.is_test = is_test
     session.flush()
     return contact

@@ -61,6 +61,12 @@ class RecipientStatus(StrEnum):
     SKIPPED = "skipped"
 
 
+# Recipients not sent yet: waiting for their turn, or claimed by a sender right now.
+UNSENT = frozenset({RecipientStatus.PENDING, RecipientStatus.SENDING})
+# Recipients whose message WhatsApp accepted (and may since have delivered and shown as read).
+REACHED = frozenset({RecipientStatus.SENT, RecipientStatus.DELIVERED, RecipientStatus.READ})
+
+
 class ImportStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from broadcasts import audit, service
 from broadcasts.actors import Actor
+from broadcasts.enums import REACHED
 from broadcasts.enums import RecipientStatus as R
 from broadcasts.errors import IllegalTransition, ValidationFailed
 from broadcasts.lifecycle import READ_ONLY
@@ -29,19 +31,13 @@ CHUNK = 1000
 NAME_LIMIT = 200
 RETRY_SUFFIX = re.compile(r" \(retry(?: (\d+))?\)$")
 
-# Failures that say nothing against the recipient: the API was busy or down until our attempts ran
-# out (Meta's retry-with-backoff codes, and no code at all for network errors), or the number,
-# template or credential had a problem that an operator has since fixed.
-# The domain cannot read kapso/errors.py: tests/unit/test_follow_up_blocks.py checks this set
-# against that table (retried, unknown, or stopping the whole broadcast).
-RETRYABLE_CODES = frozenset(
-    {0, 1, 2, 3, 4, 10, 190, 368, 80007, 130429, 131000, 131005, 131016, 131031, 131037}
-    | {131042, 131045, 131048, 131053, 131056, 131057, 131062, 131063, 131064, 132001}
-    | {132015, 132016, 132068, 132069, 133004, 133010}
-)
-# Meta's per-user marketing limit: the same message may be tried again only 24 h later.
-MARKETING_LIMIT = 131049
-MARKETING_LIMIT_WAIT = timedelta(hours=24)
+# After a failure with an error code (None: no code, e.g. a network error), how many seconds until
+# the same message may be sent again: 0 when the failure said nothing against the recipient (the
+# API was busy or down until our attempts ran out, or the number, template or credential had a
+# problem an operator has since fixed), a wait when WhatsApp asks for one (Meta's per-user
+# marketing limit: a day), None when it never will. WhatsApp's error table decides; the domain
+# cannot read it, so callers pass it in (`kapso.errors.resend_wait`).
+ResendWait = Callable[[int | None], float | None]
 
 # Why a recipient of the original is not in the retry, in the words a user reads.
 LEFT_OUT = {
@@ -93,7 +89,7 @@ class RetrySelection:
         return "; ".join(parts)
 
 
-def _verdict(r: Recipient, now: datetime) -> str:
+def _verdict(r: Recipient, now: datetime, resend_wait: ResendWait) -> str:
     """'failed' or 'unsent' when the recipient should be retried, else a LEFT_OUT key."""
     if r.status == R.PENDING:
         # A pending recipient with an error was waiting for its next attempt when sending stopped.
@@ -106,16 +102,22 @@ def _verdict(r: Recipient, now: datetime) -> str:
         return "outcome_unknown"
     if r.status != R.FAILED:
         return "delivered"
-    if r.error_code is None or r.error_code in RETRYABLE_CODES:
-        return "failed"
-    if r.error_code == MARKETING_LIMIT:
-        failed_at = r.failed_at or now
-        return "failed" if failed_at + MARKETING_LIMIT_WAIT <= now else "marketing_limit"
-    return "permanent"
+    wait = resend_wait(r.error_code)
+    if wait is None:
+        return "permanent"
+    return "marketing_limit" if _resendable_at(r, wait, now) > now else "failed"
+
+
+def _resendable_at(r: Recipient, wait: float, now: datetime) -> datetime:
+    return (r.failed_at or now) + timedelta(seconds=wait)
 
 
 def select_retry(
-    session: Session, broadcast: Broadcast, *, now: datetime | None = None
+    session: Session,
+    broadcast: Broadcast,
+    *,
+    resend_wait: ResendWait,
+    now: datetime | None = None,
 ) -> RetrySelection:
     """Recipients of a finished broadcast a retry would send to (read-only; see `retry_failed`)."""
     now = now or utcnow()
@@ -127,23 +129,22 @@ def select_retry(
     retried = set(session.scalars(in_earlier_retry))
     opted_out = _opted_out_phones(session, broadcast.id)
     selection = RetrySelection()
-    delivered = (R.SENT, R.DELIVERED, R.READ)
     selection.left_out["delivered"] = int(
         session.scalar(
             select(func.count()).where(
-                Recipient.broadcast_id == broadcast.id, Recipient.status.in_(delivered)
+                Recipient.broadcast_id == broadcast.id, Recipient.status.in_(REACHED)
             )
         )
         or 0
     )
     query = (
         select(Recipient)
-        .where(Recipient.broadcast_id == broadcast.id, Recipient.status.not_in(delivered))
+        .where(Recipient.broadcast_id == broadcast.id, Recipient.status.not_in(REACHED))
         .order_by(Recipient.id)
         .execution_options(yield_per=CHUNK)
     )
     for r in session.scalars(query):
-        verdict = _verdict(r, now)
+        verdict = _verdict(r, now, resend_wait)
         if verdict in ("failed", "unsent"):
             if r.phone in opted_out:
                 verdict = "opted_out"
@@ -158,7 +159,7 @@ def select_retry(
             if verdict == "permanent":
                 selection.permanent_codes[str(r.error_code)] += 1
             if verdict == "marketing_limit":
-                ready = (r.failed_at or now) + MARKETING_LIMIT_WAIT
+                ready = _resendable_at(r, resend_wait(r.error_code) or 0.0, now)
                 current = selection.marketing_limit_until
                 selection.marketing_limit_until = max(ready, current) if current else ready
             continue
@@ -229,11 +230,15 @@ def _copy(
 
 
 def preview_retry(
-    session: Session, broadcast: Broadcast, *, now: datetime | None = None
+    session: Session,
+    broadcast: Broadcast,
+    *,
+    resend_wait: ResendWait,
+    now: datetime | None = None,
 ) -> RetrySelection:
     """Who a retry would hold, or the reason there can be none (still running, nobody left)."""
     _ensure_finished(broadcast, "retry its failures")
-    selection = select_retry(session, broadcast, now=now)
+    selection = select_retry(session, broadcast, resend_wait=resend_wait, now=now)
     if not selection.recipients:
         raise ValidationFailed(
             f"Nothing to retry in '{broadcast.name}': "
@@ -252,7 +257,12 @@ class RetryResult:
 
 
 def retry_failed(
-    session: Session, ref: str, *, by: Actor, now: datetime | None = None
+    session: Session,
+    ref: str,
+    *,
+    by: Actor,
+    resend_wait: ResendWait,
+    now: datetime | None = None,
 ) -> RetryResult:
     """A new draft, linked to `ref`, holding its retryable failures and never-attempted recipients.
 
@@ -265,7 +275,7 @@ def retry_failed(
     # second waits for the first and then finds them already in a retry (a row lock on
     # PostgreSQL; SQLite transactions here begin IMMEDIATE, so writers queue anyway).
     session.execute(select(Broadcast.id).where(Broadcast.id == original.id).with_for_update())
-    selection = preview_retry(session, original, now=now)
+    selection = preview_retry(session, original, resend_wait=resend_wait, now=now)
     retry = _copy(
         session,
         original,

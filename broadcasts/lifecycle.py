@@ -39,6 +39,7 @@ TRANSITIONS: dict[tuple[Action, S], S] = {
 
 EDITABLE = frozenset({S.DRAFT, S.SCHEDULED})
 READ_ONLY = frozenset({S.COMPLETED, S.CANCELLED, S.FAILED})
+# Started and not finished: its recipients may still be sent to (now, or after a resume).
 ACTIVE = frozenset({S.SENDING, S.PAUSED})
 
 _VERB = {

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
+from broadcasts.enums import UNSENT
 from broadcasts.enums import RecipientStatus as R
 from broadcasts.models import Broadcast, Recipient
 
@@ -126,7 +127,7 @@ def counts_of(r: RecipientLike) -> Counts:
     """What one recipient contributes to its broadcast's counters."""
     return Counts(
         total=1,
-        pending=1 if r.status in (R.PENDING, R.SENDING) else 0,
+        pending=1 if r.status in UNSENT else 0,
         sent=1 if r.sent_at is not None else 0,
         delivered=1 if r.delivered_at is not None else 0,
         read=1 if r.read_at is not None else 0,
@@ -163,7 +164,7 @@ def recount(session: Session, broadcast_id: str) -> Counts:
     row = session.execute(
         select(
             func.count(),
-            total_if(status.in_([R.PENDING, R.SENDING])),
+            total_if(status.in_(UNSENT)),
             total_if(Recipient.sent_at.is_not(None)),
             total_if(Recipient.delivered_at.is_not(None)),
             total_if(Recipient.read_at.is_not(None)),

@@ -8,7 +8,6 @@ accepted it (matched through `biz_opaque_callback_data`), in which case it is al
 
 from __future__ import annotations
 
-import random
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,6 +17,8 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from broadcasts.backoff import backoff_seconds
+from broadcasts.contacts import set_opt_out
 from broadcasts.enums import BroadcastStatus
 from broadcasts.enums import RecipientStatus as R
 from broadcasts.metrics import Counts, bump
@@ -200,12 +201,8 @@ def record(session: Session, outcomes: Sequence[Outcome], *, now: datetime | Non
                 recipient.attempts = max(0, recipient.attempts - 1)
     deltas.flush(session)
     for reason, phones in opted_out.items():
-        session.execute(
-            update(Contact)
-            .where(Contact.phone.in_(phones), Contact.opted_out_at.is_(None))
-            .values(opted_out_at=now, opt_out_reason=reason[:255])
-            .execution_options(synchronize_session=False)
-        )
+        for phone in phones:
+            set_opt_out(session, phone, True, reason, at=now, from_whatsapp=True)
 
 
 def _record_plain_sends(session: Session, sent: Sequence[Outcome], now: datetime) -> set[int]:
@@ -245,9 +242,9 @@ def _record_plain_sends(session: Session, sent: Sequence[Outcome], now: datetime
     return set(ids) - set(plain)
 
 
-def backoff(attempt: int, *, base: float = 2.0, cap: float = 300.0) -> float:
-    """Exponential backoff with full jitter, in seconds."""
-    return random.uniform(base / 2, min(cap, base * 2 ** max(0, attempt - 1)))
+def backoff(attempt: int) -> float:
+    """How long a recipient waits before its next attempt: about 2, 4, 8 … s, at most 5 min."""
+    return backoff_seconds(attempt, cap=300.0)
 
 
 def release_stale_claims(

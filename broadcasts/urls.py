@@ -87,7 +87,7 @@ def check_agent_url(url: str, *, allow_private: bool = False) -> str:
 
 def mask_credentials(url: str | None) -> str:
     """`url` with user:password@ as ***@ and secret-looking query values (token=, key=, …) as
-    *** — what `agents list`, errors and logs may show."""
+    *** — what may be shown of any URL: agents, API bases, database and Redis."""
     if not url:
         return ""
     try:
@@ -99,4 +99,6 @@ def mask_credentials(url: str | None) -> str:
         f"{name}=***" if SECRET_PARAM.search(name) else f"{name}={value}" if sep else name
         for name, sep, value in (p.partition("=") for p in parts.query.split("&") if p)
     )
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url  # nothing to hide: as given (a rebuilt sqlite:/// would lose a slash)
     return urlunsplit(SplitResult(parts.scheme, netloc, parts.path, query, parts.fragment))

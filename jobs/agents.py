@@ -4,24 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import json
 import logging
 import os
-import random
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from redis import Redis
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from broadcasts.actors import Actor
 from broadcasts.conversations import add_message, in_service_window
 from broadcasts.db import transaction
-from broadcasts.enums import AgentKind, DeliveryStatus, Direction
+from broadcasts.enums import DeliveryStatus, Direction
 from broadcasts.errors import NotFoundError, ValidationFailed
 from broadcasts.models import (
     Agent,
@@ -38,22 +35,18 @@ from broadcasts.models import (
 from broadcasts.replies import attribute_test_reply
 from jobs import offload
 from jobs import runtime as runtime_mod
-from jobs.queues import AGENTS, job_id, queue
+from jobs.delivery_retries import record_attempt
 from jobs.runtime import Runtime
 from kapso.templates import render_body
-from kapso.webhooks import NOT_REPLIES, message_content
+from kapso.webhooks import NOT_REPLIES, message_content, sign
 
 log = logging.getLogger(__name__)
 _held: set[int] = set()  # deliveries waiting for or running on their agent's threads here
 _held_lock = threading.Lock()
 
-WEBHOOK_JOB = "jobs.agents.deliver"
 OFFLOAD = "agent-deliveries"  # the jobs.offload name deliveries run on inside a worker
 PER_AGENT_IN_FLIGHT = 4
-SLACK_JOB = "bot.agent_threads.deliver"
 SIGNATURE_HEADER = "X-Broadcast-Signature"
-BACKOFF_BASE_SECONDS = 2.0
-BACKOFF_CAP_SECONDS = 600.0
 
 
 # --- payload -----------------------------------------------------------------------------------
@@ -220,28 +213,12 @@ def create_delivery(
     return delivery
 
 
-def enqueue_delivery(redis: Redis[bytes], delivery_id: int, kind: str, *, delay: float = 0) -> None:
-    """Queue a delivery attempt (webhook agents here, Slack agents in bot.agent_threads)."""
-    func = SLACK_JOB if kind == AgentKind.SLACK else WEBHOOK_JOB
-    q = queue(AGENTS, redis)
-    options: dict[str, Any] = {"job_timeout": 120, "result_ttl": 0, "failure_ttl": 86400}
-    if delay > 0:
-        q.enqueue_in(timedelta(seconds=delay), func, delivery_id, **options)
-    else:
-        q.enqueue(func, delivery_id, **options)
-
-
 # --- webhook delivery --------------------------------------------------------------------------
 
 
-def sign_body(raw: bytes, secret: str) -> str:
-    return "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
-
-
-def backoff_seconds(attempt: int) -> float:
-    """Exponential backoff with full jitter: about 2, 4, 8 … seconds, capped at 10 minutes."""
-    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(attempt - 1, 0))
-    return float(ceiling / 2 + random.uniform(0, ceiling / 2))
+def agent_signature(raw: bytes, secret: str) -> str:
+    """What SIGNATURE_HEADER carries: `sha256=` and the body's hex HMAC-SHA256, as Meta signs."""
+    return "sha256=" + sign(raw, secret)
 
 
 def deliver(delivery_id: int) -> str:
@@ -291,49 +268,7 @@ def _deliver_now(delivery_id: int) -> str:
         key = delivery.idempotency_key
     raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
     error = _post(raw, url, secret_env, key, settings.agent_timeout_seconds)
-    with transaction(runtime.sessions) as session:
-        delivery = session.get(AgentDelivery, delivery_id)
-        assert delivery is not None
-        if delivery.status != DeliveryStatus.PENDING:
-            return str(delivery.status)
-        delivery.attempts += 1
-        if error is None:
-            delivery.status = DeliveryStatus.DELIVERED
-            delivery.delivered_at = utcnow()
-            delivery.last_error = None
-            delivery.next_attempt_at = None
-            return "delivered"
-        delivery.last_error = error[:2000]
-        if delivery.attempts >= settings.agent_max_attempts:
-            delivery.status = DeliveryStatus.FAILED
-            delivery.next_attempt_at = None
-            log.error(
-                "agent delivery %s failed after %d attempts: %s",
-                delivery_id,
-                delivery.attempts,
-                error,
-            )
-            return "failed"
-        delay = backoff_seconds(delivery.attempts)
-        delivery.next_attempt_at = utcnow() + timedelta(seconds=delay)
-        attempts = delivery.attempts
-    log.warning(
-        "agent delivery %s attempt %d failed (%s); retrying in %.1fs",
-        delivery_id,
-        attempts,
-        error,
-        delay,
-    )
-    queue(AGENTS, runtime.redis).enqueue_in(
-        timedelta(seconds=delay),
-        WEBHOOK_JOB,
-        delivery_id,
-        job_id=job_id("agent", delivery_id, attempts),
-        job_timeout=120,
-        result_ttl=0,
-        failure_ttl=86400,
-    )
-    return "retrying"
+    return record_attempt(runtime, delivery_id, error)
 
 
 def _post(
@@ -347,7 +282,7 @@ def _post(
         secret = os.environ.get(secret_env)
         if not secret:
             return f"environment variable {secret_env} (the agent's signing secret) is not set"
-        headers[SIGNATURE_HEADER] = sign_body(raw, secret)
+        headers[SIGNATURE_HEADER] = agent_signature(raw, secret)
     try:
         response = httpx.post(url, content=raw, headers=headers, timeout=timeout)
     except httpx.TimeoutException:
@@ -357,26 +292,6 @@ def _post(
     if 200 <= response.status_code < 300:
         return None
     return f"HTTP {response.status_code}: {response.text[:300]}"
-
-
-def requeue_due(runtime: Runtime, *, grace_seconds: float = 60.0) -> int:
-    """Queue again pending deliveries whose attempt is overdue (their job was lost)."""
-    cutoff = utcnow() - timedelta(seconds=grace_seconds)
-    with transaction(runtime.sessions) as session:
-        rows = session.execute(
-            select(AgentDelivery.id, Agent.kind)
-            .join(Agent, Agent.id == AgentDelivery.agent_id)
-            .where(
-                AgentDelivery.status == DeliveryStatus.PENDING,
-                or_(
-                    AgentDelivery.next_attempt_at.is_(None), AgentDelivery.next_attempt_at <= cutoff
-                ),
-            )
-            .limit(10_000)
-        ).all()
-    for delivery_id, kind in rows:
-        enqueue_delivery(runtime.redis, delivery_id, kind)
-    return len(rows)
 
 
 def list_deliveries(

@@ -129,7 +129,7 @@ def requeue_stale(
     threshold, so a backlog is queued once per threshold, not on every pass. A row that failed
     `inbox_max_attempts` times is parked: it stays in the inbox with its error (`webhooks
     status`) until replayed (`replay=True`: parked rows get their attempts back, all is queued)."""
-    from jobs.agents import requeue_due
+    from jobs.delivery_retries import requeue_due
 
     settings = runtime.settings
     age = settings.inbox_requeue_after_seconds if older_than is None else older_than

@@ -9,7 +9,7 @@ from datetime import timedelta
 from functools import partial
 from typing import Any, Protocol
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -23,11 +23,10 @@ from broadcasts.conversations import (
     open_conversation,
 )
 from broadcasts.enums import AgentKind, BroadcastStatus, Direction, TemplateStatus
-from broadcasts.errors import BroadcastBotError
+from broadcasts.lifecycle import ACTIVE
 from broadcasts.models import (
     Agent,
     Broadcast,
-    Contact,
     Message,
     Recipient,
     Template,
@@ -45,6 +44,7 @@ from broadcasts.replies import attribute_reply
 from broadcasts.sending import MAX_ATTEMPTS, backoff
 from broadcasts.templates import set_status
 from jobs import agents, events
+from jobs.delivery_retries import enqueue_delivery
 from jobs.runtime import Runtime
 from jobs.sender import enqueue_lanes
 from kapso.errors import ErrorAction, classify
@@ -187,11 +187,12 @@ class Processor:
                 deltas=deltas,
             )
             if error is not None and classify(error.code, None).opt_out:
-                self._set_opt_out(
+                contacts.set_opt_out(
                     session,
                     recipient.phone,
                     True,
                     f"WhatsApp error {error.code}: {classify(error.code, None).summary}",
+                    from_whatsapp=True,
                 )
         if unknown:
             self._other_statuses(session, unknown)
@@ -209,8 +210,7 @@ class Processor:
         if not (c.retryable or c.stops_broadcast):
             return False
         broadcast = session.get(Broadcast, recipient.broadcast_id)
-        live = (BroadcastStatus.SENDING, BroadcastStatus.PAUSED)
-        if broadcast is None or broadcast.status not in live:
+        if broadcast is None or broadcast.status not in ACTIVE:
             return False
         if recipient.attempts >= MAX_ATTEMPTS:
             return False
@@ -268,25 +268,6 @@ class Processor:
                 MESSAGE_RANK.get(message.status or "accepted", 0)
             ):
                 message.status = s.status.value
-
-    @staticmethod
-    def _set_opt_out(session: Session, number: str, opted_out: bool, reason: str) -> None:
-        try:
-            contacts.set_opt_out(session, number, opted_out, reason)
-            return
-        except BroadcastBotError as exc:
-            # A number phonenumbers does not know yet is still a WhatsApp user: keep the wish.
-            log.info("opt-out of %s recorded as given (%s)", number, exc)
-        digits = number.lstrip("+")
-        contact = session.scalar(
-            select(Contact).where(or_(Contact.phone == f"+{digits}", Contact.wa_id == digits))
-        )
-        if contact is None:
-            contact = Contact(phone=f"+{digits}", wa_id=digits, source="opt-out", attributes={})
-            session.add(contact)
-        contact.opted_out_at = (contact.opted_out_at or utcnow()) if opted_out else None
-        contact.opt_out_reason = reason[:255] if opted_out else None
-        session.flush()
 
     # -- inbound messages ------------------------------------------------------------------
 
@@ -354,7 +335,7 @@ class Processor:
             recipient_id=recipient.id if recipient else None,
         )
         if intent is not None:
-            self._opt_out_contact(session, contact, intent, f"replied '{m.body}'")
+            contacts.apply_opt_out(contact, intent, f"replied '{m.body}'")
         agent = session.get(Agent, agent_id) if agent_id else None
         if agent is None:
             log.warning("no agent for inbound message %s on '%s'", m.wamid, config.name)
@@ -382,9 +363,7 @@ class Processor:
         delivery = agents.create_delivery(session, agent, message, payload)
         if delivery is not None:
             kind = AgentKind(agent.kind)
-            self._after.append(
-                partial(agents.enqueue_delivery, self.runtime.redis, delivery.id, kind)
-            )
+            self._after.append(partial(enqueue_delivery, self.runtime.redis, delivery.id, kind))
 
     def _inbound_isolated(self, session: Session, m: InboundMessage, deltas: CounterDeltas) -> None:
         """One message that cannot be applied is logged and left out (in a savepoint); the
@@ -400,22 +379,13 @@ class Processor:
             return
         deltas.merge(mine)
 
-    def _opt_out_contact(
-        self, session: Session, contact: Contact, opted_out: bool, reason: str
-    ) -> None:
-        if contact.phone is not None:
-            self._set_opt_out(session, contact.phone, opted_out, reason)
-            return
-        # Known only by user id: the wish is kept on the contact itself.
-        contact.opted_out_at = (contact.opted_out_at or utcnow()) if opted_out else None
-        contact.opt_out_reason = reason[:255] if opted_out else None
-        session.flush()
-
     # -- marketing preferences and templates -----------------------------------------------
 
     def _preference(self, session: Session, update: UserPreferenceUpdate) -> None:
         reason = f"WhatsApp marketing preference: {update.detail or 'stop'}"
-        self._set_opt_out(session, f"+{update.wa_id}", update.opted_out, reason)
+        contacts.set_opt_out(
+            session, f"+{update.wa_id}", update.opted_out, reason, from_whatsapp=True
+        )
 
     def _template(self, session: Session, update: TemplateStatusUpdate) -> None:
         query = select(Template).join(WhatsAppConfig, WhatsAppConfig.id == Template.config_id)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from broadcasts.durations import duration_text
+
 DAY = 86400.0
 
 
@@ -173,6 +175,18 @@ def classify(
     return _UNKNOWN
 
 
+def resend_wait(code: int | None) -> float | None:
+    """After a recipient failed with `code` (None: no code, the API could not be reached), how
+    many seconds until sending it the same message again may succeed; None: it never will.
+
+    What the sender retried, and what stopped the whole broadcast, said nothing against the
+    recipient: at once. A recipient-level failure with a delay (131049) waits that long."""
+    c = classify(code, None)
+    if c.retryable or c.stops_broadcast:
+        return 0.0
+    return c.delay_seconds
+
+
 def markdown_table() -> str:
     """The table as markdown, for docs/error-codes.md (kapso/errors_doc.py writes the page)."""
     order = list(ErrorAction)
@@ -180,7 +194,7 @@ def markdown_table() -> str:
     lines = ["| code | what it means | action | retried after |", "|---|---|---|---|"]
 
     def row(name: str, c: Classification) -> str:
-        delay = _duration(c.delay_seconds) if c.delay_seconds else ""
+        delay = duration_text(c.delay_seconds) if c.delay_seconds else ""
         delay = f"not before {delay}" if delay and not c.retryable else delay
         opt = " + opt-out" if c.opt_out else ""
         return f"| {name} | {c.summary} | `{c.action.value}`{opt} | {delay} |"
@@ -193,14 +207,6 @@ def markdown_table() -> str:
     lines.append(row("no code, HTTP 5xx / 408 / 429 / network", _SERVER))
     lines.append(row("no code, HTTP 401 / 403", _AUTH))
     return "\n".join(lines)
-
-
-def _duration(seconds: float) -> str:
-    if seconds >= 3600:
-        return f"{seconds / 3600:g} h"
-    if seconds >= 60:
-        return f"{seconds / 60:g} min"
-    return f"{seconds:g} s"
 
 
 class WhatsAppError(Exception):

@@ -575,9 +575,10 @@ KAPSO_STATUS_EVENTS = {
 
 
 def is_meta_payload(payload: object) -> bool:
-    """Kapso's `meta` webhook kind forwards Meta's body unchanged."""
+    """Whether a body is in Meta's format (`object`, `entry`), as Kapso's `meta` webhook kind
+    forwards it unchanged; whether it is a WhatsApp one is for `parse_meta` to say."""
     body = _dict(payload)
-    return body.get("object") == "whatsapp_business_account" or "entry" in body
+    return "object" in body or "entry" in body
 
 
 def parse_kapso(payload: object, event: str | None) -> Parsed:

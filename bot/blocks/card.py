@@ -12,7 +12,6 @@ from bot.blocks.kit import (
     button,
     confirm_dialog,
     context,
-    duration,
     escape,
     fields_section,
     header,
@@ -23,6 +22,7 @@ from bot.blocks.kit import (
     section,
     slack_date,
 )
+from broadcasts.durations import duration_text
 from broadcasts.metrics import RATES, Counts
 
 STATUS_LABEL = {
@@ -35,7 +35,6 @@ STATUS_LABEL = {
     "failed": "❌ Failed",
 }
 EDITABLE = ("draft", "scheduled")
-LIVE = ("sending", "paused")
 FINAL = ("completed", "cancelled", "failed")
 
 
@@ -124,7 +123,7 @@ def _metrics(card: CardData) -> list[Block]:
         f"{number(c.processed)} of {number(c.total)} processed"
     )
     if card.status == "sending" and card.eta_seconds is not None and c.pending:
-        line += f" · ETA {duration(card.eta_seconds)}"
+        line += f" · ETA {duration_text(card.eta_seconds)}"
     blocks: list[Block] = [
         section(line),
         fields_section(

@@ -203,20 +203,6 @@ def percent(ratio: float) -> str:
     return f"{ratio * 100:.1f}%"
 
 
-def duration(seconds: float) -> str:
-    """A short human duration: '45 s', '12 min', '3 h 5 min'."""
-    if seconds < 1:
-        return "under 1 s"
-    seconds = round(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes = round(seconds / 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, rest = divmod(minutes, 60)
-    return f"{hours} h {rest} min" if rest else f"{hours} h"
-
-
 def progress_bar(ratio: float, width: int = 20) -> str:
     ratio = min(max(ratio, 0.0), 1.0)
     filled = round(ratio * width)

@@ -14,7 +14,6 @@ from bot.blocks.kit import (
     clip,
     context,
     divider,
-    duration,
     escape,
     input_block,
     modal,
@@ -25,6 +24,7 @@ from bot.blocks.kit import (
     section,
 )
 from bot.blocks.messages import countries_text
+from broadcasts.durations import duration_text
 
 PREVIEW_LIMIT = 2900
 
@@ -269,7 +269,7 @@ def send_confirm_modal(s: SendSummary) -> dict[str, Any]:
         ),
         section(quote(escape(clip(s.rendered, PREVIEW_LIMIT)))),
         context(
-            f"⏱️ Estimated time: {duration(s.estimate_seconds)} at {number(s.rate_mps)} msg/s "
+            f"⏱️ Estimated time: {duration_text(s.estimate_seconds)} at {number(s.rate_mps)} msg/s "
             f"in batches "
             f"of {number(s.batch_size)}, {number(s.batch_pause_seconds)} s apart."
         ),

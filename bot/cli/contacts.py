@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from bot.cli.context import CliContext, json_option, pass_cli
-from bot.cli.output import emit_json, emit_table, key_values
+from bot.cli.output import emit_json, emit_table, key_values, write_error_report
 from broadcasts import contacts as service
 from broadcasts.imports.contacts_file import import_contacts
 from broadcasts.models import Contact
@@ -68,10 +68,7 @@ def import_(
             max_bytes=settings.csv_max_bytes,
             assume_international=assume_international,
         )
-    written = None
-    if summary.error_report_csv:
-        written = report_path or file.with_name(f"{file.stem}.errors.csv")
-        written.write_text(summary.error_report_csv, encoding="utf-8", newline="")
+    written = write_error_report(summary.error_report_csv, file, report_path)
     if as_json:
         emit_json({**summary.as_dict(), "report_path": str(written) if written else None})
         return

@@ -16,7 +16,6 @@ from sqlalchemy import func, select
 from bot import devservers
 from bot.cli.broadcasts import broadcast_dict, metrics_table
 from bot.cli.context import CliContext, pass_cli
-from bot.cli.output import redact_url
 from bot.cli.recipients import render_summary
 from bot.cli.sending import progress_line
 from bot.demo import (
@@ -36,6 +35,7 @@ from broadcasts.lifecycle import READ_ONLY
 from broadcasts.metrics import stored_counts
 from broadcasts.models import AgentDelivery, InboxEvent
 from broadcasts.report import write_recipient_report
+from broadcasts.urls import mask_credentials
 from jobs import control
 from jobs.runtime import Runtime
 from jobs.whatsapp import sync_templates
@@ -143,7 +143,7 @@ def demo(cli_ctx: CliContext, csv_path: Path, report_path: Path) -> None:
 def _run(cli_ctx: CliContext, csv_path: Path, report_path: Path, started: float) -> None:
     settings = cli_ctx.runtime.settings
     run_upgrade(settings.database_url)
-    click.echo(f"1/7 Database migrated ({redact_url(settings.database_url)}).")
+    click.echo(f"1/7 Database migrated ({mask_credentials(settings.database_url)}).")
     cli_ctx.runtime.redis.ping()
 
     screen = Screen()

@@ -11,6 +11,7 @@ from bot.cli.broadcasts import group
 from bot.cli.context import CliContext, json_option, pass_cli
 from bot.cli.output import emit_json, emit_table
 from broadcasts import audit, drafts, follow_ups, service
+from kapso.errors import resend_wait
 
 
 @click.command("retry-failed")
@@ -28,7 +29,7 @@ def retry_failed(cli_ctx: CliContext, ref: str, dry_run: bool, as_json: bool) ->
     if dry_run:
         with cli_ctx.session() as session:
             broadcast = service.get_broadcast(session, ref)
-            selection = follow_ups.select_retry(session, broadcast)
+            selection = follow_ups.select_retry(session, broadcast, resend_wait=resend_wait)
         if as_json:
             emit_json(
                 {
@@ -43,7 +44,7 @@ def retry_failed(cli_ctx: CliContext, ref: str, dry_run: bool, as_json: bool) ->
             click.echo(f"A retry of '{broadcast.name}' would hold {selection.explain()}")
         return
     with cli_ctx.session() as session:
-        result = follow_ups.retry_failed(session, ref, by=cli_ctx.actor)
+        result = follow_ups.retry_failed(session, ref, by=cli_ctx.actor, resend_wait=resend_wait)
         data: dict[str, Any] = {
             "id": result.broadcast.id,
             "name": result.broadcast.name,

@@ -12,9 +12,9 @@ from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
 import bot.cli
 from bot.cli.context import CliContext, pass_cli
-from bot.cli.output import redact_url
 from bot.logs import configure_for_command
 from broadcasts.errors import BroadcastBotError
+from broadcasts.urls import mask_credentials
 from migrations import run_upgrade
 
 
@@ -61,7 +61,7 @@ def migrate(cli_ctx: CliContext) -> None:
     """Upgrade the database (DATABASE_URL) to the latest schema."""
     url = cli_ctx.runtime.settings.database_url
     run_upgrade(url)
-    click.echo(f"Database is at the latest schema ({redact_url(url)}).")
+    click.echo(f"Database is at the latest schema ({mask_credentials(url)}).")
 
 
 def _register_commands() -> None:

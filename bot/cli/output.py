@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -53,11 +54,14 @@ def emit_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, empty: 
     click.echo(table(headers, rows) if rows else empty)
 
 
-def redact_url(url: str) -> str:
-    """A database or Redis URL as it may be shown: the password hidden."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
+def write_error_report(report_csv: str | None, file: Path, report_path: Path | None) -> Path | None:
+    """Write an import's error report (when it has one) to `report_path`, by default next to the
+    imported FILE as FILE.errors.csv; returns where it went."""
+    if not report_csv:
+        return None
+    written = report_path or file.with_name(f"{file.stem}.errors.csv")
+    written.write_text(report_csv, encoding="utf-8", newline="")
+    return written
 
 
 def key_values(pairs: Sequence[tuple[str, Any]]) -> str:

@@ -9,7 +9,7 @@ import click
 
 from bot.cli.broadcasts import group
 from bot.cli.context import CliContext, json_option, pass_cli
-from bot.cli.output import emit_json, key_values
+from bot.cli.output import emit_json, key_values, write_error_report
 from broadcasts import contacts, service
 from broadcasts.csv_template import template_csv
 from broadcasts.imports import ImportSummary, import_csv
@@ -83,10 +83,7 @@ def upload(
             max_bytes=settings.csv_max_bytes,
             assume_international=assume_international,
         )
-    written = None
-    if summary.error_report_csv:
-        written = report_path or file.with_name(f"{file.stem}.errors.csv")
-        written.write_text(summary.error_report_csv, encoding="utf-8", newline="")
+    written = write_error_report(summary.error_report_csv, file, report_path)
     if as_json:
         emit_json({**summary.as_dict(), "report_path": str(written) if written else None})
         return

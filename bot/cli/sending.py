@@ -13,11 +13,12 @@ from bot.cli.broadcasts import broadcast_dict, group, metrics_table
 from bot.cli.context import CliContext, json_option, pass_cli
 from bot.cli.output import emit_json
 from broadcasts import service
+from broadcasts.durations import duration_text
 from broadcasts.errors import ValidationFailed
 from broadcasts.imports.phones import country_label
 from broadcasts.lifecycle import READ_ONLY
 from broadcasts.metrics import stored_counts
-from broadcasts.pacing import estimate_seconds, human_duration
+from broadcasts.pacing import estimate_seconds
 from broadcasts.report import write_recipient_report
 from broadcasts.send_check import recipients_by_country, send_warnings
 from jobs import control
@@ -198,7 +199,13 @@ def progress_line(data: dict[str, object], progress: float, width: int = 30) -> 
     assert isinstance(pacing, dict)
     eta = ""
     if data["status"] == "sending" and m["pending"]:
-        eta = f" ETA ~{human_duration(m['pending'] / max(pacing['rate_mps'], 0.001))}"
+        seconds = estimate_seconds(
+            m["pending"],
+            batch_size=pacing["batch_size"],
+            pause_seconds=pacing["batch_pause_seconds"],
+            rate=pacing["rate_mps"],
+        )
+        eta = f" ETA ~{duration_text(seconds)}"
     return (
         f"{bar} {progress * 100:5.1f}% {data['status']:<9} total {m['total']} sent {m['sent']} "
         f"delivered {m['delivered']} read {m['read']} responded {m['responded']} "
@@ -235,7 +242,7 @@ def confirmation_text(cli_ctx: CliContext, ref: str) -> str:
         )
     lines = [
         f"Send '{name}' (template {template}) to {recipients:,} recipients: about "
-        f"{human_duration(seconds)} at {rate:g} msg/s in batches of {batch_size:,}, "
+        f"{duration_text(seconds)} at {rate:g} msg/s in batches of {batch_size:,}, "
         f"{pause:g} s apart.",
         "Recipients by country: "
         + (", ".join(f"{country_label(c)} {n:,}" for c, n in countries.items()) or "none"),

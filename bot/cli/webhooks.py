@@ -15,6 +15,7 @@ from broadcasts.enums import DeliveryStatus
 from broadcasts.errors import BroadcastBotError, NotFoundError
 from broadcasts.models import InboxEvent, utcnow
 from jobs import agents, inbox
+from jobs.delivery_retries import enqueue_delivery
 from kapso.platform import DEFAULT_EVENTS, PlatformError, register_webhook
 
 
@@ -224,7 +225,7 @@ def redeliver(cli_ctx: CliContext, delivery_id: int) -> None:
         delivery.attempts = 0
         delivery.next_attempt_at = utcnow()
         kind = agent.kind
-    agents.enqueue_delivery(cli_ctx.runtime.redis, delivery_id, kind)
+    enqueue_delivery(cli_ctx.runtime.redis, delivery_id, kind)
     click.echo(f"Queued agent delivery {delivery_id} again.")
 
 

@@ -41,10 +41,8 @@ BUTTON_ACTS = {
 
 
 def register(app: App) -> None:
-    for action_id in ids.CARD_ACTIONS:
+    for action_id in (*ids.CARD_ACTIONS, *ids.FOLLOW_UP_ACTIONS):
         app.action(action_id)(on_card_button)
-    for action_id in ids.FOLLOW_UP_ACTIONS:
-        app.action(action_id)(on_follow_up_button)
     app.action(ids.A_CONFIG)(on_modal_choice)
     app.action(ids.A_TEMPLATE)(on_modal_choice)
 
@@ -89,25 +87,6 @@ def on_card_button(
                 control.resume(runtime, broadcast_id, by=by)
             case ids.CARD_REPORT:
                 slack_jobs.enqueue_report(runtime, broadcast_id, user)
-    except BroadcastBotError as exc:
-        flows.tell(client, user_id=user, channel_id=channel, text=str(exc))
-
-
-def on_follow_up_button(
-    ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, context: BoltContext
-) -> None:
-    """Edit…, Duplicate and Retry failed… on the card."""
-    ack()
-    runtime: Runtime = context["runtime"]
-    authz: Authoriser = context["authz"]
-    user = body["user"]["id"]
-    channel = (body.get("channel") or {}).get("id")
-    broadcast_id = str(action.get("value") or "")
-    trigger = body.get("trigger_id")
-    try:
-        act = BUTTON_ACTS.get(action["action_id"], Act.SEND)
-        authz.check(user, act, broadcast_id, from_channel=channel)
-        match action["action_id"]:
             case ids.CARD_EDIT:
                 view = follow_ups.edit_modal(runtime, broadcast_id, user_id=user, authz=authz)
                 client.views_open(trigger_id=trigger, view=state.with_origin(view, channel))

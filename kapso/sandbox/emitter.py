@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import heapq
-import hmac
 import itertools
 import json
 import logging
@@ -19,6 +18,7 @@ import aiohttp
 
 from kapso.sandbox.config import SandboxConfig
 from kapso.sandbox.state import SandboxState
+from kapso.webhooks import sign
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +36,6 @@ KAPSO_EVENTS = {
     "read": "whatsapp.message.read",
     "failed": "whatsapp.message.failed",
 }
-
-
-def sign(raw: bytes, secret: str) -> str:
-    return hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
 
 
 def digits(number: str) -> str:

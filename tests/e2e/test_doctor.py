@@ -89,7 +89,7 @@ def test_every_failure_of_a_broken_environment_is_explained(slack: FakeSlack) ->
     assert "PORT" in checks["settings: PORT"]["fix"]
     database = checks["database"]
     assert database["status"] == "FAIL"
-    assert "cannot connect to postgresql+psycopg://bot:***@127.0.0.1" in database["detail"]
+    assert "cannot connect to postgresql+psycopg://***@127.0.0.1" in database["detail"]
     assert "DATABASE_URL" in database["fix"]
     assert checks["redis"]["status"] == "FAIL"
     assert "REDIS_URL" in checks["redis"]["fix"]

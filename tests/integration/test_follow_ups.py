@@ -19,6 +19,7 @@ from broadcasts.models import Broadcast, Recipient, utcnow
 from broadcasts.recipient_status import apply_delivery_status, mark_failed, mark_sent, mark_skipped
 from broadcasts.sending import UNKNOWN_OUTCOME
 from jobs import control
+from kapso.errors import resend_wait
 from tests.engine_support import assert_counters_match, drain, new_broadcast, sending_env
 from tests.factories import OPERATOR, add_recipients, make_broadcast
 
@@ -62,7 +63,7 @@ def _finished_with_every_outcome(session: Session) -> Broadcast:
 def test_retry_takes_retryable_failures_and_never_attempted_recipients(session: Session) -> None:
     original = _finished_with_every_outcome(session)
     before = stored_counts(original)
-    result = follow_ups.retry_failed(session, original.id, by=OPERATOR)
+    result = follow_ups.retry_failed(session, original.id, by=OPERATOR, resend_wait=resend_wait)
     retry = result.broadcast
     assert (retry.status, retry.retry_of_id) == (S.DRAFT, original.id)
     assert retry.name == "Holiday Sale (retry)"
@@ -104,18 +105,24 @@ def test_marketing_limit_failures_wait_24_hours_and_a_second_retry_takes_only_ne
     session: Session,
 ) -> None:
     original = _finished_with_every_outcome(session)
-    first = follow_ups.retry_failed(session, original.id, by=OPERATOR).broadcast
+    first = follow_ups.retry_failed(
+        session, original.id, by=OPERATOR, resend_wait=resend_wait
+    ).broadcast
     with pytest.raises(ValidationFailed, match="Nothing to retry in 'Holiday Sale'") as info:
-        follow_ups.retry_failed(session, original.id, by=OPERATOR)
+        follow_ups.retry_failed(session, original.id, by=OPERATOR, resend_wait=resend_wait)
     assert "already in an earlier retry" in str(info.value)
     assert "less than 24 h ago" in str(info.value)
     later = utcnow() + timedelta(hours=23)
-    second = follow_ups.retry_failed(session, original.id, by=OPERATOR, now=later).broadcast
+    second = follow_ups.retry_failed(
+        session, original.id, by=OPERATOR, resend_wait=resend_wait, now=later
+    ).broadcast
     assert sorted(_by_phone(session, second.id)) == [PHONES[7]]
     assert (first.name, second.name) == ("Holiday Sale (retry)", "Holiday Sale (retry 2)")
     # A retry of a retry is numbered on, not "(retry) (retry)".
     service.cancel_broadcast(session, second.id, by=OPERATOR)
-    third = follow_ups.retry_failed(session, second.id, by=OPERATOR).broadcast
+    third = follow_ups.retry_failed(
+        session, second.id, by=OPERATOR, resend_wait=resend_wait
+    ).broadcast
     assert third.name == "Holiday Sale (retry 3)"
     assert third.retry_of_id == second.id
 
@@ -124,10 +131,10 @@ def test_retry_is_refused_until_the_broadcast_has_finished(session: Session) -> 
     broadcast = make_broadcast(session)
     add_recipients(session, broadcast, PHONES[:2])
     with pytest.raises(IllegalTransition, match="is draft; retry its failures once it has"):
-        follow_ups.retry_failed(session, broadcast.id, by=OPERATOR)
+        follow_ups.retry_failed(session, broadcast.id, by=OPERATOR, resend_wait=resend_wait)
     service.start_broadcast(session, broadcast.id, by=OPERATOR)
     with pytest.raises(IllegalTransition, match="is sending"):
-        follow_ups.retry_failed(session, broadcast.id, by=OPERATOR)
+        follow_ups.retry_failed(session, broadcast.id, by=OPERATOR, resend_wait=resend_wait)
     assert session.scalar(select(Broadcast).where(Broadcast.retry_of_id == broadcast.id)) is None
 
 
@@ -139,14 +146,16 @@ def test_nothing_to_retry_when_everyone_was_reached(session: Session) -> None:
         mark_sent(session, r, wamid=f"w{i}", wa_id=None, message_status=None)
     service.complete_broadcast(session, broadcast)
     with pytest.raises(ValidationFailed, match="every recipient reached WhatsApp"):
-        follow_ups.retry_failed(session, broadcast.id, by=OPERATOR)
+        follow_ups.retry_failed(session, broadcast.id, by=OPERATOR, resend_wait=resend_wait)
 
 
 def test_cancelled_broadcast_retries_its_skipped_recipients(session: Session) -> None:
     broadcast = make_broadcast(session)
     add_recipients(session, broadcast, PHONES[:4])
     service.cancel_broadcast(session, broadcast.id, by=OPERATOR)
-    retry = follow_ups.retry_failed(session, broadcast.id, by=OPERATOR).broadcast
+    retry = follow_ups.retry_failed(
+        session, broadcast.id, by=OPERATOR, resend_wait=resend_wait
+    ).broadcast
     assert sorted(_by_phone(session, retry.id)) == sorted(PHONES[:4])
 
 
@@ -179,7 +188,7 @@ def test_duplicate_copies_configuration_template_pacing_and_recipients(session: 
 
 def test_audit_trail_reads_as_sentences(session: Session) -> None:
     original = _finished_with_every_outcome(session)
-    follow_ups.retry_failed(session, original.id, by=OPERATOR)
+    follow_ups.retry_failed(session, original.id, by=OPERATOR, resend_wait=resend_wait)
     lines = audit.entries(session, original.id)
     assert [line.action for line in lines] == [
         "broadcast.create",
@@ -210,7 +219,9 @@ def test_retry_of_a_broadcast_failed_on_a_revoked_key_reaches_everyone_once(
         assert drain(env, bid) == S.FAILED
         env.sandbox.restore_key()
         with transaction(env.runtime.sessions) as session:
-            retry_id = follow_ups.retry_failed(session, bid, by=OPERATOR).broadcast.id
+            retry_id = follow_ups.retry_failed(
+                session, bid, by=OPERATOR, resend_wait=resend_wait
+            ).broadcast.id
         control.start(env.runtime, retry_id, by=OPERATOR)
         assert drain(env, retry_id) == S.COMPLETED
         sent_to = sorted(m["to"] for m in env.sandbox.messages())
@@ -237,7 +248,7 @@ def test_two_people_retrying_at_once_never_take_the_same_recipients(
         start.wait()
         try:
             with transaction(sessions) as s:
-                retry = follow_ups.retry_failed(s, bid, by=OPERATOR)
+                retry = follow_ups.retry_failed(s, bid, by=OPERATOR, resend_wait=resend_wait)
                 outcomes.append(f"made {retry.selection.total}")
         except ValidationFailed as exc:
             outcomes.append(str(exc))

@@ -73,7 +73,8 @@ def test_permanent_errors_fail_the_recipient_with_code_and_reason(
         assert by_phone["+14155550150"].error_code == 131050
         with transaction(env.runtime.sessions) as session:
             contact = session.scalar(select(Contact).where(Contact.phone == "+14155550150"))
-        assert contact is None or contact.opted_out_at is not None
+        # Recorded as the status webhook would: the number is never picked again.
+        assert contact is not None and contact.opted_out_at is not None
         assert_counters_match(env, bid)
 
 

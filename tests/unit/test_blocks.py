@@ -9,7 +9,8 @@ import pytest
 
 from bot.blocks import card, home, messages, modals
 from bot.blocks.card import CardData, card_blocks
-from bot.blocks.kit import duration, progress_bar
+from bot.blocks.kit import progress_bar
+from broadcasts.durations import duration_text
 from broadcasts.metrics import Counts
 
 LONG = "Ü" * 5000
@@ -222,7 +223,7 @@ def test_import_summary_counts_recipients_per_country_and_explains_missing_codes
 
 
 def test_humane_numbers() -> None:
-    assert duration(0.2) == "under 1 s"
-    assert duration(45) == "45 s"
-    assert duration(3 * 3600 + 300) == "3 h 5 min"
+    assert duration_text(0.2) == "under 1 s"
+    assert duration_text(45) == "45 s"
+    assert duration_text(3 * 3600 + 300) == "3 h 5 min"
     assert progress_bar(0.5, 10) == "█████░░░░░"

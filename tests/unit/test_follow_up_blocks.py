@@ -1,5 +1,4 @@
-"""Follow-up building blocks: card buttons per status, the edit modal, the audit trail, and the
-retry rules kept in step with the sender's error table."""
+"""Follow-up building blocks: card buttons per status, the edit modal and the audit trail."""
 
 from __future__ import annotations
 
@@ -11,8 +10,6 @@ from bot.blocks import ids, messages, modals
 from bot.blocks.card import card_blocks
 from bot.blocks.state import edit_draft
 from broadcasts.audit import AuditLine, describe
-from broadcasts.follow_ups import MARKETING_LIMIT, RETRYABLE_CODES
-from kapso.errors import CODES, ErrorAction
 from tests.unit.test_blocks import LONG, assert_within_limits, sample_card
 
 
@@ -104,23 +101,6 @@ def test_audit_phrases_tolerate_missing_details() -> None:
     ) == ("paused it (sending → paused; reason: checking)")
     assert describe("broadcast.create", {}) == "created it with template"
     assert describe("config.something_new", {"x": 1}) == "config.something_new"
-
-
-def test_retry_rules_agree_with_the_senders_error_table() -> None:
-    """Codes the sender retries or that stop the whole broadcast say nothing against a recipient,
-    so a retry takes them; codes that fail one recipient are never retried, except 131049."""
-    for code, classification in CODES.items():
-        if classification.action in (
-            ErrorAction.RETRY_LATER,
-            ErrorAction.RETRY_RECIPIENT,
-            ErrorAction.PAUSE_BROADCAST,
-            ErrorAction.FAIL_BROADCAST,
-            ErrorAction.UNKNOWN,
-        ):
-            assert code in RETRYABLE_CODES, code
-        else:
-            assert code not in RETRYABLE_CODES, code
-    assert CODES[MARKETING_LIMIT].action is ErrorAction.FAIL_RECIPIENT
 
 
 def test_user_text_in_the_audit_cannot_ping_or_link() -> None:

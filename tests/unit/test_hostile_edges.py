@@ -108,6 +108,14 @@ def test_credentials_in_urls_are_masked() -> None:
     assert mask_credentials(None) == ""
 
 
+def test_connection_urls_are_masked_and_otherwise_shown_as_given() -> None:
+    assert mask_credentials("postgresql+psycopg://bot:s3cret@db:5432/prod") == (
+        "postgresql+psycopg://***@db:5432/prod"
+    )
+    assert mask_credentials("redis://:s3cret@cache:6379/0") == "redis://***@cache:6379/0"
+    assert mask_credentials("sqlite:///./broadcasts.db") == "sqlite:///./broadcasts.db"
+
+
 SECRET = "signing-secret"
 
 

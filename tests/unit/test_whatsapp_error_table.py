@@ -8,7 +8,15 @@ import pytest
 
 from kapso import errors_doc
 from kapso.client import ApiTarget, _api_error
-from kapso.errors import CODES, ErrorAction, WhatsAppError, classify, markdown_table
+from kapso.errors import (
+    CODES,
+    DAY,
+    ErrorAction,
+    WhatsAppError,
+    classify,
+    markdown_table,
+    resend_wait,
+)
 
 A = ErrorAction
 
@@ -120,6 +128,26 @@ def test_without_a_code_the_http_status_decides() -> None:
     assert classify(None, 401).action is A.FAIL_BROADCAST
     assert classify(None, 400).action is A.UNKNOWN
     assert classify(None, None).action is A.RETRY_LATER  # network error or timeout
+
+
+@pytest.mark.parametrize("code", sorted(CODES))
+def test_a_retry_of_a_broadcast_takes_what_the_table_says_a_resend_can_fix(code: int) -> None:
+    """Codes the sender retries or that stop the whole broadcast say nothing against the
+    recipient: a retry takes them at once; a recipient-level failure only after its delay
+    (131049: a day), or never."""
+    action = CODES[code].action
+    if action in (A.RETRY_LATER, A.RETRY_RECIPIENT, A.PAUSE_BROADCAST, A.FAIL_BROADCAST):
+        assert resend_wait(code) == 0.0
+    elif code == 131049:
+        assert resend_wait(code) == DAY
+    else:
+        assert resend_wait(code) is None
+
+
+def test_a_failure_without_a_code_or_with_an_unknown_one_can_be_resent() -> None:
+    assert resend_wait(None) == 0.0  # the API could not be reached until attempts ran out
+    assert resend_wait(135000) == 0.0  # the sender retries a code it does not know
+    assert resend_wait(250) == 0.0  # API permission: pauses until an operator fixes it
 
 
 def test_error_message_names_the_configuration_and_what_to_do() -> None:
