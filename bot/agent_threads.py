@@ -23,7 +23,7 @@ from broadcasts.db import transaction
 from broadcasts.enums import DeliveryStatus
 from broadcasts.errors import BroadcastBotError
 from broadcasts.models import Agent, AgentDelivery, Conversation, utcnow
-from jobs.agents import SLACK_JOB, backoff_seconds, send_agent_reply
+from jobs.agents import backoff_seconds, send_agent_reply
 from jobs.queues import AGENTS, job_id, queue
 from jobs.runtime import Runtime, current
 
@@ -155,7 +155,7 @@ def _record(runtime: Runtime, delivery_id: int, error: str | None, *, retry: boo
             return "failed"
     queue(AGENTS, runtime.redis).enqueue_in(
         timedelta(seconds=backoff_seconds(attempts)),
-        SLACK_JOB,
+        deliver,
         delivery_id,
         job_id=job_id("slack-agent", delivery_id, attempts),
         result_ttl=0,

@@ -1,7 +1,8 @@
 """Broadcast events shown in Slack: the card edited in place, milestones and alerts in its thread.
 
-`handle_event` is the job the engine enqueues by name (jobs/events.py) on the Slack queue;
-`refresh` is the only path that edits a running card, within the budget of bot/throttle.py.
+`handle_event` is the job the engine queues for every event (jobs/events.py), registered for
+its slot at start-up (bot/job_handlers.py); `refresh` is the only path that edits a running card,
+within the budget of bot/throttle.py.
 """
 
 from __future__ import annotations
@@ -20,18 +21,26 @@ from bot.blocks.kit import duration, mention, number, percent, slack_date
 from bot.slack_client import make_client
 from bot.throttle import CardThrottle
 from broadcasts.db import transaction
+from broadcasts.enums import BroadcastStatus
 from broadcasts.models import Broadcast
+from jobs.events import EventKind
 from jobs.queues import SLACK, queue
 from jobs.runtime import Runtime, current
 
 log = logging.getLogger(__name__)
 
 MILESTONES = (25, 50, 75)
-REFRESH_JOB = "bot.notifications.refresh_card"
 
 
 def handle_event(broadcast_id: str, kind: str, data: dict[str, Any]) -> None:
     """Show an event: the card catches up (within its budget) and the thread gets its note."""
+    try:
+        event = EventKind(kind)
+    except ValueError:  # queued by a newer release: the card still shows the change
+        log.warning(
+            "unknown broadcast event %r for %s; refreshing the card only", kind, broadcast_id
+        )
+        event = None
     runtime = current()
     with transaction(runtime.sessions) as session:
         broadcast = session.get(Broadcast, broadcast_id)
@@ -41,7 +50,12 @@ def handle_event(broadcast_id: str, kind: str, data: dict[str, Any]) -> None:
         channel, ts = broadcast.slack_channel_id, broadcast.slack_card_ts
     throttle = throttle_for(runtime)
     show_changes(runtime, broadcast_id)
-    text = _milestone(throttle, card) if kind == "progress" else note_for(kind, data, card)
+    if event is None:
+        text = None
+    elif event == EventKind.PROGRESS:
+        text = _milestone(throttle, card)
+    else:
+        text = note_for(event, data, card)
     if text:
         cards.post_in_thread(make_client(runtime.settings), channel, ts, text)
 
@@ -129,7 +143,7 @@ def _schedule(runtime: Runtime, throttle: CardThrottle, broadcast_id: str, secon
         return  # a catch-up edit is already scheduled; it will show this too
     queue(SLACK, runtime.redis).enqueue_in(
         timedelta(seconds=seconds),
-        REFRESH_JOB,
+        refresh_card,
         broadcast_id,
         # No fixed job id: re-scheduling while a refresh runs must not touch the running job.
         result_ttl=60,
@@ -139,7 +153,7 @@ def _schedule(runtime: Runtime, throttle: CardThrottle, broadcast_id: str, secon
 
 def _milestone(throttle: CardThrottle, card: CardData) -> str | None:
     reached = [m for m in MILESTONES if card.counts.progress * 100 >= m]
-    if not reached or card.status != "sending":
+    if not reached or card.status != BroadcastStatus.SENDING:
         return None
     top = reached[-1]
     if not throttle.once(f"milestone:{card.broadcast_id}:{top}"):
@@ -151,40 +165,40 @@ def _milestone(throttle: CardThrottle, card: CardData) -> str | None:
     )
 
 
-def note_for(kind: str, data: dict[str, Any], card: CardData) -> str | None:
+def note_for(kind: EventKind, data: dict[str, Any], card: CardData) -> str | None:
     """The thread message for an event, naming who did it."""
     by = mention(data.get("by"))
     reason = data.get("reason") or data.get("message")
     c = card.counts
-    if kind == "started":
+    if kind == EventKind.STARTED:
         eta = f"; about {duration(card.eta_seconds)}" if card.eta_seconds else ""
         recipients = int(data.get("recipients", c.pending))  # counted at the start
         return (
             f"🚀 Started by {by}: {number(recipients)} recipients at "
             f"{number(card.rate_mps)} msg/s{eta}."
         )
-    if kind == "paused":
+    if kind == EventKind.PAUSED:
         if data.get("auto") or data.get("by") in (None, "system"):
             return (
                 f"⚠️ Sending was paused automatically: {reason or 'see the card'}. "
                 "Press *Resume* once the cause is fixed."
             )
         return f"⏸️ Paused by {by}."
-    if kind == "resumed":
+    if kind == EventKind.RESUMED:
         return f"▶️ Resumed by {by}."
-    if kind == "cancelled":
+    if kind == EventKind.CANCELLED:
         skipped = int(data.get("skipped") or 0)
         return f"🚫 Cancelled by {by}; {number(skipped)} recipients not reached were skipped."
-    if kind == "failed":
+    if kind == EventKind.FAILED:
         return f"❌ Sending stopped: {reason or card.status_reason or 'see the card'}."
-    if kind == "completed":
+    if kind == EventKind.COMPLETED:
         return (
             f"✅ Completed: {number(c.sent)} sent of {number(c.total)}, "
             f"{number(c.delivered)} delivered, {number(c.read)} read, "
             f"{number(c.responded)} responded, {number(c.failed)} failed "
             f"(response rate {percent(c.response_rate)}). *Report* on the card has the details."
         )
-    if kind == "scheduled":
+    if kind == EventKind.SCHEDULED:
         at = data.get("at")
         when = ""
         if at:
@@ -192,8 +206,8 @@ def note_for(kind: str, data: dict[str, Any], card: CardData) -> str | None:
             utc = moment.strftime("%Y-%m-%d %H:%M UTC")
             when = f" for {slack_date(moment.timestamp(), utc)} ({utc})"
         return f"⏰ Scheduled by {by}{when}."
-    if kind == "unscheduled":
+    if kind == EventKind.UNSCHEDULED:
         return f"↩️ Schedule removed by {by}; the broadcast is a draft again."
-    if kind == "alert":
+    if kind == EventKind.ALERT:
         return f"⚠️ {reason or 'Something needs attention on this broadcast.'}"
     return None

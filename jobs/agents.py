@@ -36,9 +36,10 @@ from broadcasts.models import (
     utcnow,
 )
 from broadcasts.replies import attribute_test_reply
-from jobs import offload
+from jobs import keys, offload
 from jobs import runtime as runtime_mod
-from jobs.queues import AGENTS, job_id, queue
+from jobs.handlers import Slot, registry
+from jobs.queues import AGENTS, queue
 from jobs.runtime import Runtime
 from kapso.templates import render_body
 from kapso.webhooks import NOT_REPLIES, message_content
@@ -47,10 +48,8 @@ log = logging.getLogger(__name__)
 _held: set[int] = set()  # deliveries waiting for or running on their agent's threads here
 _held_lock = threading.Lock()
 
-WEBHOOK_JOB = "jobs.agents.deliver"
 OFFLOAD = "agent-deliveries"  # the jobs.offload name deliveries run on inside a worker
 PER_AGENT_IN_FLIGHT = 4
-SLACK_JOB = "bot.agent_threads.deliver"
 SIGNATURE_HEADER = "X-Broadcast-Signature"
 BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_CAP_SECONDS = 600.0
@@ -221,8 +220,8 @@ def create_delivery(
 
 
 def enqueue_delivery(redis: Redis[bytes], delivery_id: int, kind: str, *, delay: float = 0) -> None:
-    """Queue a delivery attempt (webhook agents here, Slack agents in bot.agent_threads)."""
-    func = SLACK_JOB if kind == AgentKind.SLACK else WEBHOOK_JOB
+    """Queue a delivery attempt (webhook agents here, Slack agents by the adapter's handler)."""
+    func = registry.get(Slot.SLACK_AGENT_DELIVERY) if kind == AgentKind.SLACK else deliver
     q = queue(AGENTS, redis)
     options: dict[str, Any] = {"job_timeout": 120, "result_ttl": 0, "failure_ttl": 86400}
     if delay > 0:
@@ -326,9 +325,9 @@ def _deliver_now(delivery_id: int) -> str:
     )
     queue(AGENTS, runtime.redis).enqueue_in(
         timedelta(seconds=delay),
-        WEBHOOK_JOB,
+        deliver,
         delivery_id,
-        job_id=job_id("agent", delivery_id, attempts),
+        job_id=keys.agent_retry_job(delivery_id, attempts),
         job_timeout=120,
         result_ttl=0,
         failure_ttl=86400,

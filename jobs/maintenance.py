@@ -18,14 +18,13 @@ from broadcasts.db import transaction
 from broadcasts.enums import BroadcastStatus
 from broadcasts.errors import BroadcastBotError
 from broadcasts.models import Broadcast, utcnow
-from jobs import control, events, inbox
+from jobs import control, events, inbox, keys
 from jobs.queues import job_id
 from jobs.runtime import Runtime
 from jobs.sender import enqueue_lanes, lane_lock_key, lanes_for
 
 log = logging.getLogger(__name__)
 
-LOCK_KEY = "bb:maintenance"
 STALE_HEARTBEAT = timedelta(seconds=6)  # a lane claims (and heartbeats) every ~2 s
 
 
@@ -114,7 +113,7 @@ def loop(runtime: Runtime, stop: threading.Event) -> None:
     interval = runtime.settings.maintenance_interval_seconds
     while not stop.wait(interval):
         try:
-            if runtime.redis.set(LOCK_KEY, "1", nx=True, px=int(interval * 900)):
+            if runtime.redis.set(keys.MAINTENANCE_LOCK, "1", nx=True, px=int(interval * 900)):
                 done = run_once(runtime)
                 if any(done.values()):
                     log.info("maintenance: %s", done)
