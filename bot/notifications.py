@@ -20,6 +20,7 @@ from bot.blocks.card import CardData
 from bot.blocks.kit import duration, mention, number, percent, slack_date
 from bot.slack_client import make_client
 from bot.throttle import CardThrottle
+from broadcasts.actors import Actor
 from broadcasts.db import transaction
 from broadcasts.enums import BroadcastStatus
 from broadcasts.models import Broadcast
@@ -178,7 +179,7 @@ def note_for(kind: EventKind, data: dict[str, Any], card: CardData) -> str | Non
             f"{number(card.rate_mps)} msg/s{eta}."
         )
     if kind == EventKind.PAUSED:
-        if data.get("auto") or data.get("by") in (None, "system"):
+        if data.get("auto") or data.get("by") in (None, Actor.system().id):
             return (
                 f"⚠️ Sending was paused automatically: {reason or 'see the card'}. "
                 "Press *Resume* once the cause is fixed."

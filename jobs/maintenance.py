@@ -19,6 +19,7 @@ from broadcasts.enums import BroadcastStatus
 from broadcasts.errors import BroadcastBotError
 from broadcasts.models import Broadcast, utcnow
 from jobs import control, events, inbox, keys
+from jobs.events import EventKind
 from jobs.queues import job_id
 from jobs.runtime import Runtime
 from jobs.sender import enqueue_lanes, lane_lock_key, lanes_for
@@ -56,7 +57,7 @@ def _start_scheduled(runtime: Runtime, broadcast_id: str) -> int:
         with transaction(runtime.sessions) as session:
             broadcast = service.unschedule_broadcast(session, broadcast_id, by=Actor.system())
             broadcast.status_reason = reason
-        events.publish(runtime.redis, broadcast_id, "alert", reason=reason)
+        events.publish(runtime.redis, broadcast_id, EventKind.ALERT, reason=reason)
         return 0
 
 
@@ -83,7 +84,7 @@ def _tend(runtime: Runtime, broadcast_id: str) -> str | None:
                 and broadcast.next_batch_at > now - timedelta(seconds=2)
             )
     if completed:
-        events.publish(runtime.redis, broadcast_id, "completed")
+        events.publish(runtime.redis, broadcast_id, EventKind.COMPLETED)
         return "completed"
     if fresh or waiting or _lanes_alive(runtime, broadcast_id, lanes):
         return None

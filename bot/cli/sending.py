@@ -13,6 +13,7 @@ from bot.cli.broadcasts import broadcast_dict, group, metrics_table
 from bot.cli.context import CliContext, json_option, pass_cli
 from bot.cli.output import emit_json
 from broadcasts import service
+from broadcasts.enums import BroadcastStatus
 from broadcasts.errors import ValidationFailed
 from broadcasts.imports.phones import country_label
 from broadcasts.lifecycle import READ_ONLY
@@ -197,7 +198,7 @@ def progress_line(data: dict[str, object], progress: float, width: int = 30) -> 
     pacing = data["pacing"]
     assert isinstance(pacing, dict)
     eta = ""
-    if data["status"] == "sending" and m["pending"]:
+    if data["status"] == BroadcastStatus.SENDING and m["pending"]:
         eta = f" ETA ~{human_duration(m['pending'] / max(pacing['rate_mps'], 0.001))}"
     return (
         f"{bar} {progress * 100:5.1f}% {data['status']:<9} total {m['total']} sent {m['sent']} "
