@@ -51,9 +51,6 @@ class CardThrottle:
             return float(wait)
         return 0.0
 
-    def try_acquire(self, broadcast_id: str) -> bool:
-        return self.reserve(broadcast_id) == 0
-
     def push_back(self, broadcast_id: str, seconds: float) -> None:
         """No edit of this card for `seconds` (Slack answered 429 with Retry-After)."""
         ms = max(self.per_card_ms, int(seconds * 1000))
