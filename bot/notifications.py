@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -31,6 +32,18 @@ from jobs.runtime import Runtime, current
 log = logging.getLogger(__name__)
 
 MILESTONES = (25, 50, 75)
+
+
+class CardEdit(StrEnum):
+    """What `refresh` did to the card."""
+
+    EDITED = "edited"
+    SCHEDULED = "scheduled"  # the budget kept it back: a catch-up edit is scheduled
+    RATE_LIMITED = "rate limited"  # Slack said 429: retried after its Retry-After
+    UP_TO_DATE = "up to date"  # nothing new to show
+    UNCHANGED = "unchanged"  # the new content is what the card shows already
+    NO_CARD = "no card"
+    FAILED = "failed"  # an error waiting will not fix (logged)
 
 
 def handle_event(broadcast_id: str, kind: str, data: dict[str, Any]) -> None:
@@ -70,7 +83,7 @@ def throttle_for(runtime: Runtime) -> CardThrottle:
     )
 
 
-def show_changes(runtime: Runtime, broadcast_id: str) -> str:
+def show_changes(runtime: Runtime, broadcast_id: str) -> CardEdit:
     """The card has something new to show (call after the commit): edited now or soon."""
     throttle_for(runtime).mark_dirty(broadcast_id)
     return refresh(runtime, broadcast_id)
@@ -83,27 +96,27 @@ def refresh_card(broadcast_id: str) -> None:
     refresh(runtime, broadcast_id)
 
 
-def refresh(runtime: Runtime, broadcast_id: str) -> str:
+def refresh(runtime: Runtime, broadcast_id: str) -> CardEdit:
     """The one way the card is edited: when it has something new to show and its budget
     allows, edit it now; otherwise make sure one catch-up edit is scheduled. An edit that would
     show exactly what the card shows already is left out."""
     throttle = throttle_for(runtime)
     if not throttle.is_dirty(broadcast_id):
-        return "up to date"
+        return CardEdit.UP_TO_DATE
     wait = throttle.reserve(broadcast_id)
     if wait > 0:
         _schedule(runtime, throttle, broadcast_id, wait)
-        return "scheduled"
+        return CardEdit.SCHEDULED
     throttle.take_dirty(broadcast_id)
     with transaction(runtime.sessions) as session:
         broadcast = session.get(Broadcast, broadcast_id)
         if broadcast is None or not (broadcast.slack_channel_id and broadcast.slack_card_ts):
-            return "no card"
+            return CardEdit.NO_CARD
         content = cards.message(cards.card_data(session, broadcast))
         channel, ts = broadcast.slack_channel_id, broadcast.slack_card_ts
     digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
     if throttle.same_as_shown(broadcast_id, digest):
-        return "unchanged"
+        return CardEdit.UNCHANGED
     try:
         make_client(runtime.settings, retry_rate_limits=False).chat_update(
             channel=channel, ts=ts, **content
@@ -114,16 +127,16 @@ def refresh(runtime: Runtime, broadcast_id: str) -> str:
             log.warning(
                 "could not edit the card of %s: %s", broadcast_id, exc.response.get("error")
             )
-            return "failed"
+            return CardEdit.FAILED
         throttle.push_back(broadcast_id, retry_after)
         throttle.mark_dirty(broadcast_id)
         _schedule(runtime, throttle, broadcast_id, retry_after)
-        return "rate limited"
+        return CardEdit.RATE_LIMITED
     throttle.shown(broadcast_id, digest)
     # The next edit's window starts when Slack has this one: requests that left a second apart
     # can otherwise arrive closer together.
     throttle.push_back(broadcast_id, 0)
-    return "edited"
+    return CardEdit.EDITED
 
 
 def _retry_after(exc: SlackApiError) -> float | None:
