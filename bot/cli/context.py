@@ -22,7 +22,7 @@ class CliContext:
     @cached_property
     def runtime(self) -> Runtime:
         runtime = self._runtime or Runtime()
-        job_handlers.register()
+        job_handlers.register()  # any command may queue a job the Slack adapter runs
         install(runtime)
         return runtime
 
