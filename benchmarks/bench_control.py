@@ -48,7 +48,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from benchmarks.stack import OPERATOR, Stack, drop_postgres, fresh_postgres
-from bot import cards
+from bot import cards, job_handlers
 from bot.slack_client import make_client
 from broadcasts.db import make_engine, transaction
 from broadcasts.lifecycle import READ_ONLY
@@ -425,6 +425,7 @@ def run(workers: int, recipients: int) -> Result:
         )
         cancel_id = stack.prepare(recipients // 3, batch_size=BATCH_SIZE, pause=0.0, rate=RATE)
         runtime = Runtime(settings)
+        job_handlers.register()  # as `broadcast-bot` does: control actions queue Slack events
         install(runtime)
         with transaction(runtime.sessions) as session:
             broadcast = session.get(Broadcast, send_id)

@@ -17,6 +17,7 @@ from bot.logs import Masker, MaskingFilter, TextFormatter
 from bot.metrics_http import render
 from broadcasts.sending import Outcome
 from broadcasts.settings import Settings
+from jobs import keys
 from jobs.runtime import Runtime
 from jobs.telemetry import Meter, SendMeter
 
@@ -106,7 +107,7 @@ def main() -> None:
         _bench_render(redis)
     finally:
         logging.disable(logging.NOTSET)
-    for key in redis.scan_iter("bb:tm:*"):  # leave no benchmark counts behind
+    for key in redis.scan_iter(f"{keys.TELEMETRY_PREFIX}*"):  # leave no benchmark counts behind
         if b"bench" in key:
             redis.delete(key)
         elif redis.type(key) == b"hash":  # type: ignore[no-untyped-call]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot import job_handlers
 from bot.demo import free_port, wait_http
 from broadcasts import configs, service
 from broadcasts.actors import Actor
@@ -184,6 +185,9 @@ class Stack:
     # -- data --------------------------------------------------------------------------
 
     def runtime(self) -> Runtime:
+        """A runtime for driving the stack from this process, handlers registered as
+        `broadcast-bot` registers them (starting a broadcast here queues a Slack event)."""
+        job_handlers.register()
         return Runtime(Settings(database_url=self.database_url, redis_url=self.redis_url))
 
     def prepare(

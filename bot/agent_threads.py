@@ -22,6 +22,7 @@ from broadcasts.db import transaction
 from broadcasts.enums import DeliveryStatus
 from broadcasts.errors import BroadcastBotError
 from broadcasts.models import Agent, AgentDelivery, Conversation
+from jobs import keys
 from jobs.agents import send_agent_reply
 from jobs.delivery_retries import record_attempt
 from jobs.runtime import Runtime, current
@@ -108,7 +109,7 @@ def deliver(delivery_id: int) -> str:
         )
     client = make_client(runtime.settings)
     try:
-        with runtime.redis.lock(f"bb:agent-thread:{conversation_id}", timeout=60):
+        with runtime.redis.lock(keys.agent_thread_lock(conversation_id), timeout=60):
             thread_ts = _thread(runtime, client, conversation_id, channel, payload)
             client.chat_postMessage(
                 channel=channel, thread_ts=thread_ts, text=message_text(payload)
@@ -144,11 +145,11 @@ def first_delivery(redis: Redis[bytes], *, event_id: str | None, channel: str, t
     """Whether a Slack message event is seen for the first time. Slack redelivers an event whose
     delivery looked failed or slow (same `event_id`, `X-Slack-Retry-Num`), and the same message
     can come again under another event id: both are remembered for EVENT_MEMORY_SECONDS."""
-    keys = [f"bb:slack-msg:{channel}:{ts}"]
+    seen = [keys.slack_message_seen(channel, ts)]
     if event_id:
-        keys.append(f"bb:slack-event:{event_id}")
+        seen.append(keys.slack_event_seen(event_id))
     pipe = redis.pipeline()
-    for key in keys:
+    for key in seen:
         pipe.set(key, "1", nx=True, ex=EVENT_MEMORY_SECONDS)
     return all(pipe.execute())
 

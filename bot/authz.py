@@ -45,12 +45,6 @@ class Act(StrEnum):
 
 
 SENDS_OR_SPENDS = frozenset({Act.TEST_SEND, Act.SEND, Act.SCHEDULE, Act.RESUME, Act.CANCEL})
-CHANNEL_MEMBERS = frozenset({Act.EDIT, Act.PAUSE, Act.REPORT})
-
-RULE_TEXT = (
-    "Send, test-send, schedule, resume and cancel: broadcast admins. Pause, recipients and "
-    "reports: admins and members of the card's channel. Anyone can create a draft."
-)
 
 
 class Authoriser:
@@ -71,10 +65,6 @@ class Authoriser:
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}
         self._members_cache: dict[str, tuple[float, frozenset[str]]] = {}
         self._lock = threading.Lock()
-
-    @property
-    def restricted(self) -> bool:
-        return bool(self.admin_ids)
 
     def is_admin(self, user_id: str) -> bool:
         if user_id in self.admin_ids:

@@ -25,7 +25,6 @@ from kapso.errors import ErrorAction, classify
 
 log = logging.getLogger(__name__)
 
-NOTE_JOB = "bot.cards.post_note_job"
 NOTE_RETRY_SECONDS = (2, 5, 15, 30, 60, 300)
 # Slack's own words for "not now": worth another try, unlike channel_not_found and the like.
 TRANSIENT_ERRORS = frozenset(
@@ -131,7 +130,7 @@ def post_in_thread(client: WebClient, channel: str, thread_ts: str, text: str) -
             "note in %s/%s not posted (%s); retrying in the background", channel, thread_ts, exc
         )
         queue(SLACK, current().redis).enqueue(
-            NOTE_JOB,
+            post_note_job,
             channel,
             thread_ts,
             text,

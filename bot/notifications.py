@@ -1,7 +1,8 @@
 """Broadcast events shown in Slack: the card edited in place, milestones and alerts in its thread.
 
-`handle_event` is the job the engine enqueues by name (jobs/events.py) on the Slack queue;
-`refresh` is the only path that edits a running card, within the budget of bot/throttle.py.
+`handle_event` is the job the engine queues for every event (jobs/events.py), registered for
+its slot at start-up (bot/job_handlers.py); `refresh` is the only path that edits a running card,
+within the budget of bot/throttle.py.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import hashlib
 import json
 import logging
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -19,20 +21,41 @@ from bot.blocks.card import CardData
 from bot.blocks.kit import mention, number, percent, slack_date
 from bot.slack_client import make_client
 from bot.throttle import CardThrottle
+from broadcasts.actors import Actor
 from broadcasts.db import transaction
 from broadcasts.durations import duration_text
+from broadcasts.enums import BroadcastStatus
 from broadcasts.models import Broadcast
+from jobs.events import EventKind
 from jobs.queues import SLACK, queue
 from jobs.runtime import Runtime, current
 
 log = logging.getLogger(__name__)
 
 MILESTONES = (25, 50, 75)
-REFRESH_JOB = "bot.notifications.refresh_card"
+
+
+class CardEdit(StrEnum):
+    """What `refresh` did to the card."""
+
+    EDITED = "edited"
+    SCHEDULED = "scheduled"  # the budget kept it back: a catch-up edit is scheduled
+    RATE_LIMITED = "rate limited"  # Slack said 429: retried after its Retry-After
+    UP_TO_DATE = "up to date"  # nothing new to show
+    UNCHANGED = "unchanged"  # the new content is what the card shows already
+    NO_CARD = "no card"
+    FAILED = "failed"  # an error waiting will not fix (logged)
 
 
 def handle_event(broadcast_id: str, kind: str, data: dict[str, Any]) -> None:
     """Show an event: the card catches up (within its budget) and the thread gets its note."""
+    try:
+        event = EventKind(kind)
+    except ValueError:  # queued by a newer release: the card still shows the change
+        log.warning(
+            "unknown broadcast event %r for %s; refreshing the card only", kind, broadcast_id
+        )
+        event = None
     runtime = current()
     with transaction(runtime.sessions) as session:
         broadcast = session.get(Broadcast, broadcast_id)
@@ -42,7 +65,12 @@ def handle_event(broadcast_id: str, kind: str, data: dict[str, Any]) -> None:
         channel, ts = broadcast.slack_channel_id, broadcast.slack_card_ts
     throttle = throttle_for(runtime)
     show_changes(runtime, broadcast_id)
-    text = _milestone(throttle, card) if kind == "progress" else note_for(kind, data, card)
+    if event is None:
+        text = None
+    elif event == EventKind.PROGRESS:
+        text = _milestone(throttle, card)
+    else:
+        text = note_for(event, data, card)
     if text:
         cards.post_in_thread(make_client(runtime.settings), channel, ts, text)
 
@@ -56,7 +84,7 @@ def throttle_for(runtime: Runtime) -> CardThrottle:
     )
 
 
-def show_changes(runtime: Runtime, broadcast_id: str) -> str:
+def show_changes(runtime: Runtime, broadcast_id: str) -> CardEdit:
     """The card has something new to show (call after the commit): edited now or soon."""
     throttle_for(runtime).mark_dirty(broadcast_id)
     return refresh(runtime, broadcast_id)
@@ -69,27 +97,27 @@ def refresh_card(broadcast_id: str) -> None:
     refresh(runtime, broadcast_id)
 
 
-def refresh(runtime: Runtime, broadcast_id: str) -> str:
+def refresh(runtime: Runtime, broadcast_id: str) -> CardEdit:
     """The one way the card is edited: when it has something new to show and its budget
     allows, edit it now; otherwise make sure one catch-up edit is scheduled. An edit that would
     show exactly what the card shows already is left out."""
     throttle = throttle_for(runtime)
     if not throttle.is_dirty(broadcast_id):
-        return "up to date"
+        return CardEdit.UP_TO_DATE
     wait = throttle.reserve(broadcast_id)
     if wait > 0:
         _schedule(runtime, throttle, broadcast_id, wait)
-        return "scheduled"
+        return CardEdit.SCHEDULED
     throttle.take_dirty(broadcast_id)
     with transaction(runtime.sessions) as session:
         broadcast = session.get(Broadcast, broadcast_id)
         if broadcast is None or not (broadcast.slack_channel_id and broadcast.slack_card_ts):
-            return "no card"
+            return CardEdit.NO_CARD
         content = cards.message(cards.card_data(session, broadcast))
         channel, ts = broadcast.slack_channel_id, broadcast.slack_card_ts
     digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
     if throttle.same_as_shown(broadcast_id, digest):
-        return "unchanged"
+        return CardEdit.UNCHANGED
     try:
         make_client(runtime.settings, retry_rate_limits=False).chat_update(
             channel=channel, ts=ts, **content
@@ -100,16 +128,16 @@ def refresh(runtime: Runtime, broadcast_id: str) -> str:
             log.warning(
                 "could not edit the card of %s: %s", broadcast_id, exc.response.get("error")
             )
-            return "failed"
+            return CardEdit.FAILED
         throttle.push_back(broadcast_id, retry_after)
         throttle.mark_dirty(broadcast_id)
         _schedule(runtime, throttle, broadcast_id, retry_after)
-        return "rate limited"
+        return CardEdit.RATE_LIMITED
     throttle.shown(broadcast_id, digest)
     # The next edit's window starts when Slack has this one: requests that left a second apart
     # can otherwise arrive closer together.
     throttle.push_back(broadcast_id, 0)
-    return "edited"
+    return CardEdit.EDITED
 
 
 def _retry_after(exc: SlackApiError) -> float | None:
@@ -130,7 +158,7 @@ def _schedule(runtime: Runtime, throttle: CardThrottle, broadcast_id: str, secon
         return  # a catch-up edit is already scheduled; it will show this too
     queue(SLACK, runtime.redis).enqueue_in(
         timedelta(seconds=seconds),
-        REFRESH_JOB,
+        refresh_card,
         broadcast_id,
         # No fixed job id: re-scheduling while a refresh runs must not touch the running job.
         result_ttl=60,
@@ -140,7 +168,7 @@ def _schedule(runtime: Runtime, throttle: CardThrottle, broadcast_id: str, secon
 
 def _milestone(throttle: CardThrottle, card: CardData) -> str | None:
     reached = [m for m in MILESTONES if card.counts.progress * 100 >= m]
-    if not reached or card.status != "sending":
+    if not reached or card.status != BroadcastStatus.SENDING:
         return None
     top = reached[-1]
     if not throttle.once(f"milestone:{card.broadcast_id}:{top}"):
@@ -152,40 +180,40 @@ def _milestone(throttle: CardThrottle, card: CardData) -> str | None:
     )
 
 
-def note_for(kind: str, data: dict[str, Any], card: CardData) -> str | None:
+def note_for(kind: EventKind, data: dict[str, Any], card: CardData) -> str | None:
     """The thread message for an event, naming who did it."""
     by = mention(data.get("by"))
     reason = data.get("reason") or data.get("message")
     c = card.counts
-    if kind == "started":
+    if kind == EventKind.STARTED:
         eta = f"; about {duration_text(card.eta_seconds)}" if card.eta_seconds else ""
         recipients = int(data.get("recipients", c.pending))  # counted at the start
         return (
             f"🚀 Started by {by}: {number(recipients)} recipients at "
             f"{number(card.rate_mps)} msg/s{eta}."
         )
-    if kind == "paused":
-        if data.get("auto") or data.get("by") in (None, "system"):
+    if kind == EventKind.PAUSED:
+        if data.get("auto") or data.get("by") in (None, Actor.system().id):
             return (
                 f"⚠️ Sending was paused automatically: {reason or 'see the card'}. "
                 "Press *Resume* once the cause is fixed."
             )
         return f"⏸️ Paused by {by}."
-    if kind == "resumed":
+    if kind == EventKind.RESUMED:
         return f"▶️ Resumed by {by}."
-    if kind == "cancelled":
+    if kind == EventKind.CANCELLED:
         skipped = int(data.get("skipped") or 0)
         return f"🚫 Cancelled by {by}; {number(skipped)} recipients not reached were skipped."
-    if kind == "failed":
+    if kind == EventKind.FAILED:
         return f"❌ Sending stopped: {reason or card.status_reason or 'see the card'}."
-    if kind == "completed":
+    if kind == EventKind.COMPLETED:
         return (
             f"✅ Completed: {number(c.sent)} sent of {number(c.total)}, "
             f"{number(c.delivered)} delivered, {number(c.read)} read, "
             f"{number(c.responded)} responded, {number(c.failed)} failed "
             f"(response rate {percent(c.response_rate)}). *Report* on the card has the details."
         )
-    if kind == "scheduled":
+    if kind == EventKind.SCHEDULED:
         at = data.get("at")
         when = ""
         if at:
@@ -193,8 +221,8 @@ def note_for(kind: str, data: dict[str, Any], card: CardData) -> str | None:
             utc = moment.strftime("%Y-%m-%d %H:%M UTC")
             when = f" for {slack_date(moment.timestamp(), utc)} ({utc})"
         return f"⏰ Scheduled by {by}{when}."
-    if kind == "unscheduled":
+    if kind == EventKind.UNSCHEDULED:
         return f"↩️ Schedule removed by {by}; the broadcast is a draft again."
-    if kind == "alert":
+    if kind == EventKind.ALERT:
         return f"⚠️ {reason or 'Something needs attention on this broadcast.'}"
     return None

@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from bot import metrics_http, slack_http, webhook_http
+from bot import job_handlers, metrics_http, slack_http, webhook_http
 from bot.logs import ensure_configured
 from jobs.runtime import Runtime
 
@@ -20,6 +20,7 @@ def create_app(runtime: Runtime | None = None) -> Starlette:
     """Build the app; routes come from one module per area."""
     runtime = runtime or Runtime()
     ensure_configured(runtime.settings)  # `web --workers N` starts fresh processes
+    job_handlers.register()
     routes: list[BaseRoute] = [Route("/healthz", healthz)]
     routes += webhook_http.routes(runtime)
     routes += slack_http.routes(runtime)

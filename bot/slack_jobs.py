@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from bot.reports import post_report
+from bot.slack_files import ingest_file
+from bot.templates_sync import sync_and_tell
 from broadcasts import service
 from broadcasts.db import transaction
 from broadcasts.errors import ValidationFailed
-from jobs.queues import IMPORTS, job_id, queue
+from jobs import keys
+from jobs.queues import IMPORTS, queue
 from jobs.runtime import Runtime
 
-INGEST_JOB = "bot.slack_files.ingest_file"
-REPORT_JOB = "bot.reports.post_report"
-SYNC_JOB = "bot.templates_sync.sync_and_tell"
 SEEN_FILE_SECONDS = 7 * 86400
 
 
@@ -18,16 +19,16 @@ def enqueue_ingest(
     runtime: Runtime, file_id: str, user_id: str, channel_id: str, thread_ts: str
 ) -> bool:
     """Queue the import of a file shared in a thread, once per file id (Slack redelivers)."""
-    first = runtime.redis.set(f"bb:slack:file:{file_id}", b"1", nx=True, ex=SEEN_FILE_SECONDS)
+    first = runtime.redis.set(keys.slack_file_seen(file_id), b"1", nx=True, ex=SEEN_FILE_SECONDS)
     if not first:
         return False
     queue(IMPORTS, runtime.redis).enqueue(
-        INGEST_JOB,
+        ingest_file,
         file_id,
         user_id,
         channel_id,
         thread_ts,
-        job_id=job_id("slack-file", file_id),
+        job_id=keys.slack_file_job(file_id),
         job_timeout=1800,
         result_ttl=0,
         failure_ttl=86400,
@@ -46,12 +47,16 @@ def enqueue_report(runtime: Runtime, ref: str, user_id: str) -> str:
             )
         name, broadcast_id = broadcast.name, broadcast.id
     queue(IMPORTS, runtime.redis).enqueue(  # long work: kept off the queue of card edits
-        REPORT_JOB, broadcast_id, user_id, job_timeout=1800, result_ttl=0, failure_ttl=86400
+        post_report, broadcast_id, user_id, job_timeout=1800, result_ttl=0, failure_ttl=86400
     )
     return name
 
 
 def enqueue_template_sync(runtime: Runtime, user_id: str) -> None:
     queue(IMPORTS, runtime.redis).enqueue(
-        SYNC_JOB, user_id, job_id=job_id("template-sync", user_id), result_ttl=0, failure_ttl=3600
+        sync_and_tell,
+        user_id,
+        job_id=keys.template_sync_job(user_id),
+        result_ttl=0,
+        failure_ttl=3600,
     )

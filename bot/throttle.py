@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from redis import Redis
 
+from jobs import keys
+
 PER_CARD_SECONDS = 1.0
 WORKSPACE_PER_MINUTE = 40
 JITTER_MARGIN = 1.1
@@ -34,12 +36,12 @@ class CardThrottle:
 
     def reserve(self, broadcast_id: str) -> float:
         """0 when this card may be edited now (the edit is counted), else seconds to wait."""
-        key = f"bb:slack:card:{broadcast_id}"
+        key = keys.card_budget(broadcast_id)
         if not self.redis.set(key, b"1", nx=True, px=self.per_card_ms):
             return max(int(self.redis.pttl(key)), 1) / 1000
         seconds, _ = self.redis.time()
         minute = int(seconds) // 60
-        spend_key = f"bb:slack:updates:{minute}"
+        spend_key = keys.workspace_edits(minute)
         pipe = self.redis.pipeline()
         pipe.incr(spend_key)
         pipe.expire(spend_key, 120)
@@ -49,44 +51,41 @@ class CardThrottle:
             return float(wait)
         return 0.0
 
-    def try_acquire(self, broadcast_id: str) -> bool:
-        return self.reserve(broadcast_id) == 0
-
     def push_back(self, broadcast_id: str, seconds: float) -> None:
         """No edit of this card for `seconds` (Slack answered 429 with Retry-After)."""
         ms = max(self.per_card_ms, int(seconds * 1000))
-        self.redis.set(f"bb:slack:card:{broadcast_id}", b"1", px=ms)
+        self.redis.set(keys.card_budget(broadcast_id), b"1", px=ms)
 
     # -- what the card still has to show ----------------------------------------------------
 
     def mark_dirty(self, broadcast_id: str) -> None:
-        self.redis.set(f"bb:slack:dirty:{broadcast_id}", b"1", ex=86400)
+        self.redis.set(keys.card_dirty(broadcast_id), b"1", ex=86400)
 
     def is_dirty(self, broadcast_id: str) -> bool:
-        return bool(self.redis.exists(f"bb:slack:dirty:{broadcast_id}"))
+        return bool(self.redis.exists(keys.card_dirty(broadcast_id)))
 
     def take_dirty(self, broadcast_id: str) -> bool:
         """Clear the mark before reading the card, so a change after the read marks it again."""
-        return bool(self.redis.delete(f"bb:slack:dirty:{broadcast_id}"))
+        return bool(self.redis.delete(keys.card_dirty(broadcast_id)))
 
     def same_as_shown(self, broadcast_id: str, digest: str) -> bool:
-        shown = self.redis.get(f"bb:slack:shown:{broadcast_id}")
+        shown = self.redis.get(keys.card_shown(broadcast_id))
         return shown is not None and shown.decode() == digest
 
     def shown(self, broadcast_id: str, digest: str) -> None:
-        self.redis.set(f"bb:slack:shown:{broadcast_id}", digest.encode(), ex=7 * 86400)
+        self.redis.set(keys.card_shown(broadcast_id), digest.encode(), ex=7 * 86400)
 
     # -- the catch-up edit ------------------------------------------------------------------
 
     def claim_trailing(self, broadcast_id: str, seconds: float) -> bool:
         """True for the one caller that should schedule the catch-up edit in `seconds`."""
         ms = int(seconds * 1000) + 5000  # lapses if the scheduled job was lost with Redis
-        return bool(self.redis.set(f"bb:slack:trail:{broadcast_id}", b"1", nx=True, px=ms))
+        return bool(self.redis.set(keys.card_catch_up(broadcast_id), b"1", nx=True, px=ms))
 
     def release_trailing(self, broadcast_id: str) -> None:
         """The catch-up edit is under way: later changes may schedule another."""
-        self.redis.delete(f"bb:slack:trail:{broadcast_id}")
+        self.redis.delete(keys.card_catch_up(broadcast_id))
 
     def once(self, key: str, ttl_seconds: int = 7 * 86400) -> bool:
         """True the first time `key` is seen (milestones, redelivered files)."""
-        return bool(self.redis.set(f"bb:slack:once:{key}", b"1", nx=True, ex=ttl_seconds))
+        return bool(self.redis.set(keys.slack_once(key), b"1", nx=True, ex=ttl_seconds))

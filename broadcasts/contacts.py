@@ -15,7 +15,7 @@ from broadcasts import audit
 from broadcasts.actors import Actor
 from broadcasts.csv_template import attribute_value, parameter_column
 from broadcasts.enums import ImportStatus
-from broadcasts.errors import NotFoundError, ValidationFailed
+from broadcasts.errors import ValidationFailed
 from broadcasts.imports.phones import PHONE_REASONS, normalise_phone
 from broadcasts.lifecycle import ensure_editable
 from broadcasts.models import Contact, Import, Template, utcnow
@@ -372,12 +372,3 @@ def add_contacts_to_broadcast(
         **{k: v for k, v in summary.as_dict().items() if k != "missing_examples"},
     )
     return summary
-
-
-def get_contact(session: Session, ref: str) -> Contact:
-    found = find_contact(session, ref)
-    if found is None and ref.strip().isdigit():
-        found = session.get(Contact, int(ref.strip()))
-    if found is None:
-        raise NotFoundError(f"No contact '{ref}'. `broadcast-bot contacts list` shows them.")
-    return found

@@ -312,17 +312,16 @@ def fail_broadcast(session: Session, broadcast: Broadcast, *, reason: str) -> Br
     )
 
 
-def stop_for_error(
-    session: Session, broadcast: Broadcast, reason: str, *, fail: bool
-) -> str | None:
-    """Stop a sending broadcast the system found unable to go on: "failed" or "paused", or None
-    when its status changed meanwhile (a user paused or cancelled it first)."""
+def stop_for_error(session: Session, broadcast: Broadcast, reason: str, *, fail: bool) -> S | None:
+    """Stop a sending broadcast the system found unable to go on; returns the status it stopped
+    in (failed or paused), or None when its status changed meanwhile (a user paused or cancelled
+    it first)."""
     try:
         if fail:
             fail_broadcast(session, broadcast, reason=reason)
-            return "failed"
+            return S.FAILED
         pause_broadcast(session, broadcast.id, by=Actor.system(), reason=reason)
-        return "paused"
+        return S.PAUSED
     except IllegalTransition:
         return None
 

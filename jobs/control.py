@@ -27,6 +27,7 @@ from broadcasts.models import Broadcast, utcnow
 from broadcasts.replies import record_test_send
 from broadcasts.templates import ensure_approved
 from jobs import events
+from jobs.events import EventKind
 from jobs.limiter import reserve_sync
 from jobs.runtime import Runtime
 from jobs.sender import enqueue_lanes, lanes_for
@@ -45,7 +46,7 @@ def start(runtime: Runtime, ref: str, *, by: Actor) -> Broadcast:
         recipients = broadcast.pending_count  # the note says this even if it is shown late
     enqueue_lanes(runtime, broadcast.id, lanes_for(pause, runtime.settings.send_lanes))
     events.publish(
-        runtime.redis, broadcast.id, "started", by=by.id, via=by.via, recipients=recipients
+        runtime.redis, broadcast.id, EventKind.STARTED, by=by.id, via=by.via, recipients=recipients
     )
     return broadcast
 
@@ -70,7 +71,9 @@ def pause(runtime: Runtime, ref: str, *, by: Actor, reason: str | None = None) -
     broadcast = _while_sending(
         runtime, lambda session: service.pause_broadcast(session, ref, by=by, reason=reason)
     )
-    events.publish(runtime.redis, broadcast.id, "paused", by=by.id, via=by.via, reason=reason)
+    events.publish(
+        runtime.redis, broadcast.id, EventKind.PAUSED, by=by.id, via=by.via, reason=reason
+    )
     return broadcast
 
 
@@ -79,7 +82,7 @@ def resume(runtime: Runtime, ref: str, *, by: Actor) -> Broadcast:
         broadcast = service.resume_broadcast(session, ref, by=by)
         _, pause_s, _ = service.effective_pacing(broadcast)
     enqueue_lanes(runtime, broadcast.id, lanes_for(pause_s, runtime.settings.send_lanes))
-    events.publish(runtime.redis, broadcast.id, "resumed", by=by.id, via=by.via)
+    events.publish(runtime.redis, broadcast.id, EventKind.RESUMED, by=by.id, via=by.via)
     return broadcast
 
 
@@ -87,7 +90,9 @@ def cancel(runtime: Runtime, ref: str, *, by: Actor) -> tuple[Broadcast, int]:
     broadcast, skipped = _while_sending(
         runtime, lambda session: service.cancel_broadcast(session, ref, by=by)
     )
-    events.publish(runtime.redis, broadcast.id, "cancelled", by=by.id, via=by.via, skipped=skipped)
+    events.publish(
+        runtime.redis, broadcast.id, EventKind.CANCELLED, by=by.id, via=by.via, skipped=skipped
+    )
     return broadcast, skipped
 
 
@@ -95,7 +100,7 @@ def schedule(runtime: Runtime, ref: str, at: datetime, *, by: Actor) -> Broadcas
     with transaction(runtime.sessions) as session:
         broadcast = service.schedule_broadcast(session, ref, at, by=by)
     events.publish(
-        runtime.redis, broadcast.id, "scheduled", by=by.id, via=by.via, at=at.isoformat()
+        runtime.redis, broadcast.id, EventKind.SCHEDULED, by=by.id, via=by.via, at=at.isoformat()
     )
     return broadcast
 
@@ -103,7 +108,7 @@ def schedule(runtime: Runtime, ref: str, at: datetime, *, by: Actor) -> Broadcas
 def unschedule(runtime: Runtime, ref: str, *, by: Actor) -> Broadcast:
     with transaction(runtime.sessions) as session:
         broadcast = service.unschedule_broadcast(session, ref, by=by)
-    events.publish(runtime.redis, broadcast.id, "unscheduled", by=by.id, via=by.via)
+    events.publish(runtime.redis, broadcast.id, EventKind.UNSCHEDULED, by=by.id, via=by.via)
     return broadcast
 
 

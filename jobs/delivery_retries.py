@@ -19,13 +19,13 @@ from broadcasts.backoff import backoff_seconds
 from broadcasts.db import transaction
 from broadcasts.enums import AgentKind, DeliveryStatus
 from broadcasts.models import Agent, AgentDelivery, utcnow
-from jobs.queues import AGENTS, job_id, queue
+from jobs import keys
+from jobs.handlers import Slot, registry
+from jobs.queues import AGENTS, queue
 from jobs.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_JOB = "jobs.agents.deliver"
-SLACK_JOB = "bot.agent_threads.deliver"
 BACKOFF_CAP_SECONDS = 600.0
 JOB_OPTIONS: dict[str, Any] = {"job_timeout": 120, "result_ttl": 0, "failure_ttl": 86400}
 
@@ -41,15 +41,22 @@ def enqueue_delivery(
     """Queue a delivery attempt on the job of its agent's kind; a retry (`attempt` > 0) gets a
     job id of its own, so the same retry is never queued twice."""
     slack = kind == AgentKind.SLACK
-    func = SLACK_JOB if slack else WEBHOOK_JOB
+    func: Any = registry.get(Slot.SLACK_AGENT_DELIVERY) if slack else _webhook_delivery()
     options = dict(JOB_OPTIONS)
     if attempt:
-        options["job_id"] = job_id("slack-agent" if slack else "agent", delivery_id, attempt)
+        retry_job = keys.slack_agent_retry_job if slack else keys.agent_retry_job
+        options["job_id"] = retry_job(delivery_id, attempt)
     q = queue(AGENTS, redis)
     if delay > 0:
         q.enqueue_in(timedelta(seconds=delay), func, delivery_id, **options)
     else:
         q.enqueue(func, delivery_id, **options)
+
+
+def _webhook_delivery() -> Any:
+    from jobs.agents import deliver  # jobs.agents records its attempts here
+
+    return deliver
 
 
 def record_attempt(

@@ -18,14 +18,14 @@ from broadcasts.db import transaction
 from broadcasts.enums import BroadcastStatus
 from broadcasts.errors import BroadcastBotError
 from broadcasts.models import Broadcast, utcnow
-from jobs import control, events, inbox
+from jobs import control, events, inbox, keys
+from jobs.events import EventKind
 from jobs.queues import job_id
 from jobs.runtime import Runtime
 from jobs.sender import enqueue_lanes, lane_lock_key, lanes_for
 
 log = logging.getLogger(__name__)
 
-LOCK_KEY = "bb:maintenance"
 STALE_HEARTBEAT = timedelta(seconds=6)  # a lane claims (and heartbeats) every ~2 s
 
 
@@ -57,7 +57,7 @@ def _start_scheduled(runtime: Runtime, broadcast_id: str) -> int:
         with transaction(runtime.sessions) as session:
             broadcast = service.unschedule_broadcast(session, broadcast_id, by=Actor.system())
             broadcast.status_reason = reason
-        events.publish(runtime.redis, broadcast_id, "alert", reason=reason)
+        events.publish(runtime.redis, broadcast_id, EventKind.ALERT, reason=reason)
         return 0
 
 
@@ -84,7 +84,7 @@ def _tend(runtime: Runtime, broadcast_id: str) -> str | None:
                 and broadcast.next_batch_at > now - timedelta(seconds=2)
             )
     if completed:
-        events.publish(runtime.redis, broadcast_id, "completed")
+        events.publish(runtime.redis, broadcast_id, EventKind.COMPLETED)
         return "completed"
     if fresh or waiting or _lanes_alive(runtime, broadcast_id, lanes):
         return None
@@ -114,7 +114,7 @@ def loop(runtime: Runtime, stop: threading.Event) -> None:
     interval = runtime.settings.maintenance_interval_seconds
     while not stop.wait(interval):
         try:
-            if runtime.redis.set(LOCK_KEY, "1", nx=True, px=int(interval * 900)):
+            if runtime.redis.set(keys.MAINTENANCE_LOCK, "1", nx=True, px=int(interval * 900)):
                 done = run_once(runtime)
                 if any(done.values()):
                     log.info("maintenance: %s", done)

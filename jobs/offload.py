@@ -39,11 +39,6 @@ class Offload:
             self._running[key] += 1
         self._start(key, fn, args)
 
-    def busy(self) -> int:
-        """Items running or waiting."""
-        with self._lock:
-            return sum(self._running.values()) + sum(len(q) for q in self._waiting.values())
-
     def running(self, key: str) -> int:
         with self._lock:
             return self._running.get(key, 0)

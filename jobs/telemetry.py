@@ -21,12 +21,11 @@ from dataclasses import dataclass
 from redis import Redis
 
 from broadcasts.sending import Outcome
+from jobs import keys
 from jobs.limiter import RateLimiter
 
 log = logging.getLogger(__name__)
 
-PREFIX = "bb:tm:"
-RATE_NUMBERS_KEY = f"{PREFIX}rate_numbers"
 RATE_WINDOW_SECONDS = 5
 RATE_LAG_SECONDS = 2  # the newest seconds may still sit in some process's tally
 BUCKET_TTL_SECONDS = 60
@@ -72,14 +71,6 @@ def _labels(labels: Mapping[str, str] | None) -> Labels:
 
 def _field(labels: Labels) -> str:
     return json.dumps(labels, separators=(",", ":"))
-
-
-def _key(name: str) -> str:
-    return f"{PREFIX}c:{name}"
-
-
-def _bucket(phone_number_id: str, second: int) -> str:
-    return f"{PREFIX}sent:{phone_number_id}:{second}"
 
 
 class Meter:
@@ -128,14 +119,14 @@ class Meter:
             pipe = self._redis.pipeline(transaction=False)
             for (name, labels), n in counts.items():
                 if float(n).is_integer():
-                    pipe.hincrby(_key(name), _field(labels), int(n))
+                    pipe.hincrby(keys.telemetry_counter(name), _field(labels), int(n))
                 else:
-                    pipe.hincrbyfloat(_key(name), _field(labels), n)
+                    pipe.hincrbyfloat(keys.telemetry_counter(name), _field(labels), n)
             for (number, second), n in sent.items():
-                pipe.incrby(_bucket(number, second), n)
-                pipe.expire(_bucket(number, second), BUCKET_TTL_SECONDS)
+                pipe.incrby(keys.telemetry_sent_bucket(number, second), n)
+                pipe.expire(keys.telemetry_sent_bucket(number, second), BUCKET_TTL_SECONDS)
             if sent:
-                pipe.zadd(RATE_NUMBERS_KEY, {number: second for number, second in sent})
+                pipe.zadd(keys.TELEMETRY_RATE_NUMBERS, {number: second for number, second in sent})
             pipe.execute()
         except Exception as exc:  # metrics must never hurt the work they measure
             log.debug("telemetry not written (%s); kept for the next flush", exc)
@@ -222,7 +213,7 @@ def read_counters(redis: Redis[bytes]) -> dict[str, list[tuple[dict[str, str], f
     """Every counter's labelled values, summed over all processes."""
     pipe = redis.pipeline(transaction=False)
     for name in COUNTERS:
-        pipe.hgetall(_key(name))
+        pipe.hgetall(keys.telemetry_counter(name))
     out: dict[str, list[tuple[dict[str, str], float]]] = {}
     for name, values in zip(COUNTERS, pipe.execute(), strict=True):
         rows = []
@@ -239,15 +230,15 @@ def read_counters(redis: Redis[bytes]) -> dict[str, list[tuple[dict[str, str], f
 def send_rates(redis: Redis[bytes]) -> dict[str, float]:
     """Messages/s per phone number over the last complete seconds (Redis server clock)."""
     now = int(redis.time()[0])
-    redis.zremrangebyscore(RATE_NUMBERS_KEY, 0, now - RATE_NUMBER_FORGET_SECONDS)
-    numbers = [n.decode() for n in redis.zrange(RATE_NUMBERS_KEY, 0, -1)]
+    redis.zremrangebyscore(keys.TELEMETRY_RATE_NUMBERS, 0, now - RATE_NUMBER_FORGET_SECONDS)
+    numbers = [n.decode() for n in redis.zrange(keys.TELEMETRY_RATE_NUMBERS, 0, -1)]
     if not numbers:
         return {}
     last = now - RATE_LAG_SECONDS
     seconds = range(last - RATE_WINDOW_SECONDS + 1, last + 1)
     pipe = redis.pipeline(transaction=False)
     for number in numbers:
-        pipe.mget([_bucket(number, s) for s in seconds])
+        pipe.mget([keys.telemetry_sent_bucket(number, s) for s in seconds])
     rates = {}
     for number, values in zip(numbers, pipe.execute(), strict=True):
         rates[number] = sum(int(v) for v in values if v is not None) / RATE_WINDOW_SECONDS

@@ -28,6 +28,7 @@ from typing import Any
 from rq import SimpleWorker
 
 from jobs import agents, maintenance, offload, sender
+from jobs.handlers import registry
 from jobs.queues import AGENTS, ALL, IMPORTS, MAINTENANCE, SEND, SLACK, WEBHOOKS, queue
 from jobs.runtime import Runtime, install
 
@@ -59,6 +60,7 @@ def run(
     with_maintenance: bool = True,
 ) -> bool:
     """One worker process on `queues` (lanes and agent deliveries offloaded to threads)."""
+    registry.check_complete()  # its jobs queue adapter jobs: refuse to start without the handlers
     install(runtime)
     lanes = offload.Offload(sender.OFFLOAD)
     deliveries = offload.Offload(agents.OFFLOAD, per_key=agents.PER_AGENT_IN_FLIGHT)

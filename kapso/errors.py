@@ -113,8 +113,8 @@ CODES: dict[int, Classification] = {
 PERMISSION = _c(A.PAUSE_BROADCAST, "the app's API permission was not granted or was revoked")
 # Graph's code 100 with subcode 33: the object (our phone number id) does not exist.
 NUMBER_GONE = _c(A.FAIL_BROADCAST, "the phone number id does not exist (deleted or mistyped)")
-# 135000 "generic user error" names no cause: treated like a code we do not know.
-GENERIC = 135000
+# 135000 "generic user error" names no cause: left out on purpose, so it reads as a code we do
+# not know.
 
 # Kapso's own errors (string codes in its error body).
 KAPSO_CODES: dict[str, Classification] = {

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import devservers
+from bot import devservers, job_handlers
 from broadcasts.db import make_engine, make_session_factory, transaction
 from broadcasts.models import Base
 from migrations import run_upgrade
@@ -25,6 +25,13 @@ POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
 REDIS_BASE_URL = os.environ.get("TEST_REDIS_URL", DEFAULT_REDIS_URL)
 _private_servers: list[devservers.Choice] = []
 _SERVICE_LINES = pytest.StashKey[list[str]]()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _adapter_handlers() -> None:
+    """Tests build their own runtimes, so they register the Slack adapter's job handlers as
+    `broadcast-bot` and the web server do when they start."""
+    job_handlers.register()
 
 
 def pytest_configure(config: pytest.Config) -> None:

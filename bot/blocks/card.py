@@ -23,19 +23,24 @@ from bot.blocks.kit import (
     slack_date,
 )
 from broadcasts.durations import duration_text
+from broadcasts.enums import BroadcastStatus as S
+from broadcasts.lifecycle import EDITABLE, READ_ONLY
 from broadcasts.metrics import RATES, Counts
 
-STATUS_LABEL = {
-    "draft": "📝 Draft",
-    "scheduled": "⏰ Scheduled",
-    "sending": "🚀 Sending",
-    "paused": "⏸️ Paused",
-    "completed": "✅ Completed",
-    "cancelled": "🚫 Cancelled",
-    "failed": "❌ Failed",
+STATUS_LABEL: dict[str, str] = {
+    S.DRAFT: "📝 Draft",
+    S.SCHEDULED: "⏰ Scheduled",
+    S.SENDING: "🚀 Sending",
+    S.PAUSED: "⏸️ Paused",
+    S.COMPLETED: "✅ Completed",
+    S.CANCELLED: "🚫 Cancelled",
+    S.FAILED: "❌ Failed",
 }
-EDITABLE = ("draft", "scheduled")
-FINAL = ("completed", "cancelled", "failed")
+REASON_SHOWN = frozenset({S.PAUSED, S.FAILED, S.CANCELLED})  # the status line says why
+
+
+def status_label(status: str) -> str:
+    return STATUS_LABEL.get(status, status)
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,7 @@ class CardData:
 def fallback_text(card: CardData) -> str:
     """The notification text of the card (also what screen readers get)."""
     c = card.counts
-    label = STATUS_LABEL.get(card.status, card.status)
+    label = status_label(card.status)
     name = escape(card.name)
     if card.status in EDITABLE:
         return f"Broadcast {name}: {label}, {number(c.total)} recipients"
@@ -107,11 +112,11 @@ def card_blocks(card: CardData) -> list[Block]:
 
 
 def _status_line(card: CardData) -> str:
-    text = f"*Status:* {STATUS_LABEL.get(card.status, card.status)}"
-    if card.status == "scheduled" and card.scheduled_at is not None:
+    text = f"*Status:* {status_label(card.status)}"
+    if card.status == S.SCHEDULED and card.scheduled_at is not None:
         utc = card.scheduled_at.strftime("%Y-%m-%d %H:%M UTC")
         text += f" for {slack_date(card.scheduled_at.timestamp(), utc)} ({utc})"
-    if card.status_reason and card.status in ("paused", "failed", "cancelled"):
+    if card.status_reason and card.status in REASON_SHOWN:
         text += f"\n_{card.status_reason}_"
     return text
 
@@ -122,7 +127,7 @@ def _metrics(card: CardData) -> list[Block]:
         f"`{progress_bar(c.progress)}` *{percent(c.progress)}* · "
         f"{number(c.processed)} of {number(c.total)} processed"
     )
-    if card.status == "sending" and card.eta_seconds is not None and c.pending:
+    if card.status == S.SENDING and card.eta_seconds is not None and c.pending:
         line += f" · ETA {duration_text(card.eta_seconds)}"
     blocks: list[Block] = [
         section(line),
@@ -172,7 +177,7 @@ def _buttons(card: CardData) -> list[dict[str, object]]:
     report = button("Report", ids.CARD_REPORT, bid)
     edit = button("Edit…", ids.CARD_EDIT, bid)
     duplicate = button("Duplicate", ids.CARD_DUPLICATE, bid)
-    if card.status == "draft":
+    if card.status == S.DRAFT:
         return [
             button("Add contacts", ids.CARD_ADD_CONTACTS, bid),
             button("CSV template", ids.CARD_CSV_TEMPLATE, bid),
@@ -184,7 +189,7 @@ def _buttons(card: CardData) -> list[dict[str, object]]:
             duplicate,
             cancel,
         ]
-    if card.status == "scheduled":
+    if card.status == S.SCHEDULED:
         return [
             button("Add contacts", ids.CARD_ADD_CONTACTS, bid),
             button("CSV template", ids.CARD_CSV_TEMPLATE, bid),
@@ -197,9 +202,9 @@ def _buttons(card: CardData) -> list[dict[str, object]]:
             duplicate,
             cancel,
         ]
-    if card.status == "sending":
+    if card.status == S.SENDING:
         return [button("Pause", ids.CARD_PAUSE, bid), report, cancel]
-    if card.status == "paused":
+    if card.status == S.PAUSED:
         return [button("Resume", ids.CARD_RESUME, bid, style="primary"), report, cancel]
     return [
         report,
@@ -215,7 +220,7 @@ def _footer(card: CardData) -> list[str]:
             "📎 *Drop a CSV into this thread* to add recipients "
             "(`phone_number` plus one column per template parameter)."
         )
-    elif card.status in FINAL:
+    elif card.status in READ_ONLY:
         parts.append(
             "This broadcast is read-only. *Report* uploads the per-recipient CSV; "
             "*Retry failed* makes a new draft of those who did not get it."

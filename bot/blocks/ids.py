@@ -69,10 +69,7 @@ CARD_ACTIONS = (
 )
 B_CARD_ACTIONS = "card_actions"
 
-# App Home
-HOME_STATUS = "home_status"  # + broadcast id prefix; buttons on the Home tab
-
-# Follow-ups: more card buttons (value: the broadcast id), handled with CARD_ACTIONS
+# Follow-ups: card buttons (value: the broadcast id), handled apart from CARD_ACTIONS
 CARD_EDIT = "card_edit"
 CARD_DUPLICATE = "card_duplicate"
 CARD_RETRY = "card_retry_failed"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.blocks.card import STATUS_LABEL
+from bot.blocks.card import status_label
 from bot.blocks.kit import (
     MAX_MESSAGE_BLOCKS,
     SECTION_TEXT,
@@ -52,7 +52,7 @@ def line_text(b: BroadcastLine) -> str:
     where = f" in <#{b.channel_id}>" if b.channel_id else ""
     return (
         f"*{escape(b.name)}* `{b.broadcast_id[:8]}` — "
-        f"{STATUS_LABEL.get(b.status, b.status)}{where}\n"
+        f"{status_label(b.status)}{where}\n"
         f"{number(c.total)} recipients · {percent(c.progress)} · sent {number(c.sent)} · "
         f"delivered {number(c.delivered)} · read {number(c.read)} · "
         f"responded {number(c.responded)} · failed {number(c.failed)} · "

@@ -198,15 +198,6 @@ def send_test(view: dict[str, Any]) -> TestInput:
     return TestInput(phone=phone, params=params)
 
 
-def action_value(body: dict[str, Any]) -> str:
-    """The value of the first action of a block_actions payload (the broadcast id on cards)."""
-    acts = body.get("actions") or [{}]
-    act = acts[0]
-    if act.get("selected_option"):
-        return str(act["selected_option"]["value"])
-    return str(act.get("value") or "")
-
-
 @dataclass(frozen=True)
 class EditInput:
     name: str

@@ -9,6 +9,7 @@ from functools import cached_property
 import click
 from sqlalchemy.orm import Session
 
+from bot import job_handlers
 from broadcasts.actors import Actor
 from broadcasts.db import transaction
 from jobs.runtime import Runtime, install
@@ -21,6 +22,7 @@ class CliContext:
     @cached_property
     def runtime(self) -> Runtime:
         runtime = self._runtime or Runtime()
+        job_handlers.register()  # any command may queue a job the Slack adapter runs
         install(runtime)
         return runtime
 

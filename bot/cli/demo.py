@@ -29,7 +29,7 @@ from bot.demo import (
     wait_http,
 )
 from broadcasts import configs, service
-from broadcasts.enums import DeliveryStatus
+from broadcasts.enums import BroadcastStatus, DeliveryStatus
 from broadcasts.imports.importer import import_csv
 from broadcasts.lifecycle import READ_ONLY
 from broadcasts.metrics import stored_counts
@@ -321,7 +321,7 @@ def _follow(cli_ctx: CliContext, processes: Processes, screen: Screen, broadcast
         if data["status"] in READ_ONLY:
             screen.done()
             return
-        if data["status"] == "paused":
+        if data["status"] == BroadcastStatus.PAUSED:
             raise click.ClickException(f"the broadcast paused: {data['status_reason']}")
         time.sleep(0.3)
 

@@ -14,6 +14,7 @@ from bot.cli.context import CliContext, json_option, pass_cli
 from bot.cli.output import emit_json
 from broadcasts import service
 from broadcasts.durations import duration_text
+from broadcasts.enums import BroadcastStatus
 from broadcasts.errors import ValidationFailed
 from broadcasts.imports.phones import country_label
 from broadcasts.lifecycle import READ_ONLY
@@ -198,7 +199,7 @@ def progress_line(data: dict[str, object], progress: float, width: int = 30) -> 
     pacing = data["pacing"]
     assert isinstance(pacing, dict)
     eta = ""
-    if data["status"] == "sending" and m["pending"]:
+    if data["status"] == BroadcastStatus.SENDING and m["pending"]:
         seconds = estimate_seconds(
             m["pending"],
             batch_size=pacing["batch_size"],

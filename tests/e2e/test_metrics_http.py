@@ -28,6 +28,7 @@ from broadcasts.recipient_status import apply_delivery_status, mark_responded
 from broadcasts.settings import Settings
 from jobs.queues import SEND, queue
 from jobs.runtime import Runtime
+from jobs.sender import run_lane
 from jobs.telemetry import Meter, meter_for
 from tests.conftest import METRICS_DB, REDIS_BASE_URL, redis_db_for
 from tests.factories import OPERATOR, add_recipients, make_broadcast
@@ -96,7 +97,7 @@ def test_metrics_show_counters_queues_and_broadcasts(db_url: str, quiet_redis_ur
     worker.count("messages_failed", {"code": "990026"}, 2)
     worker.count("slack_api_errors", {"method": "tm.metrics", "error": "invalid_auth"})
     assert worker.flush()
-    queue(SEND, runtime.redis).enqueue("jobs.sender.run_lane", "b-1", 0)
+    queue(SEND, runtime.redis).enqueue(run_lane, "b-1", 0)
     body = json.dumps(
         {"object": "whatsapp_business_account", "entry": [{"id": number, "changes": []}]}
     ).encode()

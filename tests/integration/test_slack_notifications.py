@@ -15,6 +15,8 @@ from bot.throttle import CardThrottle
 from broadcasts import service
 from broadcasts.actors import Actor
 from broadcasts.db import transaction
+from jobs import events
+from jobs.events import EventKind
 from jobs.queues import SLACK, queue
 from tests.factories import add_recipients, make_broadcast
 from tests.fakes.slack_env import SlackEnv, slack_env
@@ -184,9 +186,9 @@ def test_a_thread_note_hit_by_a_transient_slack_error_is_posted_later(
 
 def test_the_workspace_budget_is_shared_by_every_card(env: SlackEnv, redis_url: str) -> None:
     throttle = CardThrottle(env.runtime.redis, per_minute=3)
-    allowed = [throttle.try_acquire(f"b{i}") for i in range(5)]
+    allowed = [throttle.reserve(f"b{i}") == 0 for i in range(5)]
     assert allowed == [True, True, True, False, False]
-    assert throttle.try_acquire("b0") is False  # and each card waits its turn
+    assert throttle.reserve("b0") > 0  # and each card waits its turn
 
 
 def test_events_of_broadcasts_without_a_card_change_nothing(env: SlackEnv) -> None:
@@ -215,3 +217,35 @@ def test_failure_reasons_on_the_card_are_named_by_the_error_table(env: SlackEnv)
         ("131026 the message is undeliverable to this number (not on WhatsApp?)", 2),
         ("4242 Something new", 1),
     ]
+
+
+def test_an_event_queued_by_the_previous_release_is_still_shown(
+    env: SlackEnv, sending: tuple[str, str, str]
+) -> None:
+    # Before handlers were registered, the engine queued this job by its dotted name.
+    broadcast_id, channel, ts = sending
+    queue(SLACK, env.runtime.redis).enqueue(
+        "bot.notifications.handle_event", broadcast_id, "resumed", {"by": "U0ANA"}
+    )
+    work_slack_queue(env)
+    assert [m.text for m in env.slack.messages_in(channel, ts)] == ["▶️ Resumed by <@U0ANA>."]
+
+
+def test_an_event_is_queued_under_the_name_every_release_runs(
+    env: SlackEnv, sending: tuple[str, str, str]
+) -> None:
+    broadcast_id, channel, ts = sending
+    events.publish(env.runtime.redis, broadcast_id, EventKind.RESUMED, by="U0ANA")
+    [job] = queue(SLACK, env.runtime.redis).get_jobs()
+    assert (job.func_name, job.args[1]) == ("bot.notifications.handle_event", "resumed")
+    work_slack_queue(env)
+    assert [m.text for m in env.slack.messages_in(channel, ts)] == ["▶️ Resumed by <@U0ANA>."]
+
+
+def test_an_event_kind_this_release_does_not_know_still_refreshes_the_card(
+    env: SlackEnv, sending: tuple[str, str, str]
+) -> None:
+    broadcast_id, channel, ts = sending
+    notifications.handle_event(broadcast_id, "archived", {})  # queued by a newer release
+    assert env.slack.message(channel, ts).edits == 1
+    assert env.slack.messages_in(channel, ts) == []
