@@ -25,12 +25,9 @@ from broadcasts.db import transaction
 from broadcasts.errors import NotFoundError, ValidationFailed
 from broadcasts.metrics import stored_counts
 from broadcasts.models import Broadcast, Recipient, Template, WhatsAppConfig
-from broadcasts.send_check import recipients_by_country, send_warnings
-from broadcasts.templates import ensure_approved
-from jobs import control
+from broadcasts.send_check import send_preview
 from jobs.runtime import Runtime
-from jobs.whatsapp import spec_for
-from kapso.templates import MissingParameter, build_components, render_body
+from kapso.templates import render_body
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +133,6 @@ def create_from_modal(
                 rate_mps=data.rate_mps,
             )
             broadcast.slack_team_id = team_id
-            _check_rate(broadcast, data.rate_mps)
             return broadcast.id
     except ValidationFailed as exc:
         block = template_block if exc.field == "template" else FIELD_BLOCKS.get(exc.field or "")
@@ -170,15 +166,6 @@ def post_new_card(runtime: Runtime, client: WebClient, broadcast_id: str, *, use
     return True
 
 
-def _check_rate(broadcast: Broadcast, rate: float | None) -> None:
-    if rate is not None and rate > broadcast.config.throughput_mps:
-        raise ValidationFailed(
-            f"{kit.number(rate)} messages/s is above the number's throughput "
-            f"({broadcast.config.throughput_mps}/s).",
-            field="rate",
-        )
-
-
 def _channel_problem(exc: SlackApiError, channel: str) -> str:
     error = exc.response.get("error")
     if error in ("not_in_channel", "channel_not_found"):
@@ -195,7 +182,7 @@ def _channel_problem(exc: SlackApiError, channel: str) -> str:
 def add_contacts_modal(runtime: Runtime, broadcast_id: str) -> dict[str, Any]:
     with transaction(runtime.sessions) as session:
         broadcast = service.get_broadcast(session, broadcast_id)
-        _ensure_draft(broadcast)
+        service.check_recipients_editable(broadcast)
         eligible = int(contacts.count_eligible(session))
         return modals.add_contacts_modal(broadcast.id, broadcast.name, eligible)
 
@@ -253,13 +240,6 @@ def add_contacts(
         cards.post_in_thread(client, broadcast.slack_channel_id, broadcast.slack_card_ts, text)
 
 
-def _ensure_draft(broadcast: Broadcast) -> None:
-    if broadcast.status not in ("draft", "scheduled"):
-        raise ValidationFailed(
-            f"Broadcast '{broadcast.name}' is {broadcast.status}; recipients can no longer change."
-        )
-
-
 def upload_csv_template(
     runtime: Runtime, client: WebClient, broadcast_id: str, user_id: str
 ) -> None:
@@ -283,33 +263,20 @@ def upload_csv_template(
 
 def send_summary(runtime: Runtime, broadcast_id: str) -> modals.SendSummary:
     with transaction(runtime.sessions) as session:
-        broadcast = service.get_broadcast(session, broadcast_id)
-        service.check_startable(session, broadcast)
-        batch_size, pause, rate = service.effective_pacing(broadcast)
-        counts = stored_counts(broadcast)
-        recipients = counts.pending
-        first = session.scalar(
-            select(Recipient)
-            .where(Recipient.broadcast_id == broadcast.id, Recipient.status == "pending")
-            .order_by(Recipient.id)
-            .limit(1)
-        )
-        template = broadcast.template
-        rendered = render_body(template.body_text, first.params if first else {})
-        warnings = send_warnings(broadcast, recipients)
-        return modals.SendSummary(
-            broadcast_id=broadcast.id,
-            name=broadcast.name,
-            recipients=recipients,
-            template_name=template.name,
-            rendered=rendered,
-            rate_mps=rate,
-            batch_size=batch_size,
-            batch_pause_seconds=pause,
-            estimate_seconds=cards.estimate_seconds(recipients, rate, batch_size, pause),
-            warnings=tuple(warnings),
-            countries=tuple(recipients_by_country(session, broadcast.id).items()),
-        )
+        preview = send_preview(session, broadcast_id)
+    return modals.SendSummary(
+        broadcast_id=preview.broadcast_id,
+        name=preview.name,
+        recipients=preview.recipients,
+        template_name=preview.template_name,
+        rendered=render_body(preview.template_body, preview.sample_params),
+        rate_mps=preview.rate_mps,
+        batch_size=preview.batch_size,
+        batch_pause_seconds=preview.batch_pause_seconds,
+        estimate_seconds=preview.estimate_seconds,
+        warnings=preview.warnings,
+        countries=preview.countries,
+    )
 
 
 def schedule_modal(
@@ -373,24 +340,6 @@ def template_listing(session: Session) -> list[tuple[str, list[tuple[str, str, s
         ]
         out.append((config.name, rows))
     return out
-
-
-def check_test_send(
-    runtime: Runtime, broadcast_id: str, *, phone: str, params: dict[str, str]
-) -> None:
-    """What a test send can be refused for without asking WhatsApp (number, template state,
-    parameters), so the modal shows it on the field before the ack."""
-    control.test_number(runtime, phone)
-    with transaction(runtime.sessions) as session:
-        template = service.get_broadcast(session, broadcast_id).template
-        ensure_approved(template)
-        spec = spec_for(template)
-    try:
-        build_components(spec, params)
-    except MissingParameter as exc:
-        raise ValidationFailed(
-            f"Test send refused. {str(exc).capitalize()}.", field="params"
-        ) from None
 
 
 def show_notice(client: WebClient, view_id: str, title: str, text: str) -> None:

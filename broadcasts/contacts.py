@@ -14,7 +14,7 @@ from broadcasts import audit
 from broadcasts.actors import Actor
 from broadcasts.csv_template import attribute_value, parameter_column
 from broadcasts.enums import ImportStatus
-from broadcasts.errors import NotFoundError, ValidationFailed
+from broadcasts.errors import NextStep, NotFoundError, ValidationFailed
 from broadcasts.imports.phones import PHONE_REASONS, normalise_phone
 from broadcasts.lifecycle import ensure_editable
 from broadcasts.models import Contact, Import, Template, utcnow
@@ -340,5 +340,5 @@ def get_contact(session: Session, ref: str) -> Contact:
     if found is None and ref.strip().isdigit():
         found = session.get(Contact, int(ref.strip()))
     if found is None:
-        raise NotFoundError(f"No contact '{ref}'. `broadcast-bot contacts list` shows them.")
+        raise NotFoundError(f"No contact '{ref}'.", next_step=NextStep.LIST_CONTACTS)
     return found

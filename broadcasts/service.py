@@ -12,8 +12,8 @@ from broadcasts import audit
 from broadcasts.actors import Actor
 from broadcasts.configs import get_config, validate_pacing
 from broadcasts.enums import BroadcastStatus as S
-from broadcasts.errors import IllegalTransition, NotFoundError, ValidationFailed
-from broadcasts.lifecycle import Action, ensure_editable, next_status
+from broadcasts.errors import IllegalTransition, NextStep, NotFoundError, ValidationFailed
+from broadcasts.lifecycle import EDITABLE, Action, ensure_editable, next_status
 from broadcasts.models import Broadcast, Template, WhatsAppConfig, utcnow
 from broadcasts.recipient_status import skip_unsent
 from broadcasts.templates import ensure_approved, find_template
@@ -40,14 +40,17 @@ def create_broadcast(
     if config.primary_agent is None:
         raise ValidationFailed(
             f"WhatsApp configuration '{config.name}' has no primary agent, so nobody would answer "
-            f"replies; assign one first (`broadcast-bot configs set-agent {config.name} AGENT`).",
+            "replies; assign it a primary agent first.",
             field="config",
+            next_step=NextStep.ASSIGN_AGENT,
+            subject=config.name,
         )
     template = find_template(session, config, template_ref)
     ensure_approved(template)
     validate_pacing(
         throughput_mps=rate_mps, batch_size=batch_size, batch_pause_seconds=batch_pause_seconds
     )
+    check_rate(config, rate_mps)
     _validate_threshold(failure_threshold)
     broadcast = Broadcast(
         name=name,
@@ -88,6 +91,25 @@ def clean_name(name: str) -> str:
     return name
 
 
+def check_rate(config: WhatsAppConfig, rate_mps: float | None) -> None:
+    """A broadcast's own rate may slow it down, never ask for more than its number's throughput
+    (sending clamps to the throughput anyway: this says so instead of silently ignoring it)."""
+    if rate_mps is not None and rate_mps > config.throughput_mps:
+        shown = f"{int(rate_mps):,}" if float(rate_mps).is_integer() else f"{rate_mps:,.1f}"
+        raise ValidationFailed(
+            f"{shown} messages/s is above the number's throughput ({config.throughput_mps}/s).",
+            field="rate",
+        )
+
+
+def check_recipients_editable(broadcast: Broadcast) -> None:
+    """Recipients can be added or removed only before sending starts (draft or scheduled)."""
+    if broadcast.status not in EDITABLE:
+        raise ValidationFailed(
+            f"Broadcast '{broadcast.name}' is {broadcast.status}; recipients can no longer change."
+        )
+
+
 def _validate_threshold(value: float | None) -> None:
     if value is not None and not 0 < value <= 1:
         raise ValidationFailed(
@@ -122,7 +144,7 @@ def get_broadcast(session: Session, ref: str) -> Broadcast:
         return matches[0]
     if len(matches) > 1:
         raise NotFoundError(f"'{ref}' matches several broadcasts; use the id.")
-    raise NotFoundError(f"No broadcast '{ref}'. `broadcast-bot broadcasts list` shows them.")
+    raise NotFoundError(f"No broadcast '{ref}'.", next_step=NextStep.LIST_BROADCASTS)
 
 
 def list_broadcasts(
@@ -200,6 +222,8 @@ def check_startable(session: Session, broadcast: Broadcast) -> None:
             f"WhatsApp configuration '{config.name}' has no primary agent; "
             "assign one before sending.",
             field="config",
+            next_step=NextStep.ASSIGN_AGENT,
+            subject=config.name,
         )
 
 

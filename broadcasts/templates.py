@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from broadcasts.enums import TemplateStatus
-from broadcasts.errors import NotFoundError, ValidationFailed
+from broadcasts.errors import NextStep, NotFoundError, ValidationFailed
 from broadcasts.models import Template, WhatsAppConfig, utcnow
 
 
@@ -125,7 +125,8 @@ def find_template(session: Session, config: WhatsAppConfig, ref: str | int) -> T
     if template is None:
         raise NotFoundError(
             f"No template '{ref_s}' on configuration '{config.name}'; "
-            "run `broadcast-bot templates sync` if it was created recently."
+            "sync the templates if it was created recently.",
+            next_step=NextStep.SYNC_TEMPLATES,
         )
     return template
 

@@ -8,7 +8,7 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
-from bot import flows, follow_ups, slack_jobs
+from bot import flows, follow_ups, next_steps, slack_jobs
 from bot.authz import Act
 from bot.blocks import kit, messages, state
 from broadcasts.actors import Actor
@@ -74,7 +74,7 @@ def on_broadcast(
             return
         reply = _run(verb, ref, runtime, user)
     except BroadcastBotError as exc:
-        ack(response_type="ephemeral", text=kit.escape_keeping_mentions(exc))
+        ack(response_type="ephemeral", text=kit.escape_keeping_mentions(next_steps.for_slack(exc)))
         return
     ack(response_type="ephemeral", **reply)
 
@@ -96,7 +96,7 @@ def _follow_up(
         make = follow_ups.retry_failed if verb == "retry" else follow_ups.duplicate
         text = make(runtime, client, ref, user_id=user, channel_id=channel)
     except BroadcastBotError as exc:
-        text = kit.escape_keeping_mentions(exc)
+        text = kit.escape_keeping_mentions(next_steps.for_slack(exc))
     except Exception:  # after the ack nobody else would tell the user: log it and say so
         log.exception("/broadcast %s %s failed", verb, ref)
         text = (

@@ -133,7 +133,7 @@ def on_send_test(
     try:
         authz.check(user, Act.TEST_SEND, broadcast_id, from_channel=state.origin(view))
         data = state.send_test(view)
-        flows.check_test_send(runtime, broadcast_id, phone=data.phone, params=data.params)
+        control.check_test_send(runtime, broadcast_id, phone=data.phone, params=data.params)
     except FieldError as exc:
         _errors(ack, exc)
         return
