@@ -101,7 +101,7 @@ def deliver(delivery_id: int) -> str:
             return "skipped"
         agent = session.get(Agent, delivery.agent_id)
         payload = dict(delivery.payload)
-        channel = agent.slack_channel_id if agent else None
+        channel = agent.channel_id if agent else None
     conversation_id = str((payload.get("conversation") or {}).get("id") or "")
     if not channel:
         return _record(runtime, delivery_id, "the Slack agent has no channel set", retry=False)
@@ -124,16 +124,16 @@ def _thread(
         conversation = session.get(Conversation, conversation_id)
         if (
             conversation is not None
-            and conversation.slack_thread_ts
-            and (conversation.slack_channel_id == channel)
+            and conversation.thread_id
+            and (conversation.channel_id == channel)
         ):
-            return conversation.slack_thread_ts
+            return conversation.thread_id
     ts = str(client.chat_postMessage(channel=channel, text=header_text(payload))["ts"])
     with transaction(runtime.sessions) as session:
         conversation = session.get(Conversation, conversation_id)
         if conversation is not None:
-            conversation.slack_channel_id = channel
-            conversation.slack_thread_ts = ts
+            conversation.channel_id = channel
+            conversation.thread_id = ts
     return ts
 
 
@@ -182,8 +182,8 @@ def on_human_reply(runtime: Runtime, client: WebClient, event: dict[str, Any]) -
     with transaction(runtime.sessions) as session:
         conversation_id = session.scalar(
             select(Conversation.id).where(
-                Conversation.slack_thread_ts == event.get("thread_ts"),
-                Conversation.slack_channel_id == event.get("channel"),
+                Conversation.thread_id == event.get("thread_ts"),
+                Conversation.channel_id == event.get("channel"),
             )
         )
     if conversation_id is None:

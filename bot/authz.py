@@ -147,7 +147,7 @@ class Authoriser:
             return None, None
         with transaction(self.sessions) as session:
             broadcast = service.get_broadcast(session, ref)
-            return broadcast.slack_channel_id, broadcast.id
+            return broadcast.channel_id, broadcast.id
 
     def _admin_names(self) -> str:
         return ", ".join(

@@ -127,12 +127,12 @@ def create_from_modal(
                 config_ref=data.config_id,
                 template_ref=data.template_id,
                 by=Actor.slack(user_id),
-                slack_channel_id=data.channel_id,
+                channel_id=data.channel_id,
                 batch_size=data.batch_size,
                 batch_pause_seconds=data.batch_pause_seconds,
                 rate_mps=data.rate_mps,
             )
-            broadcast.slack_team_id = team_id
+            broadcast.workspace_id = team_id
             return broadcast.id
     except ValidationFailed as exc:
         block = template_block if exc.field == "template" else FIELD_BLOCKS.get(exc.field or "")
@@ -147,22 +147,22 @@ def post_new_card(runtime: Runtime, client: WebClient, broadcast_id: str, *, use
     is told why in a direct message."""
     with transaction(runtime.sessions) as session:
         broadcast = service.get_broadcast(session, broadcast_id)
-        channel = str(broadcast.slack_channel_id or "")
+        channel = str(broadcast.channel_id or "")
         body = cards.message(cards.card_data(session, broadcast))
     try:
         response = client.chat_postMessage(channel=channel, unfurl_links=False, **body)
     except SlackApiError as exc:
         with transaction(runtime.sessions) as session:
             draft = session.get(Broadcast, broadcast_id)
-            if draft is not None and draft.slack_card_ts is None:
+            if draft is not None and draft.card_message_id is None:
                 session.delete(draft)  # never shown anywhere, nothing added yet
         text = f"{_channel_problem(exc, channel)} The draft was not kept: create it again."
         tell(client, user_id=user_id, channel_id=None, text=text)
         return False
     with transaction(runtime.sessions) as session:
         broadcast = service.get_broadcast(session, broadcast_id)
-        broadcast.slack_channel_id = str(response["channel"])
-        broadcast.slack_card_ts = str(response["ts"])
+        broadcast.channel_id = str(response["channel"])
+        broadcast.card_message_id = str(response["ts"])
     return True
 
 
@@ -235,9 +235,9 @@ def add_contacts(
     )
     if left_out:
         text += " Left out: " + ", ".join(left_out) + "."
-    if broadcast.slack_channel_id and broadcast.slack_card_ts:
+    if broadcast.channel_id and broadcast.card_message_id:
         notifications.show_changes(runtime, broadcast.id)
-        cards.post_in_thread(client, broadcast.slack_channel_id, broadcast.slack_card_ts, text)
+        cards.post_in_thread(client, broadcast.channel_id, broadcast.card_message_id, text)
 
 
 def upload_csv_template(
@@ -246,7 +246,7 @@ def upload_csv_template(
     with transaction(runtime.sessions) as session:
         broadcast = service.get_broadcast(session, broadcast_id)
         content = template_csv(broadcast.template)
-        channel, ts = broadcast.slack_channel_id, broadcast.slack_card_ts
+        channel, ts = broadcast.channel_id, broadcast.card_message_id
         name = broadcast.template.name
     client.files_upload_v2(
         channel=channel,
@@ -316,7 +316,7 @@ def send_test_modal(runtime: Runtime, broadcast_id: str) -> dict[str, Any]:
 
 def broadcast_lines(session: Session, limit: int = 15) -> list[messages.BroadcastLine]:
     return [
-        messages.BroadcastLine(b.id, b.name, str(b.status), stored_counts(b), b.slack_channel_id)
+        messages.BroadcastLine(b.id, b.name, str(b.status), stored_counts(b), b.channel_id)
         for b in service.list_broadcasts(session, limit=limit)
     ]
 

@@ -12,7 +12,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import cards, notifications
+from bot import cards, next_steps, notifications
 from bot.authz import Authoriser
 from bot.blocks import ids, kit, messages, modals
 from bot.blocks.state import EditInput, FieldError
@@ -131,9 +131,10 @@ def apply_edit(
                     drop_unfit=data.drop_unfit,
                 )
                 changes += result.changes
-            card = (broadcast.id, broadcast.slack_channel_id, broadcast.slack_card_ts)
+            card = (broadcast.id, broadcast.channel_id, broadcast.card_message_id)
     except ValidationFailed as exc:
-        raise FieldError(EDIT_FIELD_BLOCKS.get(exc.field or "", block), str(exc)) from None
+        block = EDIT_FIELD_BLOCKS.get(exc.field or "", block)
+        raise FieldError(block, next_steps.for_slack(exc)) from None
     except BroadcastBotError as exc:
         raise FieldError(block, str(exc)) from None
     if changes:  # after the commit: the card shows what is stored
@@ -164,7 +165,7 @@ def _post_new_card(
     client: WebClient, session: Any, broadcast: Broadcast, channel_id: str | None
 ) -> str | None:
     """Post the new draft's card where the original's is (else where the user asked)."""
-    channel = broadcast.slack_channel_id or channel_id
+    channel = broadcast.channel_id or channel_id
     if not channel:
         return None
     try:

@@ -10,15 +10,16 @@ from broadcasts.errors import BroadcastBotError, NextStep
 
 # `{subject}` is what the step acts on, as the error names it.
 CLI = {
-    NextStep.ADD_CONFIG: "Add one with `broadcast-bot configs add`.",
     NextStep.ASSIGN_AGENT: "`broadcast-bot configs set-agent {subject} AGENT` assigns one.",
+    NextStep.DROP_UNFIT: "`--drop-unfit` removes them.",
     NextStep.LIST_BROADCASTS: "`broadcast-bot broadcasts list` shows them.",
     NextStep.LIST_CONTACTS: "`broadcast-bot contacts list` shows them.",
     NextStep.LIST_IMPORTS: "`broadcast-bot broadcasts imports {subject}` lists them.",
     NextStep.SYNC_TEMPLATES: "`broadcast-bot templates sync` does it.",
 }
 
-# Steps a Slack user can take in Slack; the rest are an operator's, and the sentence stands alone.
+# Steps a Slack command takes; the rest are an operator's, or a control on the modal the error
+# shows on (and modal errors are cut short, so a hint there would not be read).
 SLACK = {
     NextStep.LIST_BROADCASTS: "`/broadcast list` shows them.",
     NextStep.SYNC_TEMPLATES: "`/broadcast templates sync` does it.",

@@ -81,7 +81,7 @@ def ingest_file(file_id: str, user_id: str, channel_id: str, thread_ts: str) -> 
         broadcast = cards.for_thread(session, channel_id, thread_ts)
         if broadcast is None:
             return  # a file in some other thread: not ours
-        done = session.scalar(select(Import.id).where(Import.slack_file_id == file_id))
+        done = session.scalar(select(Import.id).where(Import.source_file_id == file_id))
         name, status, broadcast_id = broadcast.name, broadcast.status, broadcast.id
     if done is not None:
         return
@@ -130,7 +130,7 @@ def ingest_file(file_id: str, user_id: str, channel_id: str, thread_ts: str) -> 
                 filename=file.name,
                 region=settings.phone_default_region,
                 by=Actor.slack(user_id),
-                slack_file_id=file_id,
+                source_file_id=file_id,
                 max_bytes=limit,
             )
     except BroadcastBotError as exc:

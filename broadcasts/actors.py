@@ -26,8 +26,3 @@ class Actor:
     @classmethod
     def slack(cls, user_id: str) -> Actor:
         return cls(id=user_id, via="slack")
-
-    @property
-    def mention(self) -> str:
-        """How Slack should name this actor in a thread."""
-        return f"<@{self.id}>" if self.via == "slack" else self.id

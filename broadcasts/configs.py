@@ -284,7 +284,7 @@ def add_agent(
     by: Actor,
     url: str | None = None,
     secret_env: str | None = None,
-    slack_channel_id: str | None = None,
+    channel_id: str | None = None,
     allow_private_urls: bool = False,
 ) -> Agent:
     """Add an agent; a webhook agent's URL must be https on a public address unless
@@ -301,7 +301,7 @@ def add_agent(
     if agent_kind is AgentKind.WEBHOOK:
         if not url or not url.startswith(("http://", "https://")):
             raise ValidationFailed(
-                "A webhook agent needs --url starting with http(s)://.", field="url"
+                "A webhook agent needs a URL starting with http(s)://.", field="url"
             )
         url = check_agent_url(url, allow_private=allow_private_urls)
         if secret_env is not None and not ENV_NAME.match(secret_env):
@@ -309,9 +309,9 @@ def add_agent(
                 f"secret_env '{secret_env}' must be the NAME of an environment variable.",
                 field="secret_env",
             )
-    elif not slack_channel_id:
+    elif not channel_id:
         raise ValidationFailed(
-            "A slack agent needs --channel (a Slack channel id).", field="channel"
+            "A slack agent needs the id of the channel where people answer.", field="channel"
         )
     if session.scalar(select(Agent.id).where(Agent.name == name)) is not None:
         raise ValidationFailed(f"An agent named '{name}' already exists.", field="name")
@@ -320,7 +320,7 @@ def add_agent(
         kind=agent_kind,
         url=url,
         secret_env=secret_env,
-        slack_channel_id=slack_channel_id,
+        channel_id=channel_id,
     )
     session.add(agent)
     session.flush()

@@ -289,10 +289,10 @@ def edit_draft(
                 examples = "; ".join(f"{u.phone} has {u.missing}" for u in checked.examples)
                 raise ValidationFailed(
                     f"{len(checked.unfit_ids):,} recipients do not fit template "
-                    f"'{template.name}' ({examples}). Remove them (tick “Remove recipients that "
-                    "do not fit” / `--drop-unfit`) or upload a CSV with those columns; "
-                    "nothing was changed.",
+                    f"'{template.name}' ({examples}). Choose to remove the recipients that do "
+                    "not fit, or upload a CSV with those columns; nothing was changed.",
                     field="template",
+                    next_step=NextStep.DROP_UNFIT,
                 )
             rows = [{"id": i, "params": p} for i, p in checked.fitting.items()]
             for start in range(0, len(rows), CHUNK):

@@ -9,8 +9,8 @@ class NextStep(StrEnum):
     """What the user can do about an error, named as an action: each adapter (Slack, the CLI)
     says how to do it in its own terms, so the domain never names an adapter's command."""
 
-    ADD_CONFIG = "add_config"
     ASSIGN_AGENT = "assign_agent"
+    DROP_UNFIT = "drop_unfit"
     LIST_BROADCASTS = "list_broadcasts"
     LIST_CONTACTS = "list_contacts"
     LIST_IMPORTS = "list_imports"

@@ -247,7 +247,7 @@ def _tell_in_card(
     channel = None
     try:
         with transaction(runtime.sessions) as session:
-            channel = service.get_broadcast(session, broadcast_id).slack_channel_id
+            channel = service.get_broadcast(session, broadcast_id).channel_id
     except BroadcastBotError:
         pass
     flows.tell(client, user_id=user, channel_id=channel, text=text)
