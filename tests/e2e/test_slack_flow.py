@@ -96,6 +96,7 @@ def test_a_broadcast_from_slash_command_to_the_final_card(db_url: str, redis_url
                     phone_number_id="100200300",
                     business_account_id="900800700",
                     api_base_url=sb.base_url,
+                    credential_env="KAPSO_API_KEY",
                     agent="support",
                     throughput_mps=50,
                     batch_size=4,

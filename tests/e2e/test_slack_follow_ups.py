@@ -95,6 +95,7 @@ def test_edit_a_draft_then_retry_a_broadcast_that_failed_on_a_revoked_key(
                     phone_number_id="100200300",
                     business_account_id="900800700",
                     api_base_url=sb.base_url,
+                    credential_env="KAPSO_API_KEY",
                     agent="support",
                     throughput_mps=50,
                     batch_size=500,

@@ -27,9 +27,9 @@ from broadcasts.models import (
 )
 from broadcasts.recipient_status import mark_sent
 from broadcasts.replies import record_test_send
-from broadcasts.settings import Settings
 from jobs import agents
 from jobs.runtime import Runtime, install
+from jobs.settings import Settings
 from tests.factories import add_recipients, make_broadcast
 from tests.webhook_support import (
     AGENT_SECRET,
