@@ -16,9 +16,9 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 
 from bot import flows
+from bot.actors import slack_user
 from bot.blocks.kit import clip, escape, quote
 from bot.slack_client import make_client
-from broadcasts.actors import Actor
 from broadcasts.db import transaction
 from broadcasts.enums import DeliveryStatus
 from broadcasts.errors import BroadcastBotError
@@ -190,7 +190,7 @@ def on_human_reply(runtime: Runtime, client: WebClient, event: dict[str, Any]) -
         return
     user = str(event["user"])
     try:
-        send_agent_reply(runtime, conversation_id, str(event.get("text") or ""), Actor.slack(user))
+        send_agent_reply(runtime, conversation_id, str(event.get("text") or ""), slack_user(user))
     except BroadcastBotError as exc:
         flows.tell(client, user_id=user, channel_id=str(event["channel"]), text=str(exc))
         return

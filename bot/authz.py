@@ -19,6 +19,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.actors import SLACK
 from broadcasts import audit, service
 from broadcasts.db import transaction
 from broadcasts.errors import NotAuthorised
@@ -115,7 +116,7 @@ class Authoriser:
                     session,
                     "authz.refused",
                     actor=user_id,
-                    via="slack",
+                    via=SLACK,
                     broadcast_id=broadcast_id,
                     act=act.name.lower(),
                     channel=from_channel,

@@ -12,19 +12,19 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot import cards, notifications
+from bot.actors import slack_user
 from bot.blocks import ids, kit, messages, modals
 from bot.blocks.state import FieldError, NewBroadcastInput
 from broadcasts import configs, contacts, service, templates
-from broadcasts.actors import Actor
 from broadcasts.csv_template import template_csv
 from broadcasts.db import transaction
 from broadcasts.errors import NotFoundError, ValidationFailed
 from broadcasts.metrics import stored_counts
-from broadcasts.models import Broadcast, Recipient, Template, WhatsAppConfig
+from broadcasts.models import Template, WhatsAppConfig
+from broadcasts.recipients import first_params
 from broadcasts.send_check import send_preview
 from jobs.runtime import Runtime
 from kapso.templates import render_body
@@ -84,8 +84,8 @@ def new_modal(
         selected = all_configs[0]
     template = None
     if selected is not None and template_id is not None:
-        found = session.get(Template, template_id)
-        if found is not None and found.config_id == selected.id:
+        found = templates.template_of(session, selected.id, template_id)
+        if found is not None:
             template = template_choice(found)
     return modals.new_broadcast_modal(
         [config_choice(c) for c in all_configs],
@@ -126,7 +126,7 @@ def create_from_modal(
                 name=data.name,
                 config_ref=data.config_id,
                 template_ref=data.template_id,
-                by=Actor.slack(user_id),
+                by=slack_user(user_id),
                 channel_id=data.channel_id,
                 batch_size=data.batch_size,
                 batch_pause_seconds=data.batch_pause_seconds,
@@ -153,9 +153,7 @@ def post_new_card(runtime: Runtime, client: WebClient, broadcast_id: str, *, use
         response = client.chat_postMessage(channel=channel, unfurl_links=False, **body)
     except SlackApiError as exc:
         with transaction(runtime.sessions) as session:
-            draft = session.get(Broadcast, broadcast_id)
-            if draft is not None and draft.card_message_id is None:
-                session.delete(draft)  # never shown anywhere, nothing added yet
+            service.discard_unposted_draft(session, broadcast_id)
         text = f"{_channel_problem(exc, channel)} The draft was not kept: create it again."
         tell(client, user_id=user_id, channel_id=None, text=text)
         return False
@@ -215,7 +213,7 @@ def add_contacts(
             broadcast_id,
             ids=contact_ids,
             all_eligible=all_eligible,
-            by=Actor.slack(user_id),
+            by=slack_user(user_id),
         )
         broadcast = service.get_broadcast(session, broadcast_id)
         data = cards.card_data(session, broadcast)
@@ -300,13 +298,7 @@ def schedule_modal(
 def send_test_modal(runtime: Runtime, broadcast_id: str) -> dict[str, Any]:
     with transaction(runtime.sessions) as session:
         broadcast = service.get_broadcast(session, broadcast_id)
-        first = session.scalar(
-            select(Recipient)
-            .where(Recipient.broadcast_id == broadcast.id)
-            .order_by(Recipient.id)
-            .limit(1)
-        )
-        sample = {str(k): str(v) for k, v in (first.params if first else {}).items()}
+        sample = {str(k): str(v) for k, v in first_params(session, broadcast.id).items()}
         names = [str(n) for n in broadcast.template.parameter_names]
         return modals.send_test_modal(broadcast.id, broadcast.name, names, sample)
 

@@ -13,12 +13,12 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import cards, next_steps, notifications
+from bot.actors import slack_user
 from bot.authz import Authoriser
 from bot.blocks import ids, kit, messages, modals
 from bot.blocks.state import EditInput, FieldError
 from bot.flows import template_choice
 from broadcasts import audit, drafts, follow_ups, service, templates
-from broadcasts.actors import Actor
 from broadcasts.db import transaction
 from broadcasts.enums import BroadcastStatus
 from broadcasts.errors import BroadcastBotError, NotAuthorised, ValidationFailed
@@ -86,7 +86,7 @@ def apply_edit(
     authz: Authoriser,
 ) -> list[str]:
     """Apply the edit modal all or nothing (one transaction); returns what changed."""
-    by = Actor.slack(user_id)
+    by = slack_user(user_id)
     try:
         phones = drafts.parse_phones([data.phones]) if data.phones else []
     except ValidationFailed as exc:
@@ -209,7 +209,7 @@ def retry_failed(
 ) -> str:
     """Make the retry draft, post its card, note it under the original; returns a sentence."""
     with transaction(runtime.sessions) as session:
-        result = follow_ups.retry_failed(session, ref, by=Actor.slack(user_id))
+        result = follow_ups.retry_failed(session, ref, by=slack_user(user_id))
         retry = result.broadcast
         text = (
             f"🔁 {kit.mention(user_id)} made *{safe(retry.name)}* (`{retry.id[:8]}`), a draft "
@@ -223,7 +223,7 @@ def duplicate(
 ) -> str:
     """Make the copy, post its card, note it under the original; returns a sentence."""
     with transaction(runtime.sessions) as session:
-        result = follow_ups.duplicate_broadcast(session, ref, by=Actor.slack(user_id))
+        result = follow_ups.duplicate_broadcast(session, ref, by=slack_user(user_id))
         copy = result.broadcast
         left = f"; {kit.number(result.opted_out)} opted-out contacts left out"
         text = (

@@ -209,7 +209,7 @@ def _retry_name(session: Session, original: Broadcast) -> str:
 def _copy(
     session: Session, original: Broadcast, *, name: str, by: Actor, retry_of: str | None = None
 ) -> Broadcast:
-    """A new draft with the original's configuration, template, pacing and Slack channel."""
+    """A new draft with the original's configuration, template, pacing and channel."""
     copy = service.create_broadcast(
         session,
         name=name,

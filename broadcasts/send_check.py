@@ -16,6 +16,7 @@ from broadcasts.imports.phones import by_country
 from broadcasts.metrics import stored_counts
 from broadcasts.models import Broadcast, Recipient
 from broadcasts.pacing import estimate_seconds
+from broadcasts.recipients import first_params
 
 
 @dataclass(frozen=True)
@@ -42,12 +43,6 @@ def send_preview(session: Session, ref: str) -> SendPreview:
     service.check_startable(session, broadcast)
     batch_size, pause, rate = service.effective_pacing(broadcast)
     recipients = stored_counts(broadcast).pending
-    first = session.scalar(
-        select(Recipient)
-        .where(Recipient.broadcast_id == broadcast.id, Recipient.status == RecipientStatus.PENDING)
-        .order_by(Recipient.id)
-        .limit(1)
-    )
     return SendPreview(
         broadcast_id=broadcast.id,
         name=broadcast.name,
@@ -62,7 +57,7 @@ def send_preview(session: Session, ref: str) -> SendPreview:
         ),
         warnings=tuple(send_warnings(broadcast, recipients)),
         countries=tuple(recipients_by_country(session, broadcast.id).items()),
-        sample_params=dict(first.params) if first else {},
+        sample_params=first_params(session, broadcast.id, pending_only=True),
     )
 
 

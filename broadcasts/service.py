@@ -118,6 +118,14 @@ def _validate_threshold(value: float | None) -> None:
         )
 
 
+def discard_unposted_draft(session: Session, broadcast_id: str) -> None:
+    """Remove a draft whose card could not be posted: shown nowhere, so nobody added anything
+    to it and nothing is lost."""
+    draft = session.get(Broadcast, broadcast_id)
+    if draft is not None and draft.status == S.DRAFT and draft.card_message_id is None:
+        session.delete(draft)
+
+
 def get_broadcast(session: Session, ref: str) -> Broadcast:
     """A broadcast by id, by a unique id prefix (4+ characters) or by its exact name."""
     ref = ref.strip()

@@ -97,6 +97,12 @@ def list_templates(
     return list(session.scalars(query.order_by(Template.name, Template.language)))
 
 
+def template_of(session: Session, config_id: int, template_id: int) -> Template | None:
+    """Template `template_id` if it belongs to configuration `config_id`."""
+    found = session.get(Template, template_id)
+    return found if found is not None and found.config_id == config_id else None
+
+
 def find_template(session: Session, config: WhatsAppConfig, ref: str | int) -> Template:
     """A template of `config` by id, `name` or `name:language`."""
     ref_s = str(ref).strip()

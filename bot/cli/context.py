@@ -9,6 +9,7 @@ from functools import cached_property
 import click
 from sqlalchemy.orm import Session
 
+from bot.actors import cli_operator
 from broadcasts.actors import Actor
 from broadcasts.db import transaction
 from jobs.runtime import Runtime, install
@@ -35,7 +36,7 @@ class CliContext:
 
     @property
     def actor(self) -> Actor:
-        return Actor.cli()
+        return cli_operator()
 
 
 pass_cli = click.make_pass_decorator(CliContext, ensure=True)

@@ -9,9 +9,9 @@ from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
 from bot import flows, follow_ups, next_steps, slack_jobs
+from bot.actors import slack_user
 from bot.authz import Act
 from bot.blocks import kit, messages, state
-from broadcasts.actors import Actor
 from broadcasts.db import transaction
 from broadcasts.errors import BroadcastBotError, ValidationFailed
 from jobs import control
@@ -113,7 +113,7 @@ def _new_view(runtime: Runtime, command: dict[str, Any]) -> dict[str, Any]:
 
 def _run(verb: str, ref: str, runtime: Runtime, user: str) -> dict[str, Any]:
     """The ephemeral reply to a command other than `new` (already authorised)."""
-    by = Actor.slack(user)
+    by = slack_user(user)
     if verb in ("", "help"):
         return {"text": messages.HELP, "blocks": [kit.section(messages.HELP)]}
     if verb == "list":
