@@ -53,10 +53,10 @@ from bot.slack_client import make_client
 from broadcasts.db import make_engine, transaction
 from broadcasts.lifecycle import READ_ONLY
 from broadcasts.models import Broadcast, Recipient
-from broadcasts.settings import Settings
 from jobs import control
 from jobs.agents import SIGNATURE_HEADER, agent_signature
 from jobs.runtime import Runtime, install
+from jobs.settings import Settings
 from tests.fakes.slack_api import BOT_TOKEN, SIGNING_SECRET, FakeSlack
 
 log = logging.getLogger(__name__)

@@ -73,6 +73,7 @@ def prepare(url: str) -> str:
     from broadcasts.actors import Actor
     from broadcasts.db import make_engine, make_session_factory, transaction
     from broadcasts.templates import TemplateData, upsert_templates
+    from kapso.settings import provider_defaults
     from migrations import run_upgrade
 
     run_upgrade(url)
@@ -95,6 +96,7 @@ def prepare(url: str) -> str:
             business_account_id="1",
             agent="bench",
             by=by,
+            **provider_defaults("sandbox"),
         )
         upsert_templates(
             session,

@@ -16,9 +16,9 @@ from redis import Redis
 from bot.logs import Masker, MaskingFilter, TextFormatter
 from bot.metrics_http import render
 from broadcasts.sending import Outcome
-from broadcasts.settings import Settings
 from jobs import keys
 from jobs.runtime import Runtime
+from jobs.settings import Settings
 from jobs.telemetry import Meter, SendMeter
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")

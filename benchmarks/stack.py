@@ -25,8 +25,8 @@ from broadcasts import configs, service
 from broadcasts.actors import Actor
 from broadcasts.db import transaction
 from broadcasts.recipients import NewRecipient, insert_recipients
-from broadcasts.settings import Settings
 from jobs.runtime import Runtime
+from jobs.settings import Settings
 from jobs.whatsapp import sync_templates
 from migrations import run_upgrade
 
@@ -225,6 +225,7 @@ class Stack:
                         business_account_id="900800700",
                         agent="bench-agent",
                         api_base_url=f"{self.sandbox_root}/v24.0",
+                        credential_env="KAPSO_API_KEY",
                         by=OPERATOR,
                         throughput_mps=self.throughput,
                     )

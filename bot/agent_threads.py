@@ -15,9 +15,9 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 
 from bot import flows
+from bot.actors import slack_user
 from bot.blocks.kit import clip, escape, quote
 from bot.slack_client import make_client
-from broadcasts.actors import Actor
 from broadcasts.db import transaction
 from broadcasts.enums import DeliveryStatus
 from broadcasts.errors import BroadcastBotError
@@ -101,7 +101,7 @@ def deliver(delivery_id: int) -> str:
             return "skipped"
         agent = session.get(Agent, delivery.agent_id)
         payload = dict(delivery.payload)
-        channel = agent.slack_channel_id if agent else None
+        channel = agent.channel_id if agent else None
     conversation_id = str((payload.get("conversation") or {}).get("id") or "")
     if not channel:
         return record_attempt(
@@ -128,16 +128,16 @@ def _thread(
         conversation = session.get(Conversation, conversation_id)
         if (
             conversation is not None
-            and conversation.slack_thread_ts
-            and (conversation.slack_channel_id == channel)
+            and conversation.thread_id
+            and (conversation.channel_id == channel)
         ):
-            return conversation.slack_thread_ts
+            return conversation.thread_id
     ts = str(client.chat_postMessage(channel=channel, text=header_text(payload))["ts"])
     with transaction(runtime.sessions) as session:
         conversation = session.get(Conversation, conversation_id)
         if conversation is not None:
-            conversation.slack_channel_id = channel
-            conversation.slack_thread_ts = ts
+            conversation.channel_id = channel
+            conversation.thread_id = ts
     return ts
 
 
@@ -159,15 +159,15 @@ def on_human_reply(runtime: Runtime, client: WebClient, event: dict[str, Any]) -
     with transaction(runtime.sessions) as session:
         conversation_id = session.scalar(
             select(Conversation.id).where(
-                Conversation.slack_thread_ts == event.get("thread_ts"),
-                Conversation.slack_channel_id == event.get("channel"),
+                Conversation.thread_id == event.get("thread_ts"),
+                Conversation.channel_id == event.get("channel"),
             )
         )
     if conversation_id is None:
         return
     user = str(event["user"])
     try:
-        send_agent_reply(runtime, conversation_id, str(event.get("text") or ""), Actor.slack(user))
+        send_agent_reply(runtime, conversation_id, str(event.get("text") or ""), slack_user(user))
     except BroadcastBotError as exc:
         flows.tell(client, user_id=user, channel_id=str(event["channel"]), text=str(exc))
         return

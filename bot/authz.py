@@ -19,6 +19,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.actors import SLACK
 from broadcasts import audit, service
 from broadcasts.db import transaction
 from broadcasts.errors import NotAuthorised
@@ -105,7 +106,7 @@ class Authoriser:
                     session,
                     "authz.refused",
                     actor=user_id,
-                    via="slack",
+                    via=SLACK,
                     broadcast_id=broadcast_id,
                     act=act.name.lower(),
                     channel=from_channel,
@@ -137,7 +138,7 @@ class Authoriser:
             return None, None
         with transaction(self.sessions) as session:
             broadcast = service.get_broadcast(session, ref)
-            return broadcast.slack_channel_id, broadcast.id
+            return broadcast.channel_id, broadcast.id
 
     def _admin_names(self) -> str:
         return ", ".join(

@@ -105,16 +105,16 @@ def post_card(client: WebClient, session: Session, broadcast: Broadcast, channel
     response = client.chat_postMessage(
         channel=channel, unfurl_links=False, **message(card_data(session, broadcast))
     )
-    broadcast.slack_channel_id = str(response["channel"])
-    broadcast.slack_card_ts = str(response["ts"])
+    broadcast.channel_id = str(response["channel"])
+    broadcast.card_message_id = str(response["ts"])
     session.flush()
-    return broadcast.slack_card_ts
+    return broadcast.card_message_id
 
 
 def note(client: WebClient, broadcast: Broadcast, text: str) -> None:
     """Post `text` in the card's thread (or nowhere when the broadcast has no card)."""
-    if broadcast.slack_channel_id and broadcast.slack_card_ts:
-        post_in_thread(client, broadcast.slack_channel_id, broadcast.slack_card_ts, text)
+    if broadcast.channel_id and broadcast.card_message_id:
+        post_in_thread(client, broadcast.channel_id, broadcast.card_message_id, text)
 
 
 class TransientSlackError(Exception):
@@ -162,6 +162,6 @@ def for_thread(session: Session, channel: str, thread_ts: str) -> Broadcast | No
     """The broadcast whose card starts this thread."""
     return session.scalar(
         select(Broadcast)
-        .where(Broadcast.slack_card_ts == thread_ts, Broadcast.slack_channel_id == channel)
+        .where(Broadcast.card_message_id == thread_ts, Broadcast.channel_id == channel)
         .limit(1)
     )

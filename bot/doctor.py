@@ -25,8 +25,8 @@ from broadcasts.db import make_engine, make_session_factory, transaction
 from broadcasts.enums import Provider, TemplateStatus
 from broadcasts.errors import BroadcastBotError
 from broadcasts.models import WhatsAppConfig
-from broadcasts.settings import Settings
 from broadcasts.urls import mask_credentials
+from jobs.settings import Settings
 from jobs.whatsapp import target_for
 from kapso.client import ApiTarget, NumberLimits, WhatsAppClient
 from kapso.errors import ADVICE, WhatsAppError

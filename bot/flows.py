@@ -12,26 +12,22 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot import cards, notifications
+from bot.actors import slack_user
 from bot.blocks import ids, kit, messages, modals
 from bot.blocks.state import FieldError, NewBroadcastInput
 from broadcasts import configs, contacts, service, templates
-from broadcasts.actors import Actor
 from broadcasts.csv_template import template_csv
 from broadcasts.db import transaction
 from broadcasts.errors import NotFoundError, ValidationFailed
 from broadcasts.metrics import stored_counts
-from broadcasts.models import Broadcast, Recipient, Template, WhatsAppConfig
-from broadcasts.pacing import estimate_seconds
-from broadcasts.send_check import recipients_by_country, send_warnings
-from broadcasts.templates import ensure_approved
-from jobs import control
+from broadcasts.models import Template, WhatsAppConfig
+from broadcasts.recipients import first_params
+from broadcasts.send_check import send_preview
 from jobs.runtime import Runtime
-from jobs.whatsapp import spec_for
-from kapso.templates import MissingParameter, build_components, render_body
+from kapso.templates import render_body
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +84,8 @@ def new_modal(
         selected = all_configs[0]
     template = None
     if selected is not None and template_id is not None:
-        found = session.get(Template, template_id)
-        if found is not None and found.config_id == selected.id:
+        found = templates.template_of(session, selected.id, template_id)
+        if found is not None:
             template = template_choice(found)
     return modals.new_broadcast_modal(
         [config_choice(c) for c in all_configs],
@@ -130,14 +126,13 @@ def create_from_modal(
                 name=data.name,
                 config_ref=data.config_id,
                 template_ref=data.template_id,
-                by=Actor.slack(user_id),
-                slack_channel_id=data.channel_id,
+                by=slack_user(user_id),
+                channel_id=data.channel_id,
                 batch_size=data.batch_size,
                 batch_pause_seconds=data.batch_pause_seconds,
                 rate_mps=data.rate_mps,
             )
-            broadcast.slack_team_id = team_id
-            _check_rate(broadcast, data.rate_mps)
+            broadcast.workspace_id = team_id
             return broadcast.id
     except ValidationFailed as exc:
         block = template_block if exc.field == "template" else FIELD_BLOCKS.get(exc.field or "")
@@ -152,32 +147,21 @@ def post_new_card(runtime: Runtime, client: WebClient, broadcast_id: str, *, use
     is told why in a direct message."""
     with transaction(runtime.sessions) as session:
         broadcast = service.get_broadcast(session, broadcast_id)
-        channel = str(broadcast.slack_channel_id or "")
+        channel = str(broadcast.channel_id or "")
         body = cards.message(cards.card_data(session, broadcast))
     try:
         response = client.chat_postMessage(channel=channel, unfurl_links=False, **body)
     except SlackApiError as exc:
         with transaction(runtime.sessions) as session:
-            draft = session.get(Broadcast, broadcast_id)
-            if draft is not None and draft.slack_card_ts is None:
-                session.delete(draft)  # never shown anywhere, nothing added yet
+            service.discard_unposted_draft(session, broadcast_id)
         text = f"{_channel_problem(exc, channel)} The draft was not kept: create it again."
         tell(client, user_id=user_id, channel_id=None, text=text)
         return False
     with transaction(runtime.sessions) as session:
         broadcast = service.get_broadcast(session, broadcast_id)
-        broadcast.slack_channel_id = str(response["channel"])
-        broadcast.slack_card_ts = str(response["ts"])
+        broadcast.channel_id = str(response["channel"])
+        broadcast.card_message_id = str(response["ts"])
     return True
-
-
-def _check_rate(broadcast: Broadcast, rate: float | None) -> None:
-    if rate is not None and rate > broadcast.config.throughput_mps:
-        raise ValidationFailed(
-            f"{kit.number(rate)} messages/s is above the number's throughput "
-            f"({broadcast.config.throughput_mps}/s).",
-            field="rate",
-        )
 
 
 def _channel_problem(exc: SlackApiError, channel: str) -> str:
@@ -196,7 +180,7 @@ def _channel_problem(exc: SlackApiError, channel: str) -> str:
 def add_contacts_modal(runtime: Runtime, broadcast_id: str) -> dict[str, Any]:
     with transaction(runtime.sessions) as session:
         broadcast = service.get_broadcast(session, broadcast_id)
-        _ensure_draft(broadcast)
+        service.check_recipients_editable(broadcast)
         eligible = int(contacts.count_eligible(session))
         return modals.add_contacts_modal(broadcast.id, broadcast.name, eligible)
 
@@ -229,7 +213,7 @@ def add_contacts(
             broadcast_id,
             ids=contact_ids,
             all_eligible=all_eligible,
-            by=Actor.slack(user_id),
+            by=slack_user(user_id),
         )
         broadcast = service.get_broadcast(session, broadcast_id)
         data = cards.card_data(session, broadcast)
@@ -249,16 +233,9 @@ def add_contacts(
     )
     if left_out:
         text += " Left out: " + ", ".join(left_out) + "."
-    if broadcast.slack_channel_id and broadcast.slack_card_ts:
+    if broadcast.channel_id and broadcast.card_message_id:
         notifications.show_changes(runtime, broadcast.id)
-        cards.post_in_thread(client, broadcast.slack_channel_id, broadcast.slack_card_ts, text)
-
-
-def _ensure_draft(broadcast: Broadcast) -> None:
-    if broadcast.status not in ("draft", "scheduled"):
-        raise ValidationFailed(
-            f"Broadcast '{broadcast.name}' is {broadcast.status}; recipients can no longer change."
-        )
+        cards.post_in_thread(client, broadcast.channel_id, broadcast.card_message_id, text)
 
 
 def upload_csv_template(
@@ -267,7 +244,7 @@ def upload_csv_template(
     with transaction(runtime.sessions) as session:
         broadcast = service.get_broadcast(session, broadcast_id)
         content = template_csv(broadcast.template)
-        channel, ts = broadcast.slack_channel_id, broadcast.slack_card_ts
+        channel, ts = broadcast.channel_id, broadcast.card_message_id
         name = broadcast.template.name
     client.files_upload_v2(
         channel=channel,
@@ -284,35 +261,20 @@ def upload_csv_template(
 
 def send_summary(runtime: Runtime, broadcast_id: str) -> modals.SendSummary:
     with transaction(runtime.sessions) as session:
-        broadcast = service.get_broadcast(session, broadcast_id)
-        service.check_startable(session, broadcast)
-        batch_size, pause, rate = service.effective_pacing(broadcast)
-        counts = stored_counts(broadcast)
-        recipients = counts.pending
-        first = session.scalar(
-            select(Recipient)
-            .where(Recipient.broadcast_id == broadcast.id, Recipient.status == "pending")
-            .order_by(Recipient.id)
-            .limit(1)
-        )
-        template = broadcast.template
-        rendered = render_body(template.body_text, first.params if first else {})
-        warnings = send_warnings(broadcast, recipients)
-        return modals.SendSummary(
-            broadcast_id=broadcast.id,
-            name=broadcast.name,
-            recipients=recipients,
-            template_name=template.name,
-            rendered=rendered,
-            rate_mps=rate,
-            batch_size=batch_size,
-            batch_pause_seconds=pause,
-            estimate_seconds=estimate_seconds(
-                recipients, batch_size=batch_size, pause_seconds=pause, rate=rate
-            ),
-            warnings=tuple(warnings),
-            countries=tuple(recipients_by_country(session, broadcast.id).items()),
-        )
+        preview = send_preview(session, broadcast_id)
+    return modals.SendSummary(
+        broadcast_id=preview.broadcast_id,
+        name=preview.name,
+        recipients=preview.recipients,
+        template_name=preview.template_name,
+        rendered=render_body(preview.template_body, preview.sample_params),
+        rate_mps=preview.rate_mps,
+        batch_size=preview.batch_size,
+        batch_pause_seconds=preview.batch_pause_seconds,
+        estimate_seconds=preview.estimate_seconds,
+        warnings=preview.warnings,
+        countries=preview.countries,
+    )
 
 
 def schedule_modal(
@@ -336,13 +298,7 @@ def schedule_modal(
 def send_test_modal(runtime: Runtime, broadcast_id: str) -> dict[str, Any]:
     with transaction(runtime.sessions) as session:
         broadcast = service.get_broadcast(session, broadcast_id)
-        first = session.scalar(
-            select(Recipient)
-            .where(Recipient.broadcast_id == broadcast.id)
-            .order_by(Recipient.id)
-            .limit(1)
-        )
-        sample = {str(k): str(v) for k, v in (first.params if first else {}).items()}
+        sample = {str(k): str(v) for k, v in first_params(session, broadcast.id).items()}
         names = [str(n) for n in broadcast.template.parameter_names]
         return modals.send_test_modal(broadcast.id, broadcast.name, names, sample)
 
@@ -352,7 +308,7 @@ def send_test_modal(runtime: Runtime, broadcast_id: str) -> dict[str, Any]:
 
 def broadcast_lines(session: Session, limit: int = 15) -> list[messages.BroadcastLine]:
     return [
-        messages.BroadcastLine(b.id, b.name, str(b.status), stored_counts(b), b.slack_channel_id)
+        messages.BroadcastLine(b.id, b.name, str(b.status), stored_counts(b), b.channel_id)
         for b in service.list_broadcasts(session, limit=limit)
     ]
 
@@ -376,24 +332,6 @@ def template_listing(session: Session) -> list[tuple[str, list[tuple[str, str, s
         ]
         out.append((config.name, rows))
     return out
-
-
-def check_test_send(
-    runtime: Runtime, broadcast_id: str, *, phone: str, params: dict[str, str]
-) -> None:
-    """What a test send can be refused for without asking WhatsApp (number, template state,
-    parameters), so the modal shows it on the field before the ack."""
-    control.test_number(runtime, phone)
-    with transaction(runtime.sessions) as session:
-        template = service.get_broadcast(session, broadcast_id).template
-        ensure_approved(template)
-        spec = spec_for(template)
-    try:
-        build_components(spec, params)
-    except MissingParameter as exc:
-        raise ValidationFailed(
-            f"Test send refused. {str(exc).capitalize()}.", field="params"
-        ) from None
 
 
 def show_notice(client: WebClient, view_id: str, title: str, text: str) -> None:

@@ -12,13 +12,13 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import cards, notifications
+from bot import cards, next_steps, notifications
+from bot.actors import slack_user
 from bot.authz import Authoriser
 from bot.blocks import ids, kit, messages, modals
 from bot.blocks.state import EditInput, FieldError
 from bot.flows import template_choice
 from broadcasts import audit, drafts, follow_ups, service, templates
-from broadcasts.actors import Actor
 from broadcasts.db import transaction
 from broadcasts.enums import BroadcastStatus
 from broadcasts.errors import BroadcastBotError, NotAuthorised, ValidationFailed
@@ -87,7 +87,7 @@ def apply_edit(
     authz: Authoriser,
 ) -> list[str]:
     """Apply the edit modal all or nothing (one transaction); returns what changed."""
-    by = Actor.slack(user_id)
+    by = slack_user(user_id)
     try:
         phones = drafts.parse_phones([data.phones]) if data.phones else []
     except ValidationFailed as exc:
@@ -132,9 +132,10 @@ def apply_edit(
                     drop_unfit=data.drop_unfit,
                 )
                 changes += result.changes
-            card = (broadcast.id, broadcast.slack_channel_id, broadcast.slack_card_ts)
+            card = (broadcast.id, broadcast.channel_id, broadcast.card_message_id)
     except ValidationFailed as exc:
-        raise FieldError(EDIT_FIELD_BLOCKS.get(exc.field or "", block), str(exc)) from None
+        block = EDIT_FIELD_BLOCKS.get(exc.field or "", block)
+        raise FieldError(block, next_steps.for_slack(exc)) from None
     except BroadcastBotError as exc:
         raise FieldError(block, str(exc)) from None
     if changes:  # after the commit: the card shows what is stored
@@ -165,7 +166,7 @@ def _post_new_card(
     client: WebClient, session: Any, broadcast: Broadcast, channel_id: str | None
 ) -> str | None:
     """Post the new draft's card where the original's is (else where the user asked)."""
-    channel = broadcast.slack_channel_id or channel_id
+    channel = broadcast.channel_id or channel_id
     if not channel:
         return None
     try:
@@ -210,7 +211,7 @@ def retry_failed(
     """Make the retry draft, post its card, note it under the original; returns a sentence."""
     with transaction(runtime.sessions) as session:
         result = follow_ups.retry_failed(
-            session, ref, by=Actor.slack(user_id), resend_wait=resend_wait
+            session, ref, by=slack_user(user_id), resend_wait=resend_wait
         )
         retry = result.broadcast
         text = (
@@ -225,7 +226,7 @@ def duplicate(
 ) -> str:
     """Make the copy, post its card, note it under the original; returns a sentence."""
     with transaction(runtime.sessions) as session:
-        result = follow_ups.duplicate_broadcast(session, ref, by=Actor.slack(user_id))
+        result = follow_ups.duplicate_broadcast(session, ref, by=slack_user(user_id))
         copy = result.broadcast
         left = f"; {kit.number(result.opted_out)} opted-out contacts left out"
         text = (

@@ -14,7 +14,7 @@ from typing import IO, Any
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 
 from broadcasts.errors import BroadcastBotError
-from broadcasts.settings import Settings
+from jobs.settings import Settings
 
 SECRET_NAME = re.compile(r"(^|_)(token|secret|key|password|credential)s?(_|$)", re.IGNORECASE)
 MIN_SECRET_LENGTH = 6

@@ -59,10 +59,10 @@ def handle_event(broadcast_id: str, kind: str, data: dict[str, Any]) -> None:
     runtime = current()
     with transaction(runtime.sessions) as session:
         broadcast = session.get(Broadcast, broadcast_id)
-        if broadcast is None or not (broadcast.slack_channel_id and broadcast.slack_card_ts):
+        if broadcast is None or not (broadcast.channel_id and broadcast.card_message_id):
             return
         card = cards.card_data(session, broadcast)
-        channel, ts = broadcast.slack_channel_id, broadcast.slack_card_ts
+        channel, ts = broadcast.channel_id, broadcast.card_message_id
     throttle = throttle_for(runtime)
     show_changes(runtime, broadcast_id)
     if event is None:
@@ -111,10 +111,10 @@ def refresh(runtime: Runtime, broadcast_id: str) -> CardEdit:
     throttle.take_dirty(broadcast_id)
     with transaction(runtime.sessions) as session:
         broadcast = session.get(Broadcast, broadcast_id)
-        if broadcast is None or not (broadcast.slack_channel_id and broadcast.slack_card_ts):
+        if broadcast is None or not (broadcast.channel_id and broadcast.card_message_id):
             return CardEdit.NO_CARD
         content = cards.message(cards.card_data(session, broadcast))
-        channel, ts = broadcast.slack_channel_id, broadcast.slack_card_ts
+        channel, ts = broadcast.channel_id, broadcast.card_message_id
     digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
     if throttle.same_as_shown(broadcast_id, digest):
         return CardEdit.UNCHANGED

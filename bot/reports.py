@@ -28,13 +28,13 @@ def post_report(broadcast_id: str, user_id: str) -> None:
     runtime = current()
     with transaction(runtime.sessions) as session:
         broadcast = session.get(Broadcast, broadcast_id)
-        if broadcast is None or not (broadcast.slack_channel_id and broadcast.slack_card_ts):
+        if broadcast is None or not (broadcast.channel_id and broadcast.card_message_id):
             return
         out = io.StringIO()
         rows = write_recipient_report(session, broadcast, out)
         counts = stored_counts(broadcast)
         sent, delivered = _times(session, broadcast_id)
-        name, channel, ts = broadcast.name, broadcast.slack_channel_id, broadcast.slack_card_ts
+        name, channel, ts = broadcast.name, broadcast.channel_id, broadcast.card_message_id
     funnel = [
         ("Total", counts.total),
         ("Sent", counts.sent),

@@ -6,7 +6,7 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot.metered_slack import MeteredWebClient
-from broadcasts.settings import Settings
+from jobs.settings import Settings
 from jobs.telemetry import meter_for
 
 RATE_LIMIT_RETRIES = 5

@@ -17,10 +17,10 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 
 from bot import cards, notifications
+from bot.actors import slack_user
 from bot.blocks.kit import escape, mention
 from bot.blocks.messages import import_summary
 from bot.slack_client import make_client
-from broadcasts.actors import Actor
 from broadcasts.db import transaction
 from broadcasts.errors import BroadcastBotError
 from broadcasts.imports import import_csv
@@ -81,7 +81,7 @@ def ingest_file(file_id: str, user_id: str, channel_id: str, thread_ts: str) -> 
         broadcast = cards.for_thread(session, channel_id, thread_ts)
         if broadcast is None:
             return  # a file in some other thread: not ours
-        done = session.scalar(select(Import.id).where(Import.slack_file_id == file_id))
+        done = session.scalar(select(Import.id).where(Import.source_file_id == file_id))
         name, status, broadcast_id = broadcast.name, broadcast.status, broadcast.id
     if done is not None:
         return
@@ -129,8 +129,8 @@ def ingest_file(file_id: str, user_id: str, channel_id: str, thread_ts: str) -> 
                 spool,  # type: ignore[arg-type]
                 filename=file.name,
                 region=settings.phone_default_region,
-                by=Actor.slack(user_id),
-                slack_file_id=file_id,
+                by=slack_user(user_id),
+                source_file_id=file_id,
                 max_bytes=limit,
             )
     except BroadcastBotError as exc:

@@ -40,7 +40,7 @@ def enqueue_report(runtime: Runtime, ref: str, user_id: str) -> str:
     """Queue the report of a broadcast with a card; returns the broadcast's name."""
     with transaction(runtime.sessions) as session:
         broadcast = service.get_broadcast(session, ref)
-        if not broadcast.slack_card_ts:
+        if not broadcast.card_message_id:
             raise ValidationFailed(
                 f"Broadcast '{broadcast.name}' has no Slack card to post the report under; "
                 f"use `broadcast-bot broadcasts report {broadcast.id[:8]}`."

@@ -1,33 +1,15 @@
-"""Who is acting: a Slack user, an operator at the CLI, or the system itself."""
+"""Who is acting: a person, named as the adapter they acted through names them, or the system."""
 
 from __future__ import annotations
 
-import getpass
 from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
 class Actor:
-    id: str
-    via: str  # "slack" | "cli" | "system"
-
-    @classmethod
-    def cli(cls) -> Actor:
-        try:
-            user = getpass.getuser()
-        except (KeyError, OSError):
-            user = "operator"
-        return cls(id=f"cli:{user}", via="cli")
+    id: str  # the person's id where they acted (a chat user id, `cli:<login>`), or "system"
+    via: str  # where they acted ("slack", "cli"), or "system"; the audit log stores it as is
 
     @classmethod
     def system(cls) -> Actor:
         return cls(id="system", via="system")
-
-    @classmethod
-    def slack(cls, user_id: str) -> Actor:
-        return cls(id=user_id, via="slack")
-
-    @property
-    def mention(self) -> str:
-        """How Slack should name this actor in a thread."""
-        return f"<@{self.id}>" if self.via == "slack" else self.id

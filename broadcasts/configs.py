@@ -16,21 +16,10 @@ from broadcasts.enums import AgentKind, Provider
 from broadcasts.errors import NotFoundError, ValidationFailed
 from broadcasts.models import Agent, WhatsAppConfig, utcnow
 from broadcasts.pacing import SEED_BATCH_PAUSE_SECONDS, SEED_BATCH_SIZE, SEED_RATE_MPS
-from broadcasts.settings import DEFAULT_KAPSO_API_URL, DEFAULT_META_API_URL
 from broadcasts.urls import check_agent_url
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = {
-    Provider.KAPSO: DEFAULT_KAPSO_API_URL,
-    Provider.META: DEFAULT_META_API_URL,
-    Provider.SANDBOX: "http://127.0.0.1:8081/v24.0",
-}
-DEFAULT_CREDENTIAL_ENV = {
-    Provider.KAPSO: "KAPSO_API_KEY",
-    Provider.META: "META_ACCESS_TOKEN",
-    Provider.SANDBOX: "KAPSO_API_KEY",
-}
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,63}$")
 DIGITS_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 LIMIT_TIER = re.compile(r"(\d+)\s*([KM]?)", re.IGNORECASE)
@@ -47,8 +36,8 @@ def add_config(
     phone_number_id: str,
     business_account_id: str,
     by: Actor,
-    api_base_url: str | None = None,
-    credential_env: str | None = None,
+    api_base_url: str,
+    credential_env: str,
     throughput_mps: int | None = None,
     display_phone_number: str | None = None,
     batch_size: int = SEED_BATCH_SIZE,
@@ -56,6 +45,7 @@ def add_config(
     agent: str | None = None,
 ) -> WhatsAppConfig:
     """Create a configuration; it names the variable holding its credential, never the value.
+    The provider's defaults for both are the provider's to know (kapso/settings.py).
 
     Without `throughput_mps` the rate is the seed's 50/s until the number's own throughput level
     is read from WhatsApp (record_limits).
@@ -77,14 +67,14 @@ def add_config(
             raise ValidationFailed(
                 f"{field} '{value}' is not an id (letters, digits, '-' or '_').", field=field
             )
-    env = credential_env or DEFAULT_CREDENTIAL_ENV[kind]
+    env = credential_env
     if not ENV_NAME.match(env):
         raise ValidationFailed(
             f"credential_env '{env}' must be the NAME of an environment variable "
             "(e.g. KAPSO_API_KEY), not the secret itself.",
             field="credential_env",
         )
-    base = (api_base_url or DEFAULT_BASE_URL[kind]).rstrip("/")
+    base = api_base_url.rstrip("/")
     if not base.startswith(("http://", "https://")):
         raise ValidationFailed(
             f"API base URL '{base}' must start with http(s)://.", field="api_base_url"
@@ -284,7 +274,7 @@ def add_agent(
     by: Actor,
     url: str | None = None,
     secret_env: str | None = None,
-    slack_channel_id: str | None = None,
+    channel_id: str | None = None,
     allow_private_urls: bool = False,
 ) -> Agent:
     """Add an agent; a webhook agent's URL must be https on a public address unless
@@ -301,7 +291,7 @@ def add_agent(
     if agent_kind is AgentKind.WEBHOOK:
         if not url or not url.startswith(("http://", "https://")):
             raise ValidationFailed(
-                "A webhook agent needs --url starting with http(s)://.", field="url"
+                "A webhook agent needs a URL starting with http(s)://.", field="url"
             )
         url = check_agent_url(url, allow_private=allow_private_urls)
         if secret_env is not None and not ENV_NAME.match(secret_env):
@@ -309,9 +299,9 @@ def add_agent(
                 f"secret_env '{secret_env}' must be the NAME of an environment variable.",
                 field="secret_env",
             )
-    elif not slack_channel_id:
+    elif not channel_id:
         raise ValidationFailed(
-            "A slack agent needs --channel (a Slack channel id).", field="channel"
+            "A slack agent needs the id of the channel where people answer.", field="channel"
         )
     if session.scalar(select(Agent.id).where(Agent.name == name)) is not None:
         raise ValidationFailed(f"An agent named '{name}' already exists.", field="name")
@@ -320,7 +310,7 @@ def add_agent(
         kind=agent_kind,
         url=url,
         secret_env=secret_env,
-        slack_channel_id=slack_channel_id,
+        channel_id=channel_id,
     )
     session.add(agent)
     session.flush()

@@ -14,7 +14,7 @@ from broadcasts import audit, service
 from broadcasts.actors import Actor
 from broadcasts.csv_template import attribute_value, parameter_column
 from broadcasts.enums import BroadcastStatus as S
-from broadcasts.errors import NotFoundError, ValidationFailed
+from broadcasts.errors import NextStep, NotFoundError, ValidationFailed
 from broadcasts.imports.phones import PHONE_REASONS, normalise_phone
 from broadcasts.imports.rows import BODY_LIMIT
 from broadcasts.lifecycle import ensure_editable
@@ -162,8 +162,9 @@ def remove_recipients(
         record = session.get(Import, import_id)
         if record is None or record.broadcast_id != broadcast.id:
             raise NotFoundError(
-                f"Broadcast '{broadcast.name}' has no import #{import_id}; "
-                f"`broadcast-bot broadcasts imports {broadcast.id[:8]}` lists them."
+                f"Broadcast '{broadcast.name}' has no import #{import_id}.",
+                next_step=NextStep.LIST_IMPORTS,
+                subject=broadcast.id[:8],
             )
         removed = _remove(session, broadcast, Recipient.import_id == import_id)
         if not removed:
@@ -288,10 +289,10 @@ def edit_draft(
                 examples = "; ".join(f"{u.phone} has {u.missing}" for u in checked.examples)
                 raise ValidationFailed(
                     f"{len(checked.unfit_ids):,} recipients do not fit template "
-                    f"'{template.name}' ({examples}). Remove them (tick “Remove recipients that "
-                    "do not fit” / `--drop-unfit`) or upload a CSV with those columns; "
-                    "nothing was changed.",
+                    f"'{template.name}' ({examples}). Choose to remove the recipients that do "
+                    "not fit, or upload a CSV with those columns; nothing was changed.",
                     field="template",
+                    next_step=NextStep.DROP_UNFIT,
                 )
             rows = [{"id": i, "params": p} for i, p in checked.fitting.items()]
             for start in range(0, len(rows), CHUNK):

@@ -210,20 +210,20 @@ def _retry_name(session: Session, original: Broadcast) -> str:
 def _copy(
     session: Session, original: Broadcast, *, name: str, by: Actor, retry_of: str | None = None
 ) -> Broadcast:
-    """A new draft with the original's configuration, template, pacing and Slack channel."""
+    """A new draft with the original's configuration, template, pacing and channel."""
     copy = service.create_broadcast(
         session,
         name=name,
         config_ref=original.config_id,
         template_ref=original.template_id,
         by=by,
-        slack_channel_id=original.slack_channel_id,
+        channel_id=original.channel_id,
         batch_size=original.batch_size,
         batch_pause_seconds=original.batch_pause_seconds,
         rate_mps=original.rate_mps,
         failure_threshold=original.failure_threshold,
     )
-    copy.slack_team_id = original.slack_team_id
+    copy.workspace_id = original.workspace_id
     copy.retry_of_id = retry_of
     session.flush()
     return copy

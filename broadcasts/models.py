@@ -92,7 +92,8 @@ class Agent(TimestampMixin, Base):
     url: Mapped[str | None] = mapped_column(String(2048))
     # Name of the environment variable holding the HMAC secret; never the secret itself.
     secret_env: Mapped[str | None] = mapped_column(String(64))
-    slack_channel_id: Mapped[str | None] = mapped_column(String(32))
+    # A chat agent's channel, where people answer in threads (the column keeps its first name).
+    channel_id: Mapped[str | None] = mapped_column("slack_channel_id", String(32))
 
 
 class WhatsAppConfig(TimestampMixin, Base):
@@ -188,10 +189,11 @@ class Broadcast(TimestampMixin, Base):
     batch_pause_seconds: Mapped[float | None] = mapped_column(Float)
     rate_mps: Mapped[float | None] = mapped_column(Float)
     failure_threshold: Mapped[float | None] = mapped_column(Float)
-    # Slack card
-    slack_channel_id: Mapped[str | None] = mapped_column(String(32))
-    slack_card_ts: Mapped[str | None] = mapped_column(String(32), index=True)
-    slack_team_id: Mapped[str | None] = mapped_column(String(32))
+    # Where the broadcast's card lives: the channel, the card message's id and the workspace,
+    # as the chat adapter names them (the columns keep their first, Slack-specific names).
+    channel_id: Mapped[str | None] = mapped_column("slack_channel_id", String(32))
+    card_message_id: Mapped[str | None] = mapped_column("slack_card_ts", String(32), index=True)
+    workspace_id: Mapped[str | None] = mapped_column("slack_team_id", String(32))
     created_by: Mapped[str] = mapped_column(String(64))
     created_via: Mapped[str] = mapped_column(String(16), default="cli")
     # A "Retry failed" broadcast points at the broadcast whose recipients it sends to again.
@@ -297,7 +299,8 @@ class Import(Base):
     source: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), default=ImportStatus.QUEUED)
     filename: Mapped[str | None] = mapped_column(String(255))
-    slack_file_id: Mapped[str | None] = mapped_column(String(32), unique=True)
+    # The chat platform's id of an uploaded file, so a re-delivered upload is imported once.
+    source_file_id: Mapped[str | None] = mapped_column("slack_file_id", String(32), unique=True)
     encoding: Mapped[str | None] = mapped_column(String(32))
     delimiter: Mapped[str | None] = mapped_column(String(4))
     region: Mapped[str | None] = mapped_column(String(2))
@@ -349,8 +352,10 @@ class Conversation(Base):
     )
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
     external_id: Mapped[str | None] = mapped_column(String(64))
-    slack_channel_id: Mapped[str | None] = mapped_column(String(32))
-    slack_thread_ts: Mapped[str | None] = mapped_column(String(32), index=True)
+    # Where a chat agent's people see this conversation: channel and thread (columns keep their
+    # first, Slack-specific names).
+    channel_id: Mapped[str | None] = mapped_column("slack_channel_id", String(32))
+    thread_id: Mapped[str | None] = mapped_column("slack_thread_ts", String(32), index=True)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_message_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_inbound_at: Mapped[datetime | None] = mapped_column()

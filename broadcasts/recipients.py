@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -73,3 +74,15 @@ def insert_recipients(
     bump(session, broadcast.id, Counts(total=added, pending=added))
     session.refresh(broadcast)
     return added
+
+
+def first_params(
+    session: Session, broadcast_id: str, *, pending_only: bool = False
+) -> dict[str, Any]:
+    """The first recipient's template parameters (of those still to send, if `pending_only`):
+    the sample a confirmation or a test send shows."""
+    query = select(Recipient.params).where(Recipient.broadcast_id == broadcast_id)
+    if pending_only:
+        query = query.where(Recipient.status == RecipientStatus.PENDING)
+    params = session.scalar(query.order_by(Recipient.id).limit(1))
+    return dict(params or {})

@@ -12,8 +12,8 @@ from broadcasts import audit
 from broadcasts.actors import Actor
 from broadcasts.configs import get_config, validate_pacing
 from broadcasts.enums import BroadcastStatus as S
-from broadcasts.errors import IllegalTransition, NotFoundError, ValidationFailed
-from broadcasts.lifecycle import Action, ensure_editable, next_status
+from broadcasts.errors import IllegalTransition, NextStep, NotFoundError, ValidationFailed
+from broadcasts.lifecycle import EDITABLE, Action, ensure_editable, next_status
 from broadcasts.models import Broadcast, Template, WhatsAppConfig, utcnow
 from broadcasts.recipient_status import skip_unsent
 from broadcasts.templates import ensure_approved, find_template
@@ -28,7 +28,7 @@ def create_broadcast(
     config_ref: str | int,
     template_ref: str | int,
     by: Actor,
-    slack_channel_id: str | None = None,
+    channel_id: str | None = None,
     batch_size: int | None = None,
     batch_pause_seconds: float | None = None,
     rate_mps: float | None = None,
@@ -40,14 +40,17 @@ def create_broadcast(
     if config.primary_agent is None:
         raise ValidationFailed(
             f"WhatsApp configuration '{config.name}' has no primary agent, so nobody would answer "
-            f"replies; assign one first (`broadcast-bot configs set-agent {config.name} AGENT`).",
+            "replies; assign it a primary agent first.",
             field="config",
+            next_step=NextStep.ASSIGN_AGENT,
+            subject=config.name,
         )
     template = find_template(session, config, template_ref)
     ensure_approved(template)
     validate_pacing(
         throughput_mps=rate_mps, batch_size=batch_size, batch_pause_seconds=batch_pause_seconds
     )
+    check_rate(config, rate_mps)
     _validate_threshold(failure_threshold)
     broadcast = Broadcast(
         name=name,
@@ -57,7 +60,7 @@ def create_broadcast(
         status=S.DRAFT,
         created_by=by.id,
         created_via=by.via,
-        slack_channel_id=slack_channel_id,
+        channel_id=channel_id,
         batch_size=batch_size,
         batch_pause_seconds=batch_pause_seconds,
         rate_mps=rate_mps,
@@ -88,12 +91,39 @@ def clean_name(name: str) -> str:
     return name
 
 
+def check_rate(config: WhatsAppConfig, rate_mps: float | None) -> None:
+    """A broadcast's own rate may slow it down, never ask for more than its number's throughput
+    (sending clamps to the throughput anyway: this says so instead of silently ignoring it)."""
+    if rate_mps is not None and rate_mps > config.throughput_mps:
+        shown = f"{int(rate_mps):,}" if float(rate_mps).is_integer() else f"{rate_mps:,.1f}"
+        raise ValidationFailed(
+            f"{shown} messages/s is above the number's throughput ({config.throughput_mps}/s).",
+            field="rate",
+        )
+
+
+def check_recipients_editable(broadcast: Broadcast) -> None:
+    """Recipients can be added or removed only before sending starts (draft or scheduled)."""
+    if broadcast.status not in EDITABLE:
+        raise ValidationFailed(
+            f"Broadcast '{broadcast.name}' is {broadcast.status}; recipients can no longer change."
+        )
+
+
 def _validate_threshold(value: float | None) -> None:
     if value is not None and not 0 < value <= 1:
         raise ValidationFailed(
             "The failure threshold is a share of a batch between 0 and 1 (e.g. 0.5).",
             field="failure_threshold",
         )
+
+
+def discard_unposted_draft(session: Session, broadcast_id: str) -> None:
+    """Remove a draft whose card could not be posted: shown nowhere, so nobody added anything
+    to it and nothing is lost."""
+    draft = session.get(Broadcast, broadcast_id)
+    if draft is not None and draft.status == S.DRAFT and draft.card_message_id is None:
+        session.delete(draft)
 
 
 def get_broadcast(session: Session, ref: str) -> Broadcast:
@@ -122,7 +152,7 @@ def get_broadcast(session: Session, ref: str) -> Broadcast:
         return matches[0]
     if len(matches) > 1:
         raise NotFoundError(f"'{ref}' matches several broadcasts; use the id.")
-    raise NotFoundError(f"No broadcast '{ref}'. `broadcast-bot broadcasts list` shows them.")
+    raise NotFoundError(f"No broadcast '{ref}'.", next_step=NextStep.LIST_BROADCASTS)
 
 
 def list_broadcasts(
@@ -200,6 +230,8 @@ def check_startable(session: Session, broadcast: Broadcast) -> None:
             f"WhatsApp configuration '{config.name}' has no primary agent; "
             "assign one before sending.",
             field="config",
+            next_step=NextStep.ASSIGN_AGENT,
+            subject=config.name,
         )
 
 

@@ -1,18 +1,19 @@
-"""Settings read from the environment (and a `.env` file); docs/operations.md lists them."""
+"""Settings read from the environment (and a `.env` file); docs/operations.md lists them: all
+but the WhatsApp providers', which live with the provider (kapso/settings.py); the processes read
+both as one object (jobs/settings.py)."""
 
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from broadcasts.errors import SettingsError
 
-DEFAULT_KAPSO_API_URL = "https://api.kapso.ai/meta/whatsapp/v24.0"
-DEFAULT_META_API_URL = "https://graph.facebook.com/v24.0"
-DEFAULT_KAPSO_PLATFORM_URL = "https://api.kapso.ai/platform/v1"
+T = TypeVar("T", bound=BaseSettings)
+
 DEFAULT_OPT_OUT_KEYWORDS = (
     "stop,stopall,unsubscribe,cancel,end,quit,opt out,optout,"
     "baja,parar,alto,detener,"  # es
@@ -24,8 +25,8 @@ DEFAULT_OPT_OUT_KEYWORDS = (
 DEFAULT_OPT_IN_KEYWORDS = "start,unstop,subscribe,resume"
 
 
-class Settings(BaseSettings):
-    """Everything the processes read from the environment; secrets never leave this object."""
+class CoreSettings(BaseSettings):
+    """Database, Redis, Slack, recipients, replies, web, workers; secrets stay out of reprs."""
 
     model_config = SettingsConfigDict(
         env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
@@ -33,20 +34,13 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///./broadcasts.db"
     redis_url: str = "redis://localhost:6379/0"
-    slack_bot_token: str | None = None
-    slack_signing_secret: str | None = None
-    slack_app_token: str | None = None
+    slack_bot_token: str | None = Field(default=None, repr=False)
+    slack_signing_secret: str | None = Field(default=None, repr=False)
+    slack_app_token: str | None = Field(default=None, repr=False)
     slack_api_url: str = "https://slack.com/api/"
     # Slack card edits: at most one per card per this many seconds, and a shared workspace budget.
     slack_card_update_seconds: float = Field(default=1.0, gt=0)
     slack_updates_per_minute: int = Field(default=40, gt=0)
-    kapso_api_key: str | None = None
-    kapso_api_url: str = DEFAULT_KAPSO_API_URL
-    kapso_platform_url: str = DEFAULT_KAPSO_PLATFORM_URL
-    meta_api_url: str = DEFAULT_META_API_URL
-    whatsapp_app_secret: str | None = None
-    whatsapp_verify_token: str | None = None
-    kapso_webhook_secret: str | None = None
     broadcast_admins: str = ""
 
     # Recipients
@@ -69,7 +63,9 @@ class Settings(BaseSettings):
     agent_allow_private_urls: bool = False
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
-    metrics_token: str | None = None  # when set, GET /metrics needs "Authorization: Bearer <it>"
+    metrics_token: str | None = Field(
+        default=None, repr=False
+    )  # when set, GET /metrics needs "Authorization: Bearer <it>"
     # Sending
     send_lanes: int = Field(default=2, ge=1, le=32)
     send_claim_grace_seconds: float = Field(default=120.0, gt=0)
@@ -104,10 +100,10 @@ class Settings(BaseSettings):
         return str(value)
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Read the settings, turning a validation error into one line naming the variable."""
+def read_settings(cls: type[T], **overrides: Any) -> T:
+    """Read settings of `cls`, turning a validation error into one line naming the variable."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return cls(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
         name = str(first["loc"][0]).upper() if first["loc"] else "settings"

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from broadcasts.enums import TemplateStatus
-from broadcasts.errors import NotFoundError, ValidationFailed
+from broadcasts.errors import NextStep, NotFoundError, ValidationFailed
 from broadcasts.models import Template, WhatsAppConfig, utcnow
 
 
@@ -97,6 +97,12 @@ def list_templates(
     return list(session.scalars(query.order_by(Template.name, Template.language)))
 
 
+def template_of(session: Session, config_id: int, template_id: int) -> Template | None:
+    """Template `template_id` if it belongs to configuration `config_id`."""
+    found = session.get(Template, template_id)
+    return found if found is not None and found.config_id == config_id else None
+
+
 def find_template(session: Session, config: WhatsAppConfig, ref: str | int) -> Template:
     """A template of `config` by id, `name` or `name:language`."""
     ref_s = str(ref).strip()
@@ -125,7 +131,8 @@ def find_template(session: Session, config: WhatsAppConfig, ref: str | int) -> T
     if template is None:
         raise NotFoundError(
             f"No template '{ref_s}' on configuration '{config.name}'; "
-            "run `broadcast-bot templates sync` if it was created recently."
+            "sync the templates if it was created recently.",
+            next_step=NextStep.SYNC_TEMPLATES,
         )
     return template
 

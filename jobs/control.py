@@ -34,6 +34,7 @@ from jobs.sender import enqueue_lanes, lanes_for
 from jobs.whatsapp import spec_for, target_for
 from kapso.client import WhatsAppClient
 from kapso.errors import WhatsAppError
+from kapso.templates import MissingParameter, build_components
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -133,15 +134,31 @@ def test_number(runtime: Runtime, phone: str) -> str:
     return number
 
 
-def test_send(runtime: Runtime, ref: str, *, phone: str, params: dict[str, str], by: Actor) -> str:
-    """Send the broadcast's template to one number, outside its metrics; returns the wamid."""
+def check_test_send(runtime: Runtime, ref: str, *, phone: str, params: dict[str, str]) -> str:
+    """What a test send can be refused for without asking WhatsApp (the number, the template's
+    state, its parameters): Slack shows it on the modal's field, the CLI before any call.
+    Returns the number in E.164."""
     number = test_number(runtime, phone)
     with transaction(runtime.sessions) as session:
-        broadcast = service.get_broadcast(session, ref)
-        template = broadcast.template
+        template = service.get_broadcast(session, ref).template
         ensure_approved(template)
-        target = target_for(broadcast.config)
         spec = spec_for(template)
+    try:
+        build_components(spec, params)
+    except MissingParameter as exc:
+        raise ValidationFailed(
+            f"Test send refused. {str(exc).capitalize()}.", field="params"
+        ) from None
+    return number
+
+
+def test_send(runtime: Runtime, ref: str, *, phone: str, params: dict[str, str], by: Actor) -> str:
+    """Send the broadcast's template to one number, outside its metrics; returns the wamid."""
+    number = check_test_send(runtime, ref, phone=phone, params=params)
+    with transaction(runtime.sessions) as session:
+        broadcast = service.get_broadcast(session, ref)
+        target = target_for(broadcast.config)
+        spec = spec_for(broadcast.template)
         broadcast_id = broadcast.id
         rate = float(broadcast.config.throughput_mps)
     _wait_for_slot(runtime, target.phone_number_id, rate)

@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from broadcasts.db import make_engine, make_session_factory
-from broadcasts.settings import Settings, load_settings
+from jobs.settings import Settings, load_settings
 
 
 class Runtime:

@@ -23,7 +23,7 @@ from broadcasts.templates import (
 from jobs.runtime import Runtime
 from kapso.client import ApiTarget, NumberLimits, TemplatePage, WhatsAppClient
 from kapso.errors import WhatsAppError
-from kapso.sandbox.config import SandboxConfig
+from kapso.settings import SANDBOX_API_KEY
 from kapso.templates import TemplateSpec, WaTemplate
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,8 @@ def target_for(config: WhatsAppConfig, environ: Mapping[str, str] = os.environ) 
     name = config.credential_env
     credential = environ.get(name) or (_dotenv_value(name) if environ is os.environ else None)
     if not credential and config.provider == Provider.SANDBOX:
-        credential = SandboxConfig.api_key  # the local sandbox's well-known default
+        # The local sandbox accepts a well-known key: a sandbox configuration works unset.
+        credential = SANDBOX_API_KEY
     if not credential:
         raise SettingsError(
             f"{name} is not set: configuration '{config.name}' needs it to call the WhatsApp API."

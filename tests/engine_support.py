@@ -15,10 +15,10 @@ from broadcasts.enums import BroadcastStatus
 from broadcasts.lifecycle import READ_ONLY
 from broadcasts.metrics import recount, stored_counts
 from broadcasts.recipients import NewRecipient, insert_recipients
-from broadcasts.settings import Settings
 from jobs import maintenance
 from jobs.queues import SEND, queue
 from jobs.runtime import Runtime, install
+from jobs.settings import Settings
 from jobs.whatsapp import sync_templates
 from kapso.sandbox.config import SandboxConfig
 from kapso.sandbox.runner import Sandbox, run_sandbox
@@ -57,6 +57,7 @@ def sending_env(
                 phone_number_id="100200300",
                 business_account_id="900800700",
                 api_base_url=sb.base_url,
+                credential_env="KAPSO_API_KEY",
                 agent="agent",
                 throughput_mps=config.throughput,
                 batch_size=500,

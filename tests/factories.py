@@ -12,6 +12,7 @@ from broadcasts.actors import Actor
 from broadcasts.models import Broadcast, Recipient, WhatsAppConfig
 from broadcasts.recipients import NewRecipient, insert_recipients
 from broadcasts.templates import TemplateData, upsert_templates
+from kapso.settings import provider_defaults
 
 OPERATOR = Actor(id="cli:test", via="cli")
 
@@ -50,15 +51,16 @@ def make_config(
             by=OPERATOR,
             allow_private_urls=True,
         )
+    provider = kw.pop("provider", "sandbox")
     config = configs.add_config(
         session,
         name=name,
-        provider=kw.pop("provider", "sandbox"),
+        provider=provider,
         phone_number_id=kw.pop("phone_number_id", "100200300"),
         business_account_id=kw.pop("business_account_id", "900800700"),
         agent=agent,
         by=OPERATOR,
-        **kw,
+        **{**provider_defaults(provider), **kw},
     )
     upsert_templates(session, config, [POSITIONAL, PAUSED])
     return config

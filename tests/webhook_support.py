@@ -18,10 +18,10 @@ from redis import Redis
 from rq import Queue, SimpleWorker
 
 from bot.server import create_app
-from broadcasts.settings import Settings
 from jobs import inbox
 from jobs.queues import AGENTS, WEBHOOKS
 from jobs.runtime import Runtime, install
+from jobs.settings import Settings
 from kapso.webhooks import sign
 from tests.conftest import REDIS_BASE_URL, WEBHOOKS_DB, redis_db_for
 

@@ -27,7 +27,7 @@ def group() -> None:
 @click.option(
     "--secret-env", help="webhook: NAME of the env variable holding the HMAC signing secret."
 )
-@click.option("--channel", "slack_channel_id", help="slack: channel id where conversations appear.")
+@click.option("--channel", "channel_id", help="slack: channel id where conversations appear.")
 @json_option
 @pass_cli
 def add(cli_ctx: CliContext, /, name: str, kind: str, as_json: bool, **options: Any) -> None:
@@ -47,7 +47,7 @@ def add(cli_ctx: CliContext, /, name: str, kind: str, as_json: bool, **options: 
             "kind": agent.kind,
             "url": mask_credentials(agent.url) or None,
             "secret_env": agent.secret_env,
-            "slack_channel_id": agent.slack_channel_id,
+            "slack_channel_id": agent.channel_id,  # the key scripts already read
         }
     if as_json:
         emit_json(data)
@@ -66,7 +66,7 @@ def list_(cli_ctx: CliContext, as_json: bool) -> None:
                 "id": a.id,
                 "name": a.name,
                 "kind": a.kind,
-                "target": mask_credentials(a.url) or a.slack_channel_id,
+                "target": mask_credentials(a.url) or a.channel_id,
                 "secret_env": a.secret_env,
             }
             for a in service.list_agents(session)

@@ -15,6 +15,7 @@ from broadcasts.models import WhatsAppConfig
 from broadcasts.pacing import SEED_BATCH_PAUSE_SECONDS, SEED_BATCH_SIZE, SEED_RATE_MPS
 from broadcasts.urls import mask_credentials
 from jobs.whatsapp import refresh_limits
+from kapso.settings import provider_defaults
 
 
 def config_dict(config: WhatsAppConfig) -> dict[str, Any]:
@@ -85,8 +86,11 @@ def group() -> None:
 def add(cli_ctx: CliContext, /, name: str, as_json: bool, **options: Any) -> None:
     """Add a WhatsApp configuration NAME; its throughput level and messaging limit are read
     from WhatsApp (and refreshed by `templates sync` and `doctor`)."""
+    # What the operator left out, the provider's defaults fill in.
+    given = {k: v for k, v in options.items() if v is not None}
+    filled = {**provider_defaults(options["provider"]), **given}
     with cli_ctx.session() as session:
-        service.add_config(session, name=name, by=cli_ctx.actor, **options)
+        service.add_config(session, name=name, by=cli_ctx.actor, **filled)
     note = None
     try:
         refresh_limits(cli_ctx.runtime, name, rate_from_level=options["throughput_mps"] is None)

@@ -10,6 +10,7 @@ import click
 from sqlalchemy.orm import Session
 
 from bot import job_handlers
+from bot.actors import cli_operator
 from broadcasts.actors import Actor
 from broadcasts.db import transaction
 from jobs.runtime import Runtime, install
@@ -37,7 +38,7 @@ class CliContext:
 
     @property
     def actor(self) -> Actor:
-        return Actor.cli()
+        return cli_operator()
 
 
 pass_cli = click.make_pass_decorator(CliContext, ensure=True)

@@ -39,6 +39,7 @@ from broadcasts.urls import mask_credentials
 from jobs import control
 from jobs.runtime import Runtime
 from jobs.whatsapp import sync_templates
+from kapso.settings import provider_defaults
 from migrations import run_upgrade
 
 DEMO_CONFIG = "demo-sandbox"
@@ -274,6 +275,7 @@ def _configure(cli_ctx: CliContext, base_url: str, agent_url: str) -> None:
                 phone_number_id="100200300",
                 business_account_id="900800700",
                 api_base_url=base_url,
+                credential_env=provider_defaults("sandbox")["credential_env"],
                 agent=DEMO_AGENT,
                 throughput_mps=RATE,
                 batch_size=BATCH,

@@ -11,6 +11,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
 import bot.cli
+from bot import next_steps
 from bot.cli.context import CliContext, pass_cli
 from bot.logs import configure_for_command
 from broadcasts.errors import BroadcastBotError
@@ -25,7 +26,7 @@ class FriendlyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except BroadcastBotError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(next_steps.for_cli(exc)) from None
         except (OperationalError, ProgrammingError) as exc:
             raise click.ClickException(_database_hint(exc)) from None
         except DBAPIError as exc:

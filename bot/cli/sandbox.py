@@ -8,6 +8,7 @@ from typing import Any, cast
 import click
 
 from kapso.sandbox import Sandbox, SandboxConfig, serve
+from kapso.settings import SANDBOX_API_KEY
 
 
 def _rules(values: tuple[str, ...], option: str) -> dict[str, int]:
@@ -25,7 +26,9 @@ def _rules(values: tuple[str, ...], option: str) -> dict[str, int]:
 @click.command("sandbox")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8081, show_default=True, help="0 picks a free port.")
-@click.option("--api-key", default="sandbox-key", show_default=True, help="Key clients must send.")
+@click.option(
+    "--api-key", default=SANDBOX_API_KEY, show_default=True, help="Key clients must send."
+)
 @click.option("--latency-ms", type=float, default=150.0, show_default=True)
 @click.option(
     "--latency-jitter",

@@ -21,7 +21,7 @@ from broadcasts.lifecycle import READ_ONLY
 from broadcasts.metrics import stored_counts
 from broadcasts.pacing import estimate_seconds
 from broadcasts.report import write_recipient_report
-from broadcasts.send_check import recipients_by_country, send_warnings
+from broadcasts.send_check import send_preview
 from jobs import control
 
 
@@ -231,24 +231,15 @@ def _parse_time(text: str) -> datetime:
 def confirmation_text(cli_ctx: CliContext, ref: str) -> str:
     """The CLI's Send confirmation: the same figures and warnings as Slack's."""
     with cli_ctx.session() as session:
-        broadcast = service.get_broadcast(session, ref)
-        service.check_startable(session, broadcast)
-        batch_size, pause, rate = service.effective_pacing(broadcast)
-        recipients = stored_counts(broadcast).pending
-        countries = recipients_by_country(session, broadcast.id)
-        warnings = send_warnings(broadcast, recipients)
-        name, template = broadcast.name, broadcast.template.name
-        seconds = estimate_seconds(
-            recipients, batch_size=batch_size, pause_seconds=pause, rate=rate
-        )
+        p = send_preview(session, ref)
     lines = [
-        f"Send '{name}' (template {template}) to {recipients:,} recipients: about "
-        f"{duration_text(seconds)} at {rate:g} msg/s in batches of {batch_size:,}, "
-        f"{pause:g} s apart.",
+        f"Send '{p.name}' (template {p.template_name}) to {p.recipients:,} recipients: about "
+        f"{duration_text(p.estimate_seconds)} at {p.rate_mps:g} msg/s in batches of "
+        f"{p.batch_size:,}, {p.batch_pause_seconds:g} s apart.",
         "Recipients by country: "
-        + (", ".join(f"{country_label(c)} {n:,}" for c, n in countries.items()) or "none"),
+        + (", ".join(f"{country_label(c)} {n:,}" for c, n in p.countries) or "none"),
     ]
-    lines += [f"Warning: {w.replace('*', '')}" for w in warnings]
+    lines += [f"Warning: {w.replace('*', '')}" for w in p.warnings]
     return "\n".join(lines)
 
 

@@ -10,9 +10,9 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import flows, follow_ups, slack_jobs
+from bot.actors import slack_user
 from bot.authz import Act, Authoriser
 from bot.blocks import ids, modals, state
-from broadcasts.actors import Actor
 from broadcasts.db import transaction
 from broadcasts.errors import BroadcastBotError
 from jobs import control
@@ -57,7 +57,7 @@ def on_card_button(
     channel = (body.get("channel") or {}).get("id")
     broadcast_id = str(action.get("value") or "")
     trigger = body.get("trigger_id")
-    by = Actor.slack(user)
+    by = slack_user(user)
     act = BUTTON_ACTS.get(action["action_id"], Act.SEND)
     try:
         authz.check(user, act, broadcast_id, from_channel=channel)

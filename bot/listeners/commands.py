@@ -8,10 +8,10 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
-from bot import flows, follow_ups, slack_jobs
+from bot import flows, follow_ups, next_steps, slack_jobs
+from bot.actors import slack_user
 from bot.authz import Act
 from bot.blocks import kit, messages, state
-from broadcasts.actors import Actor
 from broadcasts.db import transaction
 from broadcasts.errors import BroadcastBotError, ValidationFailed
 from jobs import control
@@ -74,7 +74,7 @@ def on_broadcast(
             return
         reply = _run(verb, ref, runtime, user)
     except BroadcastBotError as exc:
-        ack(response_type="ephemeral", text=kit.escape_keeping_mentions(exc))
+        ack(response_type="ephemeral", text=kit.escape_keeping_mentions(next_steps.for_slack(exc)))
         return
     ack(response_type="ephemeral", **reply)
 
@@ -96,7 +96,7 @@ def _follow_up(
         make = follow_ups.retry_failed if verb == "retry" else follow_ups.duplicate
         text = make(runtime, client, ref, user_id=user, channel_id=channel)
     except BroadcastBotError as exc:
-        text = kit.escape_keeping_mentions(exc)
+        text = kit.escape_keeping_mentions(next_steps.for_slack(exc))
     except Exception:  # after the ack nobody else would tell the user: log it and say so
         log.exception("/broadcast %s %s failed", verb, ref)
         text = (
@@ -113,7 +113,7 @@ def _new_view(runtime: Runtime, command: dict[str, Any]) -> dict[str, Any]:
 
 def _run(verb: str, ref: str, runtime: Runtime, user: str) -> dict[str, Any]:
     """The ephemeral reply to a command other than `new` (already authorised)."""
-    by = Actor.slack(user)
+    by = slack_user(user)
     if verb in ("", "help"):
         return {"text": messages.HELP, "blocks": [kit.section(messages.HELP)]}
     if verb == "list":

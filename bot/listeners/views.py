@@ -10,11 +10,11 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import cards, flows, follow_ups
+from bot.actors import slack_user
 from bot.authz import Act, Authoriser
 from bot.blocks import ids, kit, modals, state
 from bot.blocks.state import FieldError
 from broadcasts import service
-from broadcasts.actors import Actor
 from broadcasts.db import transaction
 from broadcasts.errors import BroadcastBotError, ValidationFailed
 from jobs import control
@@ -93,7 +93,7 @@ def on_send_confirm(
     broadcast_id = str(state.metadata(view).get("broadcast", ""))
     try:
         authz.check(user, Act.SEND, broadcast_id, from_channel=state.origin(view))
-        control.start(runtime, broadcast_id, by=Actor.slack(user))
+        control.start(runtime, broadcast_id, by=slack_user(user))
     except BroadcastBotError as exc:
         ack(
             response_action="update",
@@ -111,7 +111,7 @@ def on_schedule(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: B
     try:
         authz.check(user, Act.SCHEDULE, broadcast_id, from_channel=state.origin(view))
         at = state.schedule_at(view)
-        control.schedule(runtime, broadcast_id, at, by=Actor.slack(user))
+        control.schedule(runtime, broadcast_id, at, by=slack_user(user))
     except FieldError as exc:
         _errors(ack, exc)
         return
@@ -133,7 +133,7 @@ def on_send_test(
     try:
         authz.check(user, Act.TEST_SEND, broadcast_id, from_channel=state.origin(view))
         data = state.send_test(view)
-        flows.check_test_send(runtime, broadcast_id, phone=data.phone, params=data.params)
+        control.check_test_send(runtime, broadcast_id, phone=data.phone, params=data.params)
     except FieldError as exc:
         _errors(ack, exc)
         return
@@ -151,7 +151,7 @@ def on_send_test(
     view_id = str((body.get("view") or {}).get("id") or view.get("id") or "")
     try:
         wamid = control.test_send(
-            runtime, broadcast_id, phone=data.phone, params=data.params, by=Actor.slack(user)
+            runtime, broadcast_id, phone=data.phone, params=data.params, by=slack_user(user)
         )
     except BroadcastBotError as exc:
         flows.show_notice(client, view_id, "Test not sent", kit.escape_keeping_mentions(exc))
@@ -247,7 +247,7 @@ def _tell_in_card(
     channel = None
     try:
         with transaction(runtime.sessions) as session:
-            channel = service.get_broadcast(session, broadcast_id).slack_channel_id
+            channel = service.get_broadcast(session, broadcast_id).channel_id
     except BroadcastBotError:
         pass
     flows.tell(client, user_id=user, channel_id=channel, text=text)

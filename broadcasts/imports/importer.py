@@ -186,7 +186,7 @@ def import_csv(
     filename: str,
     region: str | None,
     by: Actor,
-    slack_file_id: str | None = None,
+    source_file_id: str | None = None,
     max_bytes: int | None = None,
     batch_size: int = 5000,
     assume_international: bool = False,
@@ -197,7 +197,7 @@ def import_csv(
     number needs one). The caller resolves it (per-import option, else the setting).
     `assume_international` reads numbers without `+` as international ones whose `+` was lost
     (see broadcasts.imports.phones.normalise_phone); otherwise they are refused. Importing the
-    same `slack_file_id` again returns the earlier summary without reading the file (after a
+    same `source_file_id` again returns the earlier summary without reading the file (after a
     failed import of it, the file is imported afresh).
     """
     if region is not None:
@@ -210,7 +210,7 @@ def import_csv(
             )
     limit = max_bytes or DEFAULT_MAX_BYTES
     started = _start(
-        sessions, broadcast_ref, filename, region, by, slack_file_id, assume_international
+        sessions, broadcast_ref, filename, region, by, source_file_id, assume_international
     )
     if isinstance(started, ImportSummary):
         return started
@@ -261,12 +261,12 @@ def _start(
     filename: str,
     region: str | None,
     by: Actor,
-    slack_file_id: str | None,
+    source_file_id: str | None,
     assume_international: bool,
 ) -> ImportSummary | tuple[int, str, Template]:
     """Record the import as running, or return the earlier summary of the same Slack file."""
     for _ in range(2):
-        earlier = _earlier(sessions, slack_file_id) if slack_file_id else None
+        earlier = _earlier(sessions, source_file_id) if source_file_id else None
         if earlier is not None:
             return earlier
         try:
@@ -278,7 +278,7 @@ def _start(
                     source=SOURCE_CSV,
                     status=ImportStatus.RUNNING,
                     filename=filename[:255],
-                    slack_file_id=slack_file_id,
+                    source_file_id=source_file_id,
                     region=region,
                     assume_international=assume_international,
                     created_by=by.id,
@@ -294,16 +294,16 @@ def _start(
     raise ValidationFailed("This file is being imported already.", field="file")
 
 
-def _earlier(sessions: sessionmaker[Session], slack_file_id: str) -> ImportSummary | None:
+def _earlier(sessions: sessionmaker[Session], source_file_id: str) -> ImportSummary | None:
     with transaction(sessions) as session:
-        row = session.scalar(select(Import).where(Import.slack_file_id == slack_file_id))
+        row = session.scalar(select(Import).where(Import.source_file_id == source_file_id))
         if row is None:
             return None
         if row.status == ImportStatus.DONE:
             return ImportSummary.of(row)
         if row.status == ImportStatus.FAILED:
             # Try again: a file-level problem will be found again, a passing one will not.
-            row.slack_file_id = None
+            row.source_file_id = None
             return None
     raise ValidationFailed("This file is being imported already.", field="file")
 

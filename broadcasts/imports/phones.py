@@ -31,7 +31,7 @@ PHONE_REASONS = {
     "phone_too_long": "the phone number is too long",
     "phone_no_country_code": (
         "the phone number has no country code (write it as +<country code><number>, or import "
-        "with --region for national numbers, or with --assume-international if the numbers "
+        "with a default region for national numbers, or as international numbers if they "
         "lost their + in Excel)"
     ),
     "phone_bad_country_code": "the phone number starts with an unknown country code",

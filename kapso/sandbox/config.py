@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from kapso.settings import SANDBOX_API_KEY
+
 DEFAULT_PHONE_NUMBER_ID = "100200300"
 DEFAULT_WABA_ID = "900800700"
 DEFAULT_DISPLAY_NUMBER = "+1 555-010-0300"
@@ -15,7 +17,7 @@ API_VERSION = "v24.0"
 class SandboxConfig:
     host: str = "127.0.0.1"
     port: int = 0  # 0: a free port (in-process runs); the CLI defaults to 8081
-    api_key: str = "sandbox-key"
+    api_key: str = SANDBOX_API_KEY
     latency_ms: float = 150.0
     latency_jitter: float = 0.2  # each response waits latency_ms × U(1 - j, 1 + j)
     # Throughput: send requests per phone number in any sliding 1-second window.

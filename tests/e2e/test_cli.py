@@ -153,8 +153,8 @@ def test_errors_are_one_line_without_traceback(db_url: str) -> None:
         "--credential-env",
         "EAAG-secret-token-value",
     )
-    assert fails(db_url, "broadcasts", "show", "missing").startswith(
-        "Error: No broadcast 'missing'"
+    assert fails(db_url, "broadcasts", "show", "missing") == (
+        "Error: No broadcast 'missing'. `broadcast-bot broadcasts list` shows them."
     )
 
 

@@ -53,6 +53,7 @@ def test_operator_edits_a_draft_then_retries_and_duplicates_it(db_url: str, tmp_
     error = fails(db_url, "broadcasts", "edit", bid[:8], "--template", "order_update")
     assert "1 recipients do not fit template 'order_update'" in error
     assert "+14155550100 has no first_name" in error
+    assert error.endswith("nothing was changed. `--drop-unfit` removes them.")
     out = ok(db_url, "broadcasts", "edit", bid[:8], "--name", "Winter Sale")
     assert out.strip() == "Broadcast 'Winter Sale': renamed from 'Holiday Sale' to 'Winter Sale'."
 

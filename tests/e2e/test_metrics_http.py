@@ -25,10 +25,10 @@ from broadcasts import service
 from broadcasts.db import transaction
 from broadcasts.models import utcnow
 from broadcasts.recipient_status import apply_delivery_status, mark_responded
-from broadcasts.settings import Settings
 from jobs.queues import SEND, queue
 from jobs.runtime import Runtime
 from jobs.sender import run_lane
+from jobs.settings import Settings
 from jobs.telemetry import Meter, meter_for
 from tests.conftest import METRICS_DB, REDIS_BASE_URL, redis_db_for
 from tests.factories import OPERATOR, add_recipients, make_broadcast

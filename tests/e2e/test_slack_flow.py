@@ -87,7 +87,7 @@ def test_a_broadcast_from_slash_command_to_the_final_card(db_url: str, redis_url
         with run_sandbox(sandbox) as sb:
             with transaction(env.runtime.sessions) as session:
                 configs.add_agent(
-                    session, name="support", kind="slack", slack_channel_id=AGENTS, by=OPERATOR
+                    session, name="support", kind="slack", channel_id=AGENTS, by=OPERATOR
                 )
                 configs.add_config(
                     session,
@@ -96,6 +96,7 @@ def test_a_broadcast_from_slash_command_to_the_final_card(db_url: str, redis_url
                     phone_number_id="100200300",
                     business_account_id="900800700",
                     api_base_url=sb.base_url,
+                    credential_env="KAPSO_API_KEY",
                     agent="support",
                     throughput_mps=50,
                     batch_size=4,
@@ -127,8 +128,8 @@ def run_flow(env: SlackEnv, sb: Sandbox) -> None:
     }
     assert sender.interaction(p.submission(view, values)).status_code == 200
     # The card is posted after the ack (Slack's 3 s deadline), then its ts is saved.
-    b = slack.wait_for(lambda: (found := broadcast(env)).slack_card_ts and found)
-    card_ts = b.slack_card_ts or ""
+    b = slack.wait_for(lambda: (found := broadcast(env)).card_message_id and found)
+    card_ts = b.card_message_id or ""
     draft = slack.message(CHANNEL, card_ts)
     assert "Draft" in draft.text and "Drop a CSV into this thread" in texts(draft.blocks)
 

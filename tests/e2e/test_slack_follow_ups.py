@@ -95,6 +95,7 @@ def test_edit_a_draft_then_retry_a_broadcast_that_failed_on_a_revoked_key(
                     phone_number_id="100200300",
                     business_account_id="900800700",
                     api_base_url=sb.base_url,
+                    credential_env="KAPSO_API_KEY",
                     agent="support",
                     throughput_mps=50,
                     batch_size=500,
@@ -109,10 +110,10 @@ def test_edit_a_draft_then_retry_a_broadcast_that_failed_on_a_revoked_key(
                     config_ref="main",
                     template_ref="holiday_promotion",
                     by=OPERATOR,
-                    slack_channel_id=CHANNEL,
+                    channel_id=CHANNEL,
                 )
                 cards.post_card(make_client(env.runtime.settings), session, draft, CHANNEL)
-                bid, card_ts = draft.id, draft.slack_card_ts or ""
+                bid, card_ts = draft.id, draft.card_message_id or ""
             run_follow_ups(env, sb, bid, card_ts)
 
 
@@ -152,9 +153,9 @@ def run_follow_ups(env: SlackEnv, sb: Sandbox, bid: str, card_ts: str) -> None:
         )
     ).json()
     assert refused["response_action"] == "errors"
-    assert (
-        "6 recipients do not fit template 'order_update'" in refused["errors"][ids.B_EDIT_TEMPLATE]
-    )
+    refusal = refused["errors"][ids.B_EDIT_TEMPLATE]
+    assert "6 recipients do not fit template 'order_update'" in refusal
+    assert "Choose to remove the recipients that do not fit" in refusal  # the modal's tick box
     assert _get(env, bid).total_count == 6  # nothing changed
 
     # 2. Rename, undo the second file and drop one number, all in one save.
@@ -209,7 +210,7 @@ def run_follow_ups(env: SlackEnv, sb: Sandbox, bid: str, card_ts: str) -> None:
         "the retry draft",
     )
     assert (retry.name, retry.status, retry.total_count) == ("Winter Sale (retry)", "draft", 2)
-    retry_card = slack.message(CHANNEL, retry.slack_card_ts or "")
+    retry_card = slack.message(CHANNEL, retry.card_message_id or "")
     assert "Winter Sale (retry)" in retry_card.text
     notes = [m.text for m in slack.messages_in(CHANNEL, card_ts)]
     assert any(
@@ -217,11 +218,11 @@ def run_follow_ups(env: SlackEnv, sb: Sandbox, bid: str, card_ts: str) -> None:
     )
 
     # 5. Report works on a draft too: the CSV lands in the retry's thread.
-    sender.interaction(p.button(ids.CARD_REPORT, retry.id, message_ts=retry.slack_card_ts))
-    until(env, lambda: slack.uploads_in(CHANNEL, retry.slack_card_ts), "the draft's report")
+    sender.interaction(p.button(ids.CARD_REPORT, retry.id, message_ts=retry.card_message_id))
+    until(env, lambda: slack.uploads_in(CHANNEL, retry.card_message_id), "the draft's report")
 
     # 6. Sending the retry reaches both, once each; the original stays failed.
-    confirm = _press(env, ids.CARD_SEND, retry.id, retry.slack_card_ts or "", ids.SEND_CONFIRM)
+    confirm = _press(env, ids.CARD_SEND, retry.id, retry.card_message_id or "", ids.SEND_CONFIRM)
     assert "*2 recipients*" in texts(confirm["blocks"])
     assert sender.interaction(p.submission(confirm, {})).status_code == 200
     until(env, lambda: _get(env, retry.id).status == "completed", "the retry completing")
@@ -231,7 +232,7 @@ def run_follow_ups(env: SlackEnv, sb: Sandbox, bid: str, card_ts: str) -> None:
     # 7. /broadcast duplicate and /broadcast audit.
     assert sender.command(f"duplicate {bid[:8]}", channel=CHANNEL).status_code == 200
     copy = until(env, lambda: _named(env, "Winter Sale (copy)"), "the duplicate")
-    assert copy.total_count == 2 and copy.slack_card_ts
+    assert copy.total_count == 2 and copy.card_message_id
     reply = slack.wait_for(lambda: [r for r in slack.state.responses if "duplicated" in str(r)])
     assert "with 2 recipients" in reply[0]["text"]
     answer = sender.command(f"audit {bid[:8]}", channel=CHANNEL)

@@ -14,9 +14,9 @@ from redis import Redis
 from rq import SimpleWorker
 
 from bot.server import create_app
-from broadcasts.settings import Settings
 from jobs.queues import ALL, queue
 from jobs.runtime import Runtime, install
+from jobs.settings import Settings
 from tests.fakes.slack_api import BOT_TOKEN, SIGNING_SECRET, FakeSlack, SlackSender
 
 

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from bot import agent_threads
+from bot.actors import cli_operator
 from broadcasts import configs
-from broadcasts.actors import Actor
 from broadcasts.conversations import add_message, contact_for_sender, open_conversation
 from broadcasts.db import transaction
 from broadcasts.enums import DeliveryStatus, Direction
@@ -23,7 +23,7 @@ from tests.factories import make_config
 from tests.fakes.slack_env import SlackEnv, slack_env
 
 AGENTS_CHANNEL = "C0AGENTS"
-OPS = Actor.cli()
+OPS = cli_operator()
 AT = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 
@@ -72,7 +72,7 @@ def pending_delivery(env: SlackEnv, agent: Agent) -> int:
 def slack_agent(env: SlackEnv) -> Agent:
     with transaction(env.runtime.sessions) as session:
         agent = configs.add_agent(
-            session, name="support", kind="slack", slack_channel_id=AGENTS_CHANNEL, by=OPS
+            session, name="support", kind="slack", channel_id=AGENTS_CHANNEL, by=OPS
         )
         session.expunge(agent)
         return agent
@@ -152,7 +152,7 @@ def test_a_slack_agent_without_a_channel_fails_at_once(env: SlackEnv) -> None:
     with transaction(env.runtime.sessions) as session:
         row = session.scalar(select(Agent).where(Agent.id == agent.id))
         assert row is not None
-        row.slack_channel_id = None
+        row.channel_id = None
     assert agent_threads.deliver(delivery_id) == "failed"
     delivery = delivery_row(env, delivery_id)
     assert (delivery.status, delivery.attempts) == (DeliveryStatus.FAILED, 1)

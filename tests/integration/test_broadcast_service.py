@@ -12,7 +12,7 @@ from broadcasts import audit, configs, service
 from broadcasts.db import transaction
 from broadcasts.enums import BroadcastStatus as S
 from broadcasts.enums import RecipientStatus as R
-from broadcasts.errors import IllegalTransition, NotFoundError, ValidationFailed
+from broadcasts.errors import IllegalTransition, NextStep, NotFoundError, ValidationFailed
 from broadcasts.models import Recipient, utcnow
 from broadcasts.recipients import NewRecipient, insert_recipients
 from tests.factories import OPERATOR, add_recipients, make_broadcast, make_config
@@ -44,10 +44,11 @@ def test_only_approved_templates_can_be_chosen(session: Session) -> None:
         service.create_broadcast(
             session, name="x", config_ref="main", template_ref="old_promo", by=OPERATOR
         )
-    with pytest.raises(NotFoundError, match="templates sync"):
+    with pytest.raises(NotFoundError, match="sync the templates") as found:
         service.create_broadcast(
             session, name="x", config_ref="main", template_ref="nope", by=OPERATOR
         )
+    assert found.value.next_step == NextStep.SYNC_TEMPLATES  # each adapter says how
 
 
 def test_broadcast_found_by_id_prefix_or_name(session: Session) -> None:

@@ -179,6 +179,7 @@ def _second_number(env: Env) -> None:
             phone_number_id="100200301",
             business_account_id="900800700",
             api_base_url=env.sandbox.base_url,
+            credential_env="KAPSO_API_KEY",
             agent="agent",
             throughput_mps=1000,
             batch_size=500,

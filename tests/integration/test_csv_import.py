@@ -638,7 +638,7 @@ def test_same_slack_file_is_imported_once(sessions: sessionmaker[Session]) -> No
         filename="d.csv",
         region=None,
         by=OPERATOR,
-        slack_file_id="F123",
+        source_file_id="F123",
     )
     again = import_csv(
         sessions,
@@ -647,7 +647,7 @@ def test_same_slack_file_is_imported_once(sessions: sessionmaker[Session]) -> No
         filename="d.csv",
         region=None,
         by=OPERATOR,
-        slack_file_id="F123",
+        source_file_id="F123",
     )
     assert again == first
     assert again.error_report_csv is not None and "duplicate" in again.error_report_csv
@@ -662,7 +662,7 @@ def test_same_slack_file_is_imported_once(sessions: sessionmaker[Session]) -> No
                 filename="e.csv",
                 region=None,
                 by=OPERATOR,
-                slack_file_id="F456",
+                source_file_id="F456",
             )
 
 

@@ -18,8 +18,8 @@ from broadcasts.enums import BroadcastStatus, RecipientStatus
 from broadcasts.metrics import recount, stored_counts
 from broadcasts.models import Agent, Broadcast, Contact, Message, Recipient
 from broadcasts.recipient_status import mark_sent
-from broadcasts.settings import Settings
 from jobs.runtime import Runtime, install
+from jobs.settings import Settings
 from tests.factories import add_recipients, make_broadcast
 from tests.webhook_support import (
     AGENT_SECRET,

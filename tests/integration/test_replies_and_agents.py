@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from broadcasts.actors import Actor
+from bot.actors import slack_user
 from broadcasts.enums import DeliveryStatus, RecipientStatus
 from broadcasts.errors import ValidationFailed
 from broadcasts.metrics import recount, stored_counts
@@ -27,9 +27,9 @@ from broadcasts.models import (
 )
 from broadcasts.recipient_status import mark_sent
 from broadcasts.replies import record_test_send
-from broadcasts.settings import Settings
 from jobs import agents
 from jobs.runtime import Runtime, install
+from jobs.settings import Settings
 from tests.factories import add_recipients, make_broadcast
 from tests.webhook_support import (
     AGENT_SECRET,
@@ -370,7 +370,7 @@ def test_agent_reply_outside_the_24_hour_window_says_why(
     drain(runtime)
     conversation_id = agent.calls[0].json["conversation"]["id"]
     with pytest.raises(ValidationFailed, match="24-hour window"):
-        agents.send_agent_reply(runtime, conversation_id, "Thanks!", Actor.slack("U1"))
+        agents.send_agent_reply(runtime, conversation_id, "Thanks!", slack_user("U1"))
 
 
 def test_agent_reply_inside_the_window_is_sent_to_the_contact(
@@ -394,7 +394,7 @@ def test_agent_reply_inside_the_window_is_sent_to_the_contact(
         drain(runtime)
         conversation_id = agent.calls[0].json["conversation"]["id"]
         message = agents.send_agent_reply(
-            runtime, conversation_id, "Sure, calling you now", Actor.slack("U1")
+            runtime, conversation_id, "Sure, calling you now", slack_user("U1")
         )
     assert message.wamid and message.direction == "outbound" and message.sent_by == "U1"
     with sessions() as s:

@@ -97,7 +97,7 @@ def test_duplicate_button_posts_the_copy_and_notes_it_under_the_original(
     with transaction(env.runtime.sessions) as session:
         original = session.get(Broadcast, draft)
         assert original is not None
-        ts = original.slack_card_ts
+        ts = original.card_message_id
     env.slack.wait_for(
         lambda: [
             n

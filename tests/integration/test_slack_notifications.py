@@ -10,10 +10,10 @@ import pytest
 from rq import SimpleWorker
 
 from bot import cards, notifications
+from bot.actors import slack_user
 from bot.slack_client import make_client
 from bot.throttle import CardThrottle
 from broadcasts import service
-from broadcasts.actors import Actor
 from broadcasts.db import transaction
 from jobs import events
 from jobs.events import EventKind
@@ -21,7 +21,7 @@ from jobs.queues import SLACK, queue
 from tests.factories import add_recipients, make_broadcast
 from tests.fakes.slack_env import SlackEnv, slack_env
 
-ANA = Actor.slack("U0ANA")
+ANA = slack_user("U0ANA")
 
 
 @pytest.fixture

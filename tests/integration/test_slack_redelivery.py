@@ -52,8 +52,8 @@ def conversation_thread(env: SlackEnv, phone: str = "+15557770001") -> str:
         conversation = Conversation(
             config_id=config.id,
             contact_id=contact.id,
-            slack_channel_id=AGENT_CHANNEL,
-            slack_thread_ts=THREAD_TS,
+            channel_id=AGENT_CHANNEL,
+            thread_id=THREAD_TS,
             started_at=an_hour_ago,
             last_message_at=an_hour_ago,
             last_inbound_at=an_hour_ago,
@@ -177,8 +177,8 @@ def test_an_answer_to_a_user_who_hides_their_number_goes_to_their_user_id(
             Conversation(
                 config_id=config.id,
                 contact_id=contact.id,
-                slack_channel_id=AGENT_CHANNEL,
-                slack_thread_ts=THREAD_TS,
+                channel_id=AGENT_CHANNEL,
+                thread_id=THREAD_TS,
                 started_at=recent,
                 last_message_at=recent,
                 last_inbound_at=recent,

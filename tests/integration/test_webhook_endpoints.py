@@ -17,9 +17,9 @@ from broadcasts.enums import BroadcastStatus, RecipientStatus
 from broadcasts.metrics import recount, stored_counts
 from broadcasts.models import Broadcast, InboxEvent, Recipient, Template
 from broadcasts.recipient_status import mark_sent
-from broadcasts.settings import Settings
 from jobs import inbox
 from jobs.runtime import Runtime
+from jobs.settings import Settings
 from tests.factories import OPERATOR, add_recipients, make_broadcast
 from tests.webhook_support import (
     VERIFY_TOKEN,

@@ -12,7 +12,7 @@ import pytest
 
 from bot.logs import Masker, configure_for_command, configure_logging, mask_phone
 from broadcasts.errors import SettingsError
-from broadcasts.settings import Settings
+from jobs.settings import Settings
 
 SECRETS = {
     "slack_bot_token": "xoxb-1111-2222-abcdefSECRET",

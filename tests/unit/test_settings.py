@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from broadcasts.errors import SettingsError
-from broadcasts.settings import load_settings
+from jobs.settings import load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -63,3 +63,20 @@ def test_missing_required_setting_says_which_and_why() -> None:
 def test_region_is_normalised(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PHONE_DEFAULT_REGION", "gb")
     assert load_settings().phone_default_region == "GB"
+
+
+def test_provider_settings_keep_their_variable_names_and_stay_out_of_reprs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / ".env").write_text("KAPSO_WEBHOOK_SECRET=kapso-hook-secret-from-file\n")
+    monkeypatch.setenv("KAPSO_API_KEY", "kapso-key-0123456789")
+    monkeypatch.setenv("WHATSAPP_APP_SECRET", "meta-app-secret-0123456789")
+    monkeypatch.setenv("META_API_URL", "https://graph.example.test/v24.0")
+    s = load_settings()
+    assert s.kapso_api_key == "kapso-key-0123456789"
+    assert s.kapso_webhook_secret == "kapso-hook-secret-from-file"
+    assert s.meta_api_url == "https://graph.example.test/v24.0"
+    shown = repr(s) + str(s)
+    for secret in ("kapso-key-0123456789", "meta-app-secret-0123456789", "kapso-hook-secret"):
+        assert secret not in shown
+    assert "graph.example.test" in shown  # only secrets are hidden
