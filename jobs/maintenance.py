@@ -12,16 +12,17 @@ from datetime import timedelta
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
-from broadcasts import sending, service
+from broadcasts import recipient_status, sending, service
 from broadcasts.actors import Actor
 from broadcasts.db import transaction
 from broadcasts.enums import BroadcastStatus
 from broadcasts.errors import BroadcastBotError
 from broadcasts.models import Broadcast, utcnow
 from jobs import control, events, inbox
-from jobs.queues import job_id
+from jobs.lane_keys import lane_lock_key, send_job_id
+from jobs.lane_plan import lane_count
 from jobs.runtime import Runtime
-from jobs.sender import enqueue_lanes, lane_lock_key, lanes_for
+from jobs.sender import enqueue_lanes
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ def run_once(runtime: Runtime) -> dict[str, int]:
     done = {"released": 0, "started": 0, "completed": 0, "revived": 0, "webhooks": 0}
     grace = timedelta(seconds=runtime.settings.send_claim_grace_seconds)
     with transaction(runtime.sessions) as session:
-        done["released"] = sending.release_stale_claims(session, older_than=grace)
+        done["released"] = recipient_status.release_stale_claims(session, older_than=grace)
         due = sending.due_scheduled(session)
         active = sending.sending_broadcast_ids(session)
     for broadcast_id in due:
@@ -73,8 +74,7 @@ def _tend(runtime: Runtime, broadcast_id: str) -> str | None:
             completed = True
         else:
             completed = False
-            _, pause, _ = service.effective_pacing(broadcast)
-            lanes = lanes_for(pause, runtime.settings.send_lanes)
+            lanes = lane_count(broadcast, runtime.settings)
             fresh = (
                 broadcast.heartbeat_at is not None
                 and now - broadcast.heartbeat_at < STALE_HEARTBEAT
@@ -100,7 +100,7 @@ def _lanes_alive(runtime: Runtime, broadcast_id: str, lanes: int) -> bool:
             return True
         try:
             status = Job.fetch(
-                job_id("send", broadcast_id, lane), connection=runtime.redis
+                send_job_id(broadcast_id, lane), connection=runtime.redis
             ).get_status()
         except NoSuchJobError:
             continue
