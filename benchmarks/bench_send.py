@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis import Redis
+from rq import Worker
 
 from benchmarks import summary
 from benchmarks.stack import OPERATOR, Stack, cpu_seconds, fresh_postgres, peak_rss_mb, running
@@ -34,7 +35,7 @@ from broadcasts.db import transaction
 from broadcasts.lifecycle import READ_ONLY
 from broadcasts.service import get_broadcast
 from jobs import control
-from jobs.queues import SEND
+from jobs.queues import SEND, queue
 from jobs.runtime import install
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
@@ -70,6 +71,18 @@ def _steady_rate(times: list[float]) -> float:
     return (hi - lo) / span if span > 0 else float("nan")
 
 
+def _wait_for_workers(redis_url: str) -> None:
+    """Until both workers listen on the send queue: on a busy machine one starts seconds after
+    the other, and the first would take every lane."""
+    redis = Redis.from_url(redis_url)
+    deadline = time.time() + 120
+    while Worker.count(connection=redis, queue=queue(SEND, redis)) < WORKERS:
+        if time.time() > deadline:
+            raise RuntimeError("the workers did not start within 120 s")
+        time.sleep(0.2)
+    time.sleep(1.0)  # registered, then waiting on the queue a moment later
+
+
 def run(cap: int, recipients: int, numbers: int = 1) -> RunResult:
     """Send `recipients` from each of `numbers` numbers at `cap`/s each, all started at once."""
     Redis.from_url(REDIS_URL).flushdb()
@@ -83,7 +96,7 @@ def run(cap: int, recipients: int, numbers: int = 1) -> RunResult:
         }
         procs = [stack.start_worker(f"worker{i}", SEND) for i in range(WORKERS)]
         sandbox = stack.processes["sandbox"]
-        time.sleep(2.0)  # workers up and listening
+        _wait_for_workers(stack.redis_url)
         cpu_before = {p.pid: cpu_seconds(p.pid) for p in [*procs, sandbox]}
         runtime = stack.runtime()
         install(runtime)

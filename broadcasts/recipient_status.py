@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Integer, Row, String, column, select, update, values
 from sqlalchemy.orm import Session
 
 from broadcasts.enums import BroadcastStatus
@@ -315,17 +315,59 @@ class Accepted(Protocol):
 
 
 def mark_many_sent(session: Session, sent: Sequence[Accepted], *, at: datetime) -> set[int]:
-    """The common case in bulk: recipients still `sending` become `sent` with one executemany
-    and one counter UPDATE per broadcast. Returns the ids left for `mark_sent` one by one (a
+    """The common case in bulk: recipients still `sending` become `sent` and the counters move,
+    with one counter UPDATE per broadcast. Returns the ids left for `mark_sent` one by one (a
     webhook got there first, or the row moved on)."""
     if not sent:
         return set()
+    if session.get_bind().dialect.name == "postgresql":
+        plain = _sent_in_one_statement(session, sent, at)
+    else:
+        plain = _sent_row_by_row(session, sent, at)
+    for broadcast_id, n in Counter(plain.values()).items():
+        bump(session, broadcast_id, Counts(pending=-n, sent=n))
+    return {a.recipient_id for a in sent} - set(plain)
+
+
+def _sent_in_one_statement(
+    session: Session, sent: Sequence[Accepted], at: datetime
+) -> dict[int, str]:
+    """PostgreSQL: one UPDATE … FROM (VALUES …) RETURNING — the rows it matched are locked and
+    changed in the same statement, a single round trip for a whole group."""
+    accepted = values(
+        column("id", Integer),
+        column("wamid", String),
+        column("wa_id", String),
+        column("message_status", String),
+        name="accepted",
+    ).data([(a.recipient_id, a.wamid, a.wa_id, a.message_status) for a in sent])
+    rows = session.execute(
+        update(Recipient)
+        .where(
+            Recipient.id == accepted.c.id,
+            Recipient.status == R.SENDING,
+            Recipient.sent_at.is_(None),
+        )
+        .values(
+            status=R.SENT,
+            wamid=accepted.c.wamid,
+            wa_id=accepted.c.wa_id,
+            message_status=accepted.c.message_status,
+            sent_at=at,
+            next_attempt_at=None,
+        )
+        .returning(Recipient.id, Recipient.broadcast_id)
+        .execution_options(synchronize_session=False)
+    )
+    return {row[0]: row[1] for row in rows}
+
+
+def _sent_row_by_row(session: Session, sent: Sequence[Accepted], at: datetime) -> dict[int, str]:
+    """SQLite (one writer at a time, so the SELECT cannot be overtaken): an executemany."""
     ids = [a.recipient_id for a in sent]
     query = select(Recipient.id, Recipient.broadcast_id).where(
         Recipient.id.in_(ids), Recipient.status == R.SENDING, Recipient.sent_at.is_(None)
     )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
     plain: dict[int, str] = {row[0]: row[1] for row in session.execute(query)}
     if plain:
         session.execute(
@@ -344,9 +386,7 @@ def mark_many_sent(session: Session, sent: Sequence[Accepted], *, at: datetime) 
                 if a.recipient_id in plain
             ],
         )
-        for broadcast_id, n in Counter(plain.values()).items():
-            bump(session, broadcast_id, Counts(pending=-n, sent=n))
-    return set(ids) - set(plain)
+    return plain
 
 
 def release_stale_claims(
