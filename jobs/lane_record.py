@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable
 
 from broadcasts.sending import Outcome
 from jobs.lane_stop import Halt, StopReason
-from jobs.telemetry import SendMeter
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +18,7 @@ RECORD_RETRY_SECONDS = 60.0  # a database that refuses outcomes this long fails 
 MAX_GROUP = 1000
 
 Write = Callable[[list[Outcome]], Awaitable[None]]
+Written = Callable[[list[Outcome]], None]
 
 
 class Recorder:
@@ -26,9 +26,9 @@ class Recorder:
     waits until everything put so far is written. A write the database refuses is retried (the
     lane stops starting new sends meanwhile); outcomes are never dropped while the lane lives."""
 
-    def __init__(self, write: Write, meter: SendMeter, halt: Halt, name: str) -> None:
+    def __init__(self, write: Write, written: Written, halt: Halt, name: str) -> None:
         self._write_group = write
-        self._meter = meter
+        self._written_group = written
         self._halt = halt
         self._name = name
         self._pending: list[Outcome] = []
@@ -72,7 +72,7 @@ class Recorder:
             while self._pending:
                 group, self._pending = self._pending[:MAX_GROUP], self._pending[MAX_GROUP:]
                 await self._write(group)
-                self._meter.record(group)  # in memory; /metrics reads it from Redis
+                self._written_group(group)
                 self._written += len(group)
             self._wake_waiters()
             if self._closed and not self._pending:

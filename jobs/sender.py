@@ -189,7 +189,8 @@ class Lane:
 
     async def _send_all(self, plan: Plan, client: WhatsAppClient, limiter: RateLimiter) -> str:
         meter = SendMeter(meter_for(self.runtime.settings.redis_url), plan.phone_number_id, limiter)
-        recorder = Recorder(self._record, meter, self.halt, self.name)
+        # The meter counts in memory; /metrics reads it from Redis.
+        recorder = Recorder(self._record, meter.record, self.halt, self.name)
         recording = self._spawn(recorder.run(), "recorder")
         errors = ErrorPolicy(limiter, plan.phone_number_id, self.halt)
         dispatcher = Dispatcher(plan, client, limiter, self.halt, recorder, errors)
