@@ -6,9 +6,10 @@ database) on PostgreSQL, measuring the three sending rows of the throughput goal
   send ≤ 1.1 × ideal, 130429 answers ≤ 0.1 % of the messages, each of them retried;
 - four numbers at 200/s each, sending at once, 2 workers: each number ≥ 0.95 of its cap.
 
-"Workers" are two send-role processes (`broadcast-bot worker --queue send`): that is the part of
-two `broadcast-bot worker` supervisors that sends (the events and bulk roles have nothing to do
-here, the sandbox posts no webhooks), without four idle processes on the benchmark's cores.
+"Workers" are two send-role processes (`broadcast-bot worker --role send`): exactly the process
+that sends in each of two `broadcast-bot worker` supervisors (the Procfile's worker), without
+their events and bulk roles, which have nothing to do here (the sandbox posts no webhooks) and
+would only add idle processes on the benchmark's cores.
 
 Whole send: from the start command to the last message the sandbox accepted; ideal: recipients
 ÷ cap. While sending: the rate between the 5th and 95th percentile of accepted messages (the
@@ -94,7 +95,7 @@ def run(cap: int, recipients: int, numbers: int = 1) -> RunResult:
             pnid: stack.prepare(recipients, config=f"bench{i}", phone_number_id=pnid)
             for i, pnid in enumerate(pnids)
         }
-        procs = [stack.start_worker(f"worker{i}", SEND) for i in range(WORKERS)]
+        procs = [stack.start_role(f"worker{i}", "send") for i in range(WORKERS)]
         sandbox = stack.processes["sandbox"]
         _wait_for_workers(stack.redis_url)
         cpu_before = {p.pid: cpu_seconds(p.pid) for p in [*procs, sandbox]}

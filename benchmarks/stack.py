@@ -155,6 +155,10 @@ class Stack:
             args += ["--queue", q]
         return self._spawn(name, *args)
 
+    def start_role(self, name: str, role: str) -> subprocess.Popen[bytes]:
+        """One role process, as `broadcast-bot worker` (the supervisor) runs it."""
+        return self._spawn(name, "worker", "--role", role)
+
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         proc = self.processes.pop(name)
         with suppress(ProcessLookupError):

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Integer, Row, String, column, select, update, values
+from sqlalchemy import Row, select, text, update
 from sqlalchemy.orm import Session
 
 from broadcasts.enums import BroadcastStatus
@@ -329,35 +329,39 @@ def mark_many_sent(session: Session, sent: Sequence[Accepted], *, at: datetime) 
     return {a.recipient_id for a in sent} - set(plain)
 
 
+# Fixed text whatever the group size (arrays, not a VALUES list), so the server keeps it prepared
+# and nothing is compiled per group.
+_SENT_IN_BULK = text(
+    """
+    UPDATE recipients AS r
+    SET status = :sent, wamid = v.wamid, wa_id = v.wa_id, message_status = v.message_status,
+        sent_at = :at, next_attempt_at = NULL
+    FROM unnest(
+        CAST(:ids AS bigint[]), CAST(:wamids AS text[]), CAST(:wa_ids AS text[]),
+        CAST(:message_statuses AS text[])
+    ) AS v(id, wamid, wa_id, message_status)
+    WHERE r.id = v.id AND r.status = :sending AND r.sent_at IS NULL
+    RETURNING r.id, r.broadcast_id
+    """
+)
+
+
 def _sent_in_one_statement(
     session: Session, sent: Sequence[Accepted], at: datetime
 ) -> dict[int, str]:
-    """PostgreSQL: one UPDATE … FROM (VALUES …) RETURNING — the rows it matched are locked and
-    changed in the same statement, a single round trip for a whole group."""
-    accepted = values(
-        column("id", Integer),
-        column("wamid", String),
-        column("wa_id", String),
-        column("message_status", String),
-        name="accepted",
-    ).data([(a.recipient_id, a.wamid, a.wa_id, a.message_status) for a in sent])
+    """PostgreSQL: one UPDATE … FROM unnest(arrays) RETURNING — the rows it matches are locked
+    and changed in the same statement, one round trip for a whole group."""
     rows = session.execute(
-        update(Recipient)
-        .where(
-            Recipient.id == accepted.c.id,
-            Recipient.status == R.SENDING,
-            Recipient.sent_at.is_(None),
-        )
-        .values(
-            status=R.SENT,
-            wamid=accepted.c.wamid,
-            wa_id=accepted.c.wa_id,
-            message_status=accepted.c.message_status,
-            sent_at=at,
-            next_attempt_at=None,
-        )
-        .returning(Recipient.id, Recipient.broadcast_id)
-        .execution_options(synchronize_session=False)
+        _SENT_IN_BULK,
+        {
+            "sent": R.SENT.value,
+            "sending": R.SENDING.value,
+            "at": at,
+            "ids": [a.recipient_id for a in sent],
+            "wamids": [a.wamid for a in sent],
+            "wa_ids": [a.wa_id for a in sent],
+            "message_statuses": [a.message_status for a in sent],
+        },
     )
     return {row[0]: row[1] for row in rows}
 
