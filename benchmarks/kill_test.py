@@ -29,6 +29,8 @@ from jobs.runtime import install
 REDIS_URL = os.environ.get("KILL_TEST_REDIS_URL", "redis://127.0.0.1:6379/10")
 RECIPIENTS = int(os.environ.get("KILL_TEST_RECIPIENTS", "5000"))
 RATE = int(os.environ.get("KILL_TEST_RATE", "150"))
+# Its own database name lets two checkouts run the kill test on one PostgreSQL server at once.
+DATABASE = os.environ.get("KILL_TEST_DATABASE", "bb_kill_test")
 TERMINAL = {R.SENT, R.DELIVERED, R.READ, R.FAILED, R.SKIPPED}
 
 
@@ -41,7 +43,7 @@ def main() -> int:
     redis = Redis.from_url(REDIS_URL)
     redis.flushdb()
     stack = Stack(
-        fresh_postgres("bb_kill_test"),
+        fresh_postgres(DATABASE),
         REDIS_URL,
         throughput=RATE,
         latency_ms=150,

@@ -156,6 +156,10 @@ class Stack:
             args += ["--queue", q]
         return self._spawn(name, *args)
 
+    def start_role(self, name: str, role: str) -> subprocess.Popen[bytes]:
+        """One role process, as `broadcast-bot worker` (the supervisor) runs it."""
+        return self._spawn(name, "worker", "--role", role)
+
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         proc = self.processes.pop(name)
         with suppress(ProcessLookupError):
@@ -199,29 +203,33 @@ class Stack:
         rate: float | None = None,
         agent_url: str = "http://127.0.0.1:9/agent",
         agent_secret_env: str | None = None,
+        config: str = "bench",
+        phone_number_id: str = "100200300",
     ) -> str:
         """Migrate, add the sandbox configuration, sync templates, create and fill a broadcast.
 
-        The configuration's agent (created on the first call) posts to `agent_url`."""
+        The configuration's agent (created on the first call) posts to `agent_url`; a new
+        `config` name with its own `phone_number_id` is another number of the same account."""
         run_upgrade(self.database_url)
         runtime = self.runtime()
         try:
             with transaction(runtime.sessions) as session:
-                if configs.get_config_or_none(session, "bench") is None:
-                    configs.add_agent(
-                        session,
-                        name="bench-agent",
-                        kind="webhook",
-                        url=agent_url,
-                        secret_env=agent_secret_env,
-                        by=OPERATOR,
-                        allow_private_urls=True,
-                    )
+                if configs.get_config_or_none(session, config) is None:
+                    if not any(a.name == "bench-agent" for a in configs.list_agents(session)):
+                        configs.add_agent(
+                            session,
+                            name="bench-agent",
+                            kind="webhook",
+                            url=agent_url,
+                            secret_env=agent_secret_env,
+                            by=OPERATOR,
+                            allow_private_urls=True,
+                        )
                     configs.add_config(
                         session,
-                        name="bench",
+                        name=config,
                         provider="sandbox",
-                        phone_number_id="100200300",
+                        phone_number_id=phone_number_id,
                         business_account_id="900800700",
                         agent="bench-agent",
                         api_base_url=f"{self.sandbox_root}/v24.0",
@@ -230,16 +238,14 @@ class Stack:
                         throughput_mps=self.throughput,
                     )
                 else:
-                    configs.set_pacing(
-                        session, "bench", by=OPERATOR, throughput_mps=self.throughput
-                    )
-                    configs.get_config(session, "bench").api_base_url = f"{self.sandbox_root}/v24.0"
-            sync_templates(runtime, "bench")
+                    configs.set_pacing(session, config, by=OPERATOR, throughput_mps=self.throughput)
+                    configs.get_config(session, config).api_base_url = f"{self.sandbox_root}/v24.0"
+            sync_templates(runtime, config)
             with transaction(runtime.sessions) as session:
                 broadcast = service.create_broadcast(
                     session,
                     name=f"bench {time.strftime('%H:%M:%S')}",
-                    config_ref="bench",
+                    config_ref=config,
                     template_ref="holiday_promotion",
                     by=OPERATOR,
                     batch_size=batch_size,

@@ -24,8 +24,8 @@ from broadcasts.enums import RecipientStatus as R
 from broadcasts.errors import IllegalTransition, ValidationFailed
 from broadcasts.lifecycle import READ_ONLY
 from broadcasts.models import Broadcast, Contact, Recipient, utcnow
+from broadcasts.recipient_status import UNKNOWN_OUTCOME
 from broadcasts.recipients import NewRecipient, insert_recipients
-from broadcasts.sending import UNKNOWN_OUTCOME
 
 CHUNK = 1000
 NAME_LIMIT = 200

@@ -1,18 +1,27 @@
-"""Recipient status changes, forward-only, each keeping the broadcast counters in step."""
+"""Recipient status changes, forward-only, each keeping the broadcast counters in step.
+
+Every write of a recipient's status and every change of a broadcast's counters goes through
+this module (one row at a time, or in bulk for the sending path), so the counters always equal
+a recount of the rows.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterator
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
-from sqlalchemy import update
+from sqlalchemy import Row, select, text, update
 from sqlalchemy.orm import Session
 
+from broadcasts.enums import BroadcastStatus
 from broadcasts.enums import RecipientStatus as R
 from broadcasts.metrics import Counts, bump, counts_of
-from broadcasts.models import Recipient, utcnow
+from broadcasts.models import Broadcast, Recipient, utcnow
+
+UNKNOWN_OUTCOME = "not confirmed: the worker stopped while the broadcast was being stopped"
 
 RANK = {R.PENDING: 0, R.SENDING: 1, R.SENT: 2, R.DELIVERED: 3, R.READ: 4}
 TERMINAL = frozenset({R.FAILED, R.SKIPPED})
@@ -237,5 +246,189 @@ def skip_unsent(session: Session, broadcast_id: str, *, reason: str) -> int:
         .execution_options(synchronize_session=False)
     )
     n = int(result.rowcount or 0)  # type: ignore[attr-defined]
-    bump(session, broadcast_id, Counts(pending=-n, skipped=n))
+    _count_skipped(session, broadcast_id, n)
     return n
+
+
+# -- recipients added and removed --------------------------------------------------------------
+
+
+def count_added(session: Session, broadcast_id: str, n: int) -> None:
+    """`n` new recipients (all `pending`) joined the broadcast."""
+    bump(session, broadcast_id, Counts(total=n, pending=n))
+
+
+def count_removed(session: Session, broadcast_id: str, n: int) -> None:
+    """`n` recipients, all still `pending`, were deleted from the broadcast."""
+    bump(session, broadcast_id, Counts(total=-n, pending=-n))
+
+
+# -- the sending path, in bulk -------------------------------------------------------------------
+
+
+def claim(session: Session, ids: Sequence[int], *, now: datetime) -> Sequence[Row[Any]]:
+    """`pending` → `sending` for the given ids still pending (an attempt more each); returns
+    (id, phone, params, attempts) of the rows claimed. Counters do not change: `pending` counts
+    recipients in flight too."""
+    return session.execute(
+        update(Recipient)
+        .where(Recipient.id.in_(ids), Recipient.status == R.PENDING)
+        .values(status=R.SENDING, claimed_at=now, attempts=Recipient.attempts + 1)
+        .returning(Recipient.id, Recipient.phone, Recipient.params, Recipient.attempts)
+        .execution_options(synchronize_session=False)
+    ).all()
+
+
+def release(
+    recipient: Recipient,
+    *,
+    retry_at: datetime | None,
+    error: tuple[int | None, str | None, str | None] | None = None,
+    counts_as_attempt: bool = True,
+) -> bool:
+    """`sending` → `pending` (a retry, or a claim never attempted); `error` is (code, title,
+    detail) of the answer that asks for the retry. Counters do not change."""
+    if recipient.status != R.SENDING:
+        return False
+    recipient.status = R.PENDING
+    recipient.claimed_at = None
+    recipient.next_attempt_at = retry_at
+    if error is not None:
+        recipient.error_code, title, recipient.error_detail = error
+        recipient.error_title = (title or "")[:255] or None
+    if not counts_as_attempt:
+        recipient.attempts = max(0, recipient.attempts - 1)
+    return True
+
+
+class Accepted(Protocol):
+    """A send WhatsApp accepted (sending.Outcome has these fields)."""
+
+    @property
+    def recipient_id(self) -> int: ...
+    @property
+    def wamid(self) -> str | None: ...
+    @property
+    def wa_id(self) -> str | None: ...
+    @property
+    def message_status(self) -> str | None: ...
+
+
+def mark_many_sent(session: Session, sent: Sequence[Accepted], *, at: datetime) -> set[int]:
+    """The common case in bulk: recipients still `sending` become `sent` and the counters move,
+    with one counter UPDATE per broadcast. Returns the ids left for `mark_sent` one by one (a
+    webhook got there first, or the row moved on)."""
+    if not sent:
+        return set()
+    if session.get_bind().dialect.name == "postgresql":
+        plain = _sent_in_one_statement(session, sent, at)
+    else:
+        plain = _sent_row_by_row(session, sent, at)
+    for broadcast_id, n in Counter(plain.values()).items():
+        bump(session, broadcast_id, Counts(pending=-n, sent=n))
+    return {a.recipient_id for a in sent} - set(plain)
+
+
+# Fixed text whatever the group size (arrays, not a VALUES list), so the server keeps it prepared
+# and nothing is compiled per group.
+_SENT_IN_BULK = text(
+    """
+    UPDATE recipients AS r
+    SET status = :sent, wamid = v.wamid, wa_id = v.wa_id, message_status = v.message_status,
+        sent_at = :at, next_attempt_at = NULL
+    FROM unnest(
+        CAST(:ids AS bigint[]), CAST(:wamids AS text[]), CAST(:wa_ids AS text[]),
+        CAST(:message_statuses AS text[])
+    ) AS v(id, wamid, wa_id, message_status)
+    WHERE r.id = v.id AND r.status = :sending AND r.sent_at IS NULL
+    RETURNING r.id, r.broadcast_id
+    """
+)
+
+
+def _sent_in_one_statement(
+    session: Session, sent: Sequence[Accepted], at: datetime
+) -> dict[int, str]:
+    """PostgreSQL: one UPDATE … FROM unnest(arrays) RETURNING — the rows it matches are locked
+    and changed in the same statement, one round trip for a whole group."""
+    rows = session.execute(
+        _SENT_IN_BULK,
+        {
+            "sent": R.SENT.value,
+            "sending": R.SENDING.value,
+            "at": at,
+            "ids": [a.recipient_id for a in sent],
+            "wamids": [a.wamid for a in sent],
+            "wa_ids": [a.wa_id for a in sent],
+            "message_statuses": [a.message_status for a in sent],
+        },
+    )
+    return {row[0]: row[1] for row in rows}
+
+
+def _sent_row_by_row(session: Session, sent: Sequence[Accepted], at: datetime) -> dict[int, str]:
+    """SQLite (one writer at a time, so the SELECT cannot be overtaken): an executemany."""
+    ids = [a.recipient_id for a in sent]
+    query = select(Recipient.id, Recipient.broadcast_id).where(
+        Recipient.id.in_(ids), Recipient.status == R.SENDING, Recipient.sent_at.is_(None)
+    )
+    plain: dict[int, str] = {row[0]: row[1] for row in session.execute(query)}
+    if plain:
+        session.execute(
+            update(Recipient).execution_options(synchronize_session=False),
+            [
+                {
+                    "id": a.recipient_id,
+                    "status": R.SENT.value,
+                    "wamid": a.wamid,
+                    "wa_id": a.wa_id,
+                    "message_status": a.message_status,
+                    "sent_at": at,
+                    "next_attempt_at": None,
+                }
+                for a in sent
+                if a.recipient_id in plain
+            ],
+        )
+    return plain
+
+
+def release_stale_claims(
+    session: Session, *, older_than: timedelta, now: datetime | None = None
+) -> int:
+    """Put claims whose outcome never came (killed worker) back to `pending`.
+
+    In a broadcast cancelled or failed meanwhile they become `skipped` instead (nothing will send
+    them); a status webhook proving one was accepted still moves it on to `sent`. Only broadcasts
+    that are not finished are looked at, through the (broadcast, status) index.
+    """
+    now = now or utcnow()
+    cutoff = now - older_than
+    stale = (Recipient.status == R.SENDING, Recipient.claimed_at < cutoff)
+    active = select(Broadcast.id).where(
+        Broadcast.status.in_([BroadcastStatus.SENDING, BroadcastStatus.PAUSED])
+    )
+    released = session.execute(
+        update(Recipient)
+        .where(Recipient.broadcast_id.in_(active), *stale)
+        .values(status=R.PENDING, claimed_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    stopped = select(Broadcast.id).where(
+        Broadcast.status.in_([BroadcastStatus.CANCELLED, BroadcastStatus.FAILED])
+    )
+    skipped = session.execute(
+        update(Recipient)
+        .where(Recipient.broadcast_id.in_(stopped), *stale)
+        .values(status=R.SKIPPED, skipped_at=now, claimed_at=None, error_title=UNKNOWN_OUTCOME)
+        .returning(Recipient.broadcast_id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    for broadcast_id, n in Counter(row[0] for row in skipped).items():
+        _count_skipped(session, broadcast_id, n)
+    return int(released.rowcount or 0) + len(skipped)  # type: ignore[attr-defined]
+
+
+def _count_skipped(session: Session, broadcast_id: str, n: int) -> None:
+    """`n` pending recipients were skipped in bulk."""
+    bump(session, broadcast_id, Counts(pending=-n, skipped=n))

@@ -10,9 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from broadcasts import recipient_status
 from broadcasts.enums import RecipientStatus
 from broadcasts.lifecycle import ensure_editable
-from broadcasts.metrics import Counts, bump
 from broadcasts.models import Broadcast, Recipient, utcnow
 
 CHUNK = 1000
@@ -71,7 +71,7 @@ def insert_recipients(
             raise NotImplementedError(f"unsupported database {dialect}")
         # RETURNING counts reliably on both backends (psycopg reports rowcount -1 here).
         added += len(session.execute(stmt.returning(Recipient.id)).all())
-    bump(session, broadcast.id, Counts(total=added, pending=added))
+    recipient_status.count_added(session, broadcast.id, added)
     session.refresh(broadcast)
     return added
 

@@ -1,9 +1,11 @@
-"""The database side of sending: claim recipients, record outcomes, release, reap, complete.
+"""The database side of sending: claim recipients, record outcomes, find what is due next.
 
 The database is the source of truth: a recipient is `sending` from the moment it is claimed until
 its outcome is recorded. A claim older than the grace period whose outcome never came (a killed
-worker) is released back to `pending` — unless a status webhook has meanwhile proved that WhatsApp
-accepted it (matched through `biz_opaque_callback_data`), in which case it is already `sent`.
+worker) is released back to `pending` (broadcasts.recipient_status.release_stale_claims) — unless
+a status webhook has meanwhile proved that WhatsApp accepted it (matched through
+`biz_opaque_callback_data`), in which case it is already `sent`. The status writes themselves
+are all in broadcasts.recipient_status.
 """
 
 from __future__ import annotations
@@ -11,22 +13,32 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from broadcasts import recipient_status
 from broadcasts.backoff import backoff_seconds
 from broadcasts.contacts import set_opt_out
 from broadcasts.enums import BroadcastStatus
 from broadcasts.enums import RecipientStatus as R
-from broadcasts.metrics import Counts, bump
 from broadcasts.models import Broadcast, Contact, Recipient, utcnow
 from broadcasts.recipient_status import CounterDeltas, mark_failed, mark_sent, mark_skipped
 
 MAX_ATTEMPTS = 6
-UNKNOWN_OUTCOME = "not confirmed: the worker stopped while the broadcast was being stopped"
+
+
+class OutcomeKind(StrEnum):
+    """What became of one claimed recipient."""
+
+    SENT = "sent"  # WhatsApp accepted it
+    FAILED = "failed"  # a permanent error: recorded, never retried
+    RETRY = "retry"  # a temporary error: back to pending, due at `retry_at`
+    RELEASE = "release"  # never attempted (the lane stopped): back to pending as it was
+    SKIP = "skip"  # not sent on purpose (e.g. the recipient opted out)
 
 
 @dataclass(frozen=True)
@@ -42,7 +54,7 @@ class Outcome:
     """What happened to one claimed recipient."""
 
     recipient_id: int
-    kind: str  # sent | failed | retry | release | skip
+    kind: OutcomeKind
     wamid: str | None = None
     wa_id: str | None = None
     message_status: str | None = None
@@ -63,9 +75,9 @@ class BatchStats:
     codes: Counter[str] = field(default_factory=Counter)
 
     def add(self, outcome: Outcome) -> None:
-        if outcome.kind in ("sent", "failed"):
+        if outcome.kind in (OutcomeKind.SENT, OutcomeKind.FAILED):
             self.attempted += 1
-        if outcome.kind == "failed":
+        if outcome.kind == OutcomeKind.FAILED:
             self.failed += 1
             self.codes[f"{outcome.code} {outcome.title or ''}".strip()] += 1
 
@@ -96,13 +108,7 @@ def claim(
     )
     if not ids:
         return []
-    rows = session.execute(
-        update(Recipient)
-        .where(Recipient.id.in_(ids), Recipient.status == R.PENDING)
-        .values(status=R.SENDING, claimed_at=now, attempts=Recipient.attempts + 1)
-        .returning(Recipient.id, Recipient.phone, Recipient.params, Recipient.attempts)
-        .execution_options(synchronize_session=False)
-    ).all()
+    rows = recipient_status.claim(session, ids, now=now)
     return sorted(
         (Claimed(r.id, r.phone, r.params or {}, r.attempts) for r in rows), key=lambda c: c.id
     )
@@ -135,8 +141,11 @@ def record(session: Session, outcomes: Sequence[Outcome], *, now: datetime | Non
     if not outcomes:
         return
     now = now or utcnow()
-    rest = _record_plain_sends(session, [o for o in outcomes if o.kind == "sent"], now)
-    by_id = {o.recipient_id: o for o in outcomes if o.kind != "sent" or o.recipient_id in rest}
+    sent = [o for o in outcomes if o.kind == OutcomeKind.SENT]
+    rest = recipient_status.mark_many_sent(session, sent, at=now)
+    by_id = {
+        o.recipient_id: o for o in outcomes if o.kind != OutcomeKind.SENT or o.recipient_id in rest
+    }
     if not by_id:
         return
     query = select(Recipient).where(Recipient.id.in_(by_id)).order_by(Recipient.id)
@@ -156,7 +165,7 @@ def record(session: Session, outcomes: Sequence[Outcome], *, now: datetime | Non
     )
     for recipient in recipients:
         outcome = by_id[recipient.id]
-        if outcome.kind == "sent":
+        if outcome.kind == OutcomeKind.SENT:
             assert outcome.wamid is not None
             mark_sent(
                 session,
@@ -167,7 +176,7 @@ def record(session: Session, outcomes: Sequence[Outcome], *, now: datetime | Non
                 at=now,
                 deltas=deltas,
             )
-        elif outcome.kind == "failed":
+        elif outcome.kind == OutcomeKind.FAILED:
             mark_failed(
                 session,
                 recipient,
@@ -181,7 +190,7 @@ def record(session: Session, outcomes: Sequence[Outcome], *, now: datetime | Non
                 opted_out[f"WhatsApp error {outcome.code}: {outcome.title or 'opted out'}"].append(
                     recipient.phone
                 )
-        elif outcome.kind == "skip":
+        elif outcome.kind == OutcomeKind.SKIP:
             reason = outcome.title or "skipped"
             if mark_skipped(session, recipient, reason=reason, deltas=deltas):
                 recipient.error_code = outcome.code
@@ -189,98 +198,23 @@ def record(session: Session, outcomes: Sequence[Outcome], *, now: datetime | Non
                 opted_out[reason].append(recipient.phone)
         elif recipient.status == R.SENDING and recipient.broadcast_id in cancelled:
             mark_skipped(session, recipient, reason="broadcast cancelled", deltas=deltas)
-        elif recipient.status == R.SENDING:  # retry or release: back to the queue
-            recipient.status = R.PENDING
-            recipient.claimed_at = None
-            recipient.next_attempt_at = outcome.retry_at
-            if outcome.kind == "retry":
-                recipient.error_code = outcome.code
-                recipient.error_title = (outcome.title or "")[:255] or None
-                recipient.error_detail = outcome.detail
-            if not outcome.counts_as_attempt:
-                recipient.attempts = max(0, recipient.attempts - 1)
+        else:  # retry or release: back to the queue
+            is_retry = outcome.kind == OutcomeKind.RETRY
+            recipient_status.release(
+                recipient,
+                retry_at=outcome.retry_at,
+                error=(outcome.code, outcome.title, outcome.detail) if is_retry else None,
+                counts_as_attempt=outcome.counts_as_attempt,
+            )
     deltas.flush(session)
     for reason, phones in opted_out.items():
         for phone in phones:
             set_opt_out(session, phone, True, reason, at=now, from_whatsapp=True)
 
 
-def _record_plain_sends(session: Session, sent: Sequence[Outcome], now: datetime) -> set[int]:
-    """The common case in bulk: recipients still `sending` become `sent` with one executemany.
-
-    Returns the ids left for the careful path (a webhook got there first, or the row moved on).
-    """
-    if not sent:
-        return set()
-    ids = [o.recipient_id for o in sent]
-    query = select(Recipient.id, Recipient.broadcast_id).where(
-        Recipient.id.in_(ids), Recipient.status == R.SENDING, Recipient.sent_at.is_(None)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
-    plain: dict[int, str] = {row[0]: row[1] for row in session.execute(query)}
-    if plain:
-        session.execute(
-            update(Recipient).execution_options(synchronize_session=False),
-            [
-                {
-                    "id": o.recipient_id,
-                    "status": R.SENT.value,
-                    "wamid": o.wamid,
-                    "wa_id": o.wa_id,
-                    "message_status": o.message_status,
-                    "sent_at": now,
-                    "next_attempt_at": None,
-                }
-                for o in sent
-                if o.recipient_id in plain
-            ],
-        )
-        per_broadcast = Counter(plain.values())
-        for broadcast_id, n in per_broadcast.items():
-            bump(session, broadcast_id, Counts(pending=-n, sent=n))
-    return set(ids) - set(plain)
-
-
 def backoff(attempt: int) -> float:
     """How long a recipient waits before its next attempt: about 2, 4, 8 … s, at most 5 min."""
     return backoff_seconds(attempt, cap=300.0)
-
-
-def release_stale_claims(
-    session: Session, *, older_than: timedelta, now: datetime | None = None
-) -> int:
-    """Put claims whose outcome never came (killed worker) back to `pending`.
-
-    In a broadcast cancelled or failed meanwhile they become `skipped` instead (nothing will send
-    them); a status webhook proving one was accepted still moves it on to `sent`. Only broadcasts
-    that are not finished are looked at, through the (broadcast, status) index.
-    """
-    now = now or utcnow()
-    cutoff = now - older_than
-    stale = (Recipient.status == R.SENDING, Recipient.claimed_at < cutoff)
-    active = select(Broadcast.id).where(
-        Broadcast.status.in_([BroadcastStatus.SENDING, BroadcastStatus.PAUSED])
-    )
-    released = session.execute(
-        update(Recipient)
-        .where(Recipient.broadcast_id.in_(active), *stale)
-        .values(status=R.PENDING, claimed_at=None)
-        .execution_options(synchronize_session=False)
-    )
-    stopped = select(Broadcast.id).where(
-        Broadcast.status.in_([BroadcastStatus.CANCELLED, BroadcastStatus.FAILED])
-    )
-    skipped = session.execute(
-        update(Recipient)
-        .where(Recipient.broadcast_id.in_(stopped), *stale)
-        .values(status=R.SKIPPED, skipped_at=now, claimed_at=None, error_title=UNKNOWN_OUTCOME)
-        .returning(Recipient.broadcast_id)
-        .execution_options(synchronize_session=False)
-    ).all()
-    for broadcast_id, n in Counter(row[0] for row in skipped).items():
-        bump(session, broadcast_id, Counts(pending=-n, skipped=n))
-    return int(released.rowcount or 0) + len(skipped)  # type: ignore[attr-defined]
 
 
 def next_due(session: Session, broadcast_id: str) -> datetime | None:

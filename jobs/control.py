@@ -28,9 +28,10 @@ from broadcasts.replies import record_test_send
 from broadcasts.templates import ensure_approved
 from jobs import events
 from jobs.events import EventKind
+from jobs.lane_plan import lane_count
 from jobs.limiter import reserve_sync
 from jobs.runtime import Runtime
-from jobs.sender import enqueue_lanes, lanes_for
+from jobs.sender import enqueue_lanes
 from jobs.whatsapp import spec_for, target_for
 from kapso.client import WhatsAppClient
 from kapso.errors import WhatsAppError
@@ -43,9 +44,9 @@ T = TypeVar("T")
 def start(runtime: Runtime, ref: str, *, by: Actor) -> Broadcast:
     with transaction(runtime.sessions) as session:
         broadcast = service.start_broadcast(session, ref, by=by)
-        _, pause, _ = service.effective_pacing(broadcast)
+        lanes = lane_count(broadcast, runtime.settings)
         recipients = broadcast.pending_count  # the note says this even if it is shown late
-    enqueue_lanes(runtime, broadcast.id, lanes_for(pause, runtime.settings.send_lanes))
+    enqueue_lanes(runtime, broadcast.id, lanes)
     events.publish(
         runtime.redis, broadcast.id, EventKind.STARTED, by=by.id, via=by.via, recipients=recipients
     )
@@ -81,8 +82,8 @@ def pause(runtime: Runtime, ref: str, *, by: Actor, reason: str | None = None) -
 def resume(runtime: Runtime, ref: str, *, by: Actor) -> Broadcast:
     with transaction(runtime.sessions) as session:
         broadcast = service.resume_broadcast(session, ref, by=by)
-        _, pause_s, _ = service.effective_pacing(broadcast)
-    enqueue_lanes(runtime, broadcast.id, lanes_for(pause_s, runtime.settings.send_lanes))
+        lanes = lane_count(broadcast, runtime.settings)
+    enqueue_lanes(runtime, broadcast.id, lanes)
     events.publish(runtime.redis, broadcast.id, EventKind.RESUMED, by=by.id, via=by.via)
     return broadcast
 

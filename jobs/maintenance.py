@@ -12,7 +12,7 @@ from datetime import timedelta
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
-from broadcasts import sending, service
+from broadcasts import recipient_status, sending, service
 from broadcasts.actors import Actor
 from broadcasts.db import transaction
 from broadcasts.enums import BroadcastStatus
@@ -20,9 +20,9 @@ from broadcasts.errors import BroadcastBotError
 from broadcasts.models import Broadcast, utcnow
 from jobs import control, events, inbox, keys
 from jobs.events import EventKind
-from jobs.queues import job_id
+from jobs.lane_plan import lane_count
 from jobs.runtime import Runtime
-from jobs.sender import enqueue_lanes, lane_lock_key, lanes_for
+from jobs.sender import enqueue_lanes
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def run_once(runtime: Runtime) -> dict[str, int]:
     done = {"released": 0, "started": 0, "completed": 0, "revived": 0, "webhooks": 0}
     grace = timedelta(seconds=runtime.settings.send_claim_grace_seconds)
     with transaction(runtime.sessions) as session:
-        done["released"] = sending.release_stale_claims(session, older_than=grace)
+        done["released"] = recipient_status.release_stale_claims(session, older_than=grace)
         due = sending.due_scheduled(session)
         active = sending.sending_broadcast_ids(session)
     for broadcast_id in due:
@@ -73,8 +73,7 @@ def _tend(runtime: Runtime, broadcast_id: str) -> str | None:
             completed = True
         else:
             completed = False
-            _, pause, _ = service.effective_pacing(broadcast)
-            lanes = lanes_for(pause, runtime.settings.send_lanes)
+            lanes = lane_count(broadcast, runtime.settings)
             fresh = (
                 broadcast.heartbeat_at is not None
                 and now - broadcast.heartbeat_at < STALE_HEARTBEAT
@@ -96,11 +95,11 @@ def _tend(runtime: Runtime, broadcast_id: str) -> str | None:
 def _lanes_alive(runtime: Runtime, broadcast_id: str, lanes: int) -> bool:
     """A lane is alive when it holds its lock, or its job waits in a queue."""
     for lane in range(lanes):
-        if runtime.redis.exists(lane_lock_key(broadcast_id, lane)):
+        if runtime.redis.exists(keys.lane_lock(broadcast_id, lane)):
             return True
         try:
             status = Job.fetch(
-                job_id("send", broadcast_id, lane), connection=runtime.redis
+                keys.send_job(broadcast_id, lane), connection=runtime.redis
             ).get_status()
         except NoSuchJobError:
             continue

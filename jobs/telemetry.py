@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from redis import Redis
 
-from broadcasts.sending import Outcome
+from broadcasts.sending import Outcome, OutcomeKind
 from jobs import keys
 from jobs.limiter import RateLimiter
 
@@ -187,14 +187,14 @@ class SendMeter:
         kinds: CountOf[tuple[str, int | None]] = CountOf()
         sent = throttled = 0
         for o in outcomes:
-            if o.kind == "sent":
+            if o.kind == OutcomeKind.SENT:
                 sent += 1
-            elif o.kind in ("failed", "retry"):
+            elif o.kind in (OutcomeKind.FAILED, OutcomeKind.RETRY):
                 kinds[(o.kind, o.code)] += 1
-                throttled += o.kind == "retry" and o.code in THROTTLE_CODES
+                throttled += o.kind == OutcomeKind.RETRY and o.code in THROTTLE_CODES
         number = {"phone_number_id": self.phone_number_id}
         for (kind, code), n in kinds.items():
-            name = "messages_failed" if kind == "failed" else "messages_retried"
+            name = "messages_failed" if kind == OutcomeKind.FAILED else "messages_retried"
             self.meter.count(name, {"code": str(code or "none")}, n)
         if throttled:
             self.meter.count("messages_throttled", number, throttled)

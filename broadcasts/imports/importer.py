@@ -33,7 +33,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from broadcasts import audit
+from broadcasts import audit, recipient_status
 from broadcasts.actors import Actor
 from broadcasts.csv_template import ColumnMap, match_columns
 from broadcasts.db import transaction
@@ -61,7 +61,6 @@ from broadcasts.imports.reader import (
 from broadcasts.imports.report import MAX_REPORT_ROWS, ErrorReport
 from broadcasts.imports.rows import EXCLUDED_REASONS, RowChecker
 from broadcasts.lifecycle import ensure_editable
-from broadcasts.metrics import Counts, bump
 from broadcasts.models import Broadcast, Import, Template, utcnow
 from broadcasts.service import get_broadcast
 
@@ -395,7 +394,7 @@ def _write(
         tally.test_excluded = outcome.counts.get(bulk.TEST_CONTACT, 0)
         tally.already_present = outcome.counts.get(bulk.ALREADY_PRESENT, 0)
         tally.countries.update(by_country(outcome.accepted_by_prefix))
-        bump(session, broadcast_id, Counts(total=outcome.accepted, pending=outcome.accepted))
+        recipient_status.count_added(session, broadcast_id, outcome.accepted)
         session.execute(update(Import).where(Import.id == import_id).values(**tally.values()))
     return tally, _report(file, fmt, checker.columns.header, tally, rejected, outcome.reported)
 
@@ -486,7 +485,7 @@ def _fail(
                 except BroadcastBotError:
                     removed = 0  # sending started: what was added stays, and is counted
             if removed:
-                bump(session, broadcast_id, Counts(total=-removed, pending=-removed))
+                recipient_status.count_removed(session, broadcast_id, removed)
             session.execute(
                 update(Import)
                 .where(Import.id == import_id)

@@ -22,7 +22,7 @@ from broadcasts.db import transaction
 from broadcasts.enums import BroadcastStatus as S
 from broadcasts.enums import RecipientStatus as R
 from broadcasts.models import InboxEvent, Recipient
-from jobs import control, inbox, sender
+from jobs import control, inbox, keys, sender
 from jobs.runtime import Runtime
 from jobs.whatsapp import sync_templates
 from kapso.sandbox.config import SandboxConfig
@@ -155,7 +155,7 @@ def test_a_failing_lane_watcher_is_logged_and_stops_the_lane(
     with sending_env(db_url, redis_url) as env:
         bid = new_broadcast(env, phones(300), rate_mps=RATE, batch_size=500)
         control.start(env.runtime, bid, by=OPERATOR)
-        lock = env.runtime.redis.lock(sender.lane_lock_key(bid, 0), timeout=5)  # thread-local
+        lock = env.runtime.redis.lock(keys.lane_lock(bid, 0), timeout=5)  # thread-local
         assert lock.acquire(blocking=False)
         with caplog.at_level(logging.ERROR, logger="jobs.sender"):
             result = sender._run_locked(env.runtime, bid, 0, lock)

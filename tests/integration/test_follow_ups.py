@@ -16,8 +16,13 @@ from broadcasts.enums import RecipientStatus as R
 from broadcasts.errors import IllegalTransition, ValidationFailed
 from broadcasts.metrics import recount, stored_counts
 from broadcasts.models import Broadcast, Recipient, utcnow
-from broadcasts.recipient_status import apply_delivery_status, mark_failed, mark_sent, mark_skipped
-from broadcasts.sending import UNKNOWN_OUTCOME
+from broadcasts.recipient_status import (
+    UNKNOWN_OUTCOME,
+    apply_delivery_status,
+    mark_failed,
+    mark_sent,
+    mark_skipped,
+)
 from jobs import control
 from kapso.errors import resend_wait
 from tests.engine_support import assert_counters_match, drain, new_broadcast, sending_env

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from broadcasts import configs, sending
+from broadcasts import configs, recipient_status, sending
 from broadcasts.db import transaction
 from broadcasts.enums import BroadcastStatus as S
 from broadcasts.enums import RecipientStatus as R
@@ -275,7 +275,7 @@ def test_dead_claims_of_a_cancelled_broadcast_are_skipped_unless_a_webhook_prove
         assert maintenance.run_once(env.runtime)["released"] == 2
         rows = {r.id: r for r in recipients(env, bid)}
         assert {rows[c.id].status for c in claimed} == {R.SKIPPED}
-        assert rows[claimed[0].id].error_title == sending.UNKNOWN_OUTCOME
+        assert rows[claimed[0].id].error_title == recipient_status.UNKNOWN_OUTCOME
         assert_counters_match(env, bid)
         # WhatsApp had accepted the first one: its status webhook moves it on.
         with transaction(env.runtime.sessions) as session:

@@ -17,7 +17,7 @@ from bot.metered_slack import MeteredWebClient
 from broadcasts.configs import get_config
 from broadcasts.db import transaction
 from broadcasts.enums import BroadcastStatus
-from broadcasts.sending import Outcome
+from broadcasts.sending import Outcome, OutcomeKind
 from jobs import control
 from jobs.limiter import RateLimiter
 from jobs.telemetry import Meter, SendMeter, meter_for, read_counters, send_rates
@@ -101,17 +101,17 @@ def test_a_lane_group_counts_sent_failed_retried_throttled_and_limiter_waits(
     limiter.waited_seconds = 1.5
     lane.record(
         [
-            Outcome(1, "sent"),
-            Outcome(2, "sent"),
-            Outcome(3, "failed", code=990026),
-            Outcome(4, "retry", code=130429),
-            Outcome(5, "retry", code=None),  # a bare HTTP 429
-            Outcome(6, "retry", code=990000),
+            Outcome(1, OutcomeKind.SENT),
+            Outcome(2, OutcomeKind.SENT),
+            Outcome(3, OutcomeKind.FAILED, code=990026),
+            Outcome(4, OutcomeKind.RETRY, code=130429),
+            Outcome(5, OutcomeKind.RETRY, code=None),  # a bare HTTP 429
+            Outcome(6, OutcomeKind.RETRY, code=990000),
             Outcome(7, "release"),
         ]
     )
     limiter.waited_seconds = 2.0
-    lane.record([Outcome(8, "failed", code=990026)])
+    lane.record([Outcome(8, OutcomeKind.FAILED, code=990026)])
     assert meter.flush()
     c = read_counters(redis)
     number = {"phone_number_id": "tm-lane"}

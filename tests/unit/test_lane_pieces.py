@@ -1,0 +1,141 @@
+"""The pieces of a sending lane, each on its own: the stop switch, the recorder and the error
+policy (no database, no worker; the error policy's limiter is never reached for these codes)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from redis.asyncio import Redis as AsyncRedis
+
+from broadcasts.sending import Claimed, Outcome, OutcomeKind
+from jobs.lane_errors import UNKNOWN_PAUSE_AFTER, ErrorPolicy
+from jobs.lane_record import Recorder
+from jobs.lane_stop import Halt, StopReason
+from jobs.limiter import RateLimiter
+from kapso.errors import WhatsAppError
+
+GUARD = 30.0  # seconds: only there so that a broken piece fails instead of hanging
+
+
+def run(coro: object) -> object:
+    return asyncio.run(asyncio.wait_for(coro, GUARD))  # type: ignore[arg-type]
+
+
+def test_the_first_stop_reason_wins() -> None:
+    halt = Halt()
+    assert not halt.stopped
+    halt.stop(StopReason.NOT_SENDING)
+    halt.stop(StopReason.SHUTTING_DOWN)
+    assert halt.reason is StopReason.NOT_SENDING
+
+
+def test_a_stop_wakes_a_long_sleep() -> None:
+    async def scenario() -> str:
+        halt = Halt()
+        sleeper = asyncio.create_task(halt.sleep(3600))
+        await asyncio.sleep(0)
+        halt.stop(StopReason.CIRCUIT_BREAKER)
+        await sleeper
+        return "woke"
+
+    assert run(scenario()) == "woke"
+
+
+def test_a_stopped_lane_does_not_sleep() -> None:
+    async def scenario() -> None:
+        halt = Halt()
+        halt.stop(StopReason.LOCK_LOST)
+        await halt.sleep(3600)
+
+    run(scenario())
+
+
+def sent(i: int) -> Outcome:
+    return Outcome(i, OutcomeKind.SENT, wamid=f"wamid.{i}")
+
+
+def test_the_recorder_writes_everything_put_before_a_flush_and_at_close() -> None:
+    writes: list[list[int]] = []
+    counted: list[int] = []
+
+    async def write(group: list[Outcome]) -> None:
+        writes.append([o.recipient_id for o in group])
+
+    async def scenario() -> None:
+        recorder = Recorder(write, lambda g: counted.extend(o.recipient_id for o in g), Halt(), "t")
+        task = asyncio.create_task(recorder.run())
+        recorder.put(sent(1))
+        recorder.put_many([sent(2), sent(3)])
+        await recorder.flush(task)
+        assert sorted(i for group in writes for i in group) == [1, 2, 3]
+        recorder.put(sent(4))
+        recorder.close()
+        await task
+
+    run(scenario())
+    assert sorted(i for group in writes for i in group) == [1, 2, 3, 4]
+    assert sorted(counted) == [1, 2, 3, 4]
+
+
+def test_a_refused_write_stops_new_sends_and_is_tried_again() -> None:
+    attempts: list[int] = []
+
+    async def write(group: list[Outcome]) -> None:
+        attempts.append(len(group))
+        if len(attempts) == 1:
+            raise RuntimeError("database is down")
+
+    halt = Halt()
+
+    async def scenario() -> None:
+        recorder = Recorder(write, lambda g: None, halt, "t")
+        task = asyncio.create_task(recorder.run())
+        recorder.put(sent(1))
+        recorder.close()
+        await task
+
+    run(scenario())
+    assert attempts == [1, 1]
+    assert halt.reason is StopReason.RECORDING_FAILED
+
+
+@pytest.fixture
+def policy() -> ErrorPolicy:
+    # Never connects: the codes below do not slow the number down.
+    limiter = RateLimiter(AsyncRedis.from_url("redis://127.0.0.1:9"))
+    return ErrorPolicy(limiter, "100200300", Halt())
+
+
+def error(code: int) -> WhatsAppError:
+    return WhatsAppError(code=code, title=f"error {code}", http_status=400)
+
+
+RECIPIENT = Claimed(7, "+14155550100", {}, attempts=1)
+
+
+def test_a_permanent_error_fails_the_recipient_only(policy: ErrorPolicy) -> None:
+    outcome = run(policy.outcome(RECIPIENT, error(131026)))
+    assert isinstance(outcome, Outcome)
+    assert outcome.kind is OutcomeKind.FAILED
+    assert outcome.code == 131026
+    assert not policy.halt.stopped
+
+
+def test_a_revoked_token_stops_the_broadcast_and_hands_the_recipient_back(
+    policy: ErrorPolicy,
+) -> None:
+    outcome = run(policy.outcome(RECIPIENT, error(190)))
+    assert isinstance(outcome, Outcome)
+    assert outcome.kind is OutcomeKind.RELEASE
+    assert not outcome.counts_as_attempt
+    assert policy.halt.reason is StopReason.BROADCAST_ERROR
+    assert policy.broadcast_error is not None and policy.broadcast_error.code == 190
+
+
+def test_the_same_unknown_code_in_a_row_pauses_with_a_hint(policy: ErrorPolicy) -> None:
+    kinds = [run(policy.outcome(RECIPIENT, error(987654))) for _ in range(UNKNOWN_PAUSE_AFTER)]
+    assert [o.kind for o in kinds if isinstance(o, Outcome)][-1] is OutcomeKind.RELEASE
+    assert policy.halt.reason is StopReason.BROADCAST_ERROR
+    assert policy.broadcast_error is not None
+    assert "does not know" in str(policy.broadcast_error)
