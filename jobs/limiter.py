@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
+from jobs import keys
+
 # KEYS: tat, penalty. ARGV: interval_us, max_ahead_us, (unused), wanted slots.
 # Books up to `wanted` consecutive slots that start within max_ahead of now.
 # Returns {slots granted (0 when the next free slot is too far ahead), wait_us, interval_us}.
@@ -86,10 +88,6 @@ class Reservation:
         return [self.wait_seconds + i * self.interval_seconds for i in range(self.slots)]
 
 
-def _keys(phone_number_id: str) -> list[str]:
-    return [f"bb:rate:{phone_number_id}:tat", f"bb:rate:{phone_number_id}:penalty"]
-
-
 class RateLimiter:
     """Async limiter used by the sending lanes (one Redis round trip per message)."""
 
@@ -105,7 +103,7 @@ class RateLimiter:
     ) -> Reservation:
         """Book up to `slots` consecutive slots (fewer when they would start too far ahead)."""
         reply = await self._reserve(
-            keys=_keys(phone_number_id),
+            keys=keys.rate_limiter(phone_number_id),
             args=[1_000_000 / rate_per_second, self._max_ahead_us, 1, slots],
         )
         # Count from when the answer was read: Redis booked the slots relative to when it got the
@@ -128,7 +126,7 @@ class RateLimiter:
 
     async def slow_down(self, phone_number_id: str, delay_seconds: float) -> None:
         await self._slow_down(
-            keys=_keys(phone_number_id),
+            keys=keys.rate_limiter(phone_number_id),
             args=[
                 int(delay_seconds * 1_000_000),
                 PENALTY_MS,
@@ -150,7 +148,7 @@ def reserve_sync(
     """The same reservation from synchronous code (test sends, tests)."""
     script = redis.register_script(_RESERVE)
     reply = script(
-        keys=_keys(phone_number_id),
+        keys=keys.rate_limiter(phone_number_id),
         args=[1_000_000 / rate_per_second, 1_000_000, 1, slots],
     )
     return _reservation(reply)
