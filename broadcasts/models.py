@@ -237,21 +237,29 @@ class Recipient(Base):
             postgresql_where=text("wa_id IS NOT NULL"),
             sqlite_where=text("wa_id IS NOT NULL"),
         ),
+        # user_id is known only after a send: imported rows take no entry (migration 0019).
+        Index(
+            "ix_recipients_user_id",
+            "user_id",
+            postgresql_where=text("user_id IS NOT NULL"),
+            sqlite_where=text("user_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    # broadcast_id and import_id have no FOREIGN KEY (a per-row trigger that halved bulk-import
-    # speed on PostgreSQL): every insert is for a broadcast read in the same transaction, and
-    # broadcasts and imports are never deleted (migration 0015).
+    # broadcast_id, import_id and contact_id have no FOREIGN KEY (per-row triggers that cost a
+    # bulk import half its speed on PostgreSQL): every insert is for a broadcast and contacts
+    # read in the same transaction, and broadcasts, imports and contacts are never deleted
+    # (migrations 0015 and 0019).
     broadcast_id: Mapped[str] = mapped_column(String(36))
-    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    contact_id: Mapped[int | None] = mapped_column(BigId)
     import_id: Mapped[int | None] = mapped_column(BigId)
     phone: Mapped[str] = mapped_column(String(20))
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(16), default=RecipientStatus.PENDING)
     wamid: Mapped[str | None] = mapped_column(String(128), unique=True)
     wa_id: Mapped[str | None] = mapped_column(String(32))
-    user_id: Mapped[str | None] = mapped_column(String(140), index=True)  # BSUID, from statuses
+    user_id: Mapped[str | None] = mapped_column(String(140))  # BSUID, from statuses
     # wamids of earlier sends of this row (a retried asynchronous failure), oldest first.
     wamid_history: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
     message_status: Mapped[str | None] = mapped_column(String(40))

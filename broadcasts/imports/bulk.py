@@ -10,10 +10,10 @@ fails at any point leaves nothing behind.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from json.encoder import encode_basestring
 from typing import Any
 
 from sqlalchemy import Connection
@@ -45,13 +45,19 @@ class Staged:
         self.rows += 1
         if attrs:
             self.with_attributes = True
+        params_text = json_object(params)
         if self.postgres:
+            # JSON text has no raw tab or line break (json escapes them), so only its backslashes
+            # need COPY's escaping, and most rows have none.
+            if "\\" in params_text:
+                params_text = params_text.translate(_COPY_ESCAPES)
             name_text = "\\N" if name is None else name.translate(_COPY_ESCAPES)
-            attrs_text = _json(attrs).translate(_COPY_ESCAPES) if attrs else "\\N"
-            params_text = _json(params).translate(_COPY_ESCAPES)
+            attrs_text = json_object(attrs).translate(_COPY_ESCAPES) if attrs else "\\N"
             self.parts.append(f"{line}\t{phone}\t{params_text}\t{name_text}\t{attrs_text}\n")
         else:
-            self.parts.append(_json([line, phone, params, name, attrs or None]))
+            name_json = "null" if name is None else encode_basestring(name)
+            attrs_json = json_object(attrs) if attrs else "null"
+            self.parts.append(f'[{line},"{phone}",{params_text},{name_json},{attrs_json}]')
 
     def payload(self) -> str:
         if self.postgres:
@@ -59,8 +65,14 @@ class Staged:
         return "[" + ",".join(self.parts) + "]"
 
 
-def _json(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+def json_object(values: dict[str, str]) -> str:
+    """`values` as compact JSON, exactly as json.dumps(ensure_ascii=False, separators=(",",
+    ":")) writes it, at a third of its cost (the string escaping is json's own C function)."""
+    return (
+        "{"
+        + ",".join([f"{encode_basestring(k)}:{encode_basestring(v)}" for k, v in values.items()])
+        + "}"
+    )
 
 
 # Outcomes of rows that were checked and staged but are not accepted.

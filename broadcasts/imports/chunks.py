@@ -31,7 +31,9 @@ PARALLEL_MIN_BYTES = 4 * 1024 * 1024
 QUEUE_CHUNKS = 2
 POLL_SECONDS = 1.0
 
-RejectedRow = tuple[int, str, str, list[str]]  # (line, reason, detail, cells)
+# (line, reason, detail): the cells are read again for the report, which lists only the first
+# rows, so a large file's rejected cells are neither sent between processes nor kept.
+RejectedRow = tuple[int, str, str]
 
 
 @dataclass(slots=True)
@@ -62,7 +64,7 @@ def _check(checker: RowChecker, items: list[tuple[int, list[str]]], postgres: bo
     for line, cells in items:
         row = checker.check(line, cells)
         if isinstance(row, Rejected):
-            rejected.append((row.line, row.reason, row.detail, row.cells))
+            rejected.append((row.line, row.reason, row.detail))
         else:
             staged.add(row.line, row.phone, row.params, row.name, row.attributes)
     return Chunk(len(items), staged.rows, staged.payload(), staged.with_attributes, rejected)

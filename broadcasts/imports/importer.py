@@ -427,40 +427,40 @@ def _report(
     rejected: list[RejectedRow],
     excluded: list[tuple[int, str, str]],
 ) -> ErrorReport:
-    """Invalid rows (with their cells, from checking) and excluded rows (cells read again from
-    the file), merged in line order, up to MAX_REPORT_ROWS."""
+    """Invalid rows (from checking) and excluded rows (from the load), merged in line order, up
+    to MAX_REPORT_ROWS, with their cells read again from the file as the report is written."""
     report = ErrorReport(header)
     try:
         merged = list(
             islice(
                 heapq.merge(
-                    ((line, 0, reason, detail, cells) for line, reason, detail, cells in rejected),
-                    ((line, 1, outcome, phone, None) for line, phone, outcome in excluded),
+                    rejected,
+                    ((line, outcome, _detail(outcome, phone)) for line, phone, outcome in excluded),
                 ),
                 MAX_REPORT_ROWS,
             )
         )
-        wanted = {item[0] for item in merged if item[1] == 1}
-        cells_of: dict[int, list[str]] = {}
-        if wanted:
-            last = max(wanted)
-            for line, read in records(file, fmt):
-                if line in wanted:
-                    cells_of[line] = read
-                if line >= last:
-                    break
-        for line, kind, reason, text, cells in merged:
-            if kind == 0:
-                report.add(line, reason, text, cells or [])
-            else:
-                detail = _DETAILS.get(reason) or f"same number ({text}) as an earlier row"
-                report.add(line, reason, detail, cells_of.get(line, []))
+        if merged:
+            # Both lists and the file are in line order, and every listed line is a record.
+            pending = iter(merged)
+            wanted = next(pending)
+            for line, cells in records(file, fmt):
+                if line == wanted[0]:
+                    report.add(line, wanted[1], wanted[2], cells)
+                    next_item = next(pending, None)
+                    if next_item is None:
+                        break
+                    wanted = next_item
         total = sum(tally.invalid.values()) + tally.duplicates + tally.opted_out
         report.left_out += total + tally.test_excluded - len(merged)
     except BaseException:
         report.close()
         raise
     return report
+
+
+def _detail(outcome: str, phone: str) -> str:
+    return _DETAILS.get(outcome) or f"same number ({phone}) as an earlier row"
 
 
 def _record(sessions: sessionmaker[Session], import_id: int, **values: Any) -> None:

@@ -66,41 +66,43 @@ def _desc(desc: object) -> Desc | None:
     return lengths, re.compile(pattern)
 
 
-def _matches(nsn: str, desc: Desc | None) -> bool:
-    if desc is None:
-        return False
-    lengths, pattern = desc
-    if lengths and len(nsn) not in lengths:
-        return False
-    return pattern.fullmatch(nsn) is not None
-
-
 class _RegionCheck:
-    """`_number_type_helper(nsn, metadata) != UNKNOWN` with precompiled patterns.
+    """`_number_type_helper(nsn, metadata) != UNKNOWN` with precompiled patterns, for numbers
+    parse() reads as they are.
 
     The number has a type when the general description matches and any type's description does
-    (length and pattern); per length, the type patterns are joined into one alternation.
+    (length and pattern). Per length, one pattern says it all: a guard (no leading zero, no
+    national prefix parse() could strip), the general pattern as a lookahead, then the type
+    patterns joined into one alternation; a length no description allows has no pattern.
     """
 
-    def __init__(self, metadata: PhoneMetadata) -> None:
-        self.general = _desc(metadata.general_desc)
+    def __init__(self, metadata: PhoneMetadata, prefix: str | None) -> None:
+        general = _desc(metadata.general_desc)
         descs = [_desc(getattr(metadata, name)) for name in _TYPE_DESCS]
         if not metadata.same_mobile_and_fixed_line_pattern:
             descs.append(_desc(metadata.mobile))
         types = [d for d in descs if d is not None]
         self.by_length: dict[int, re.Pattern[str]] = {}
-        for length in range(1, _MAX_DIGITS + 1):
-            patterns = [p.pattern for lengths, p in types if not lengths or length in lengths]
-            if patterns:
-                self.by_length[length] = re.compile("|".join(f"(?:{p})" for p in patterns))
+        if general is not None:
+            general_lengths, general_pattern = general
+            guard = (
+                "(?!0)"
+                + (f"(?!{prefix})" if prefix else "")
+                + rf"(?=(?:{general_pattern.pattern})\Z)"
+            )
+            for length in range(1, _MAX_DIGITS + 1):
+                if general_lengths and length not in general_lengths:
+                    continue
+                patterns = [p.pattern for lengths, p in types if not lengths or length in lengths]
+                if patterns:
+                    alternation = "|".join(f"(?:{p})" for p in patterns)
+                    self.by_length[length] = re.compile(f"{guard}(?:{alternation})")
         leading = metadata.leading_digits
         self.leading = re.compile(leading) if leading else None
 
     def has_type(self, nsn: str) -> bool:
-        if not _matches(nsn, self.general):
-            return False
-        combined = self.by_length.get(len(nsn))
-        return combined is not None and combined.fullmatch(nsn) is not None
+        pattern = self.by_length.get(len(nsn))
+        return pattern is not None and pattern.fullmatch(nsn) is not None
 
 
 class _CountryCheck:
@@ -109,25 +111,22 @@ class _CountryCheck:
     def __init__(self, code: int, regions: tuple[str, ...]) -> None:
         main = PhoneMetadata.metadata_for_region_or_calling_code(code, regions[0])
         prefix = main.national_prefix_for_parsing if main is not None else None
-        self.prefix = re.compile(prefix) if prefix else None
-        self.single = len(regions) == 1
         self.regions: list[_RegionCheck] = []
         for region in regions:
             if region == NON_GEO_REGION:
                 meta = PhoneMetadata.metadata_for_nongeo_region(code, None)
             else:
                 meta = PhoneMetadata.metadata_for_region(region, None)
-            if meta is not None:
-                self.regions.append(_RegionCheck(meta))
-        self.usable = main is not None and bool(self.regions)
+            if meta is not None and main is not None:
+                self.regions.append(_RegionCheck(meta, prefix))
 
-    def is_valid(self, nsn: str) -> bool | None:
-        """True/False when certain; None when the full library must decide."""
-        if not self.usable or nsn[0] == "0":
-            return None
-        if self.prefix is not None and self.prefix.match(nsn):
-            return None  # parse() might strip a national prefix here
-        if self.single:
+    def is_valid(self, nsn: str) -> bool:
+        """True when the number is certainly valid; False when the full library must decide.
+
+        A calling code shared by several regions goes to the first whose leading digits match,
+        or else the first in which the number has a type (region_code_for_number's order).
+        """
+        if len(self.regions) == 1:
             return self.regions[0].has_type(nsn)
         for region in self.regions:
             if region.leading is not None:

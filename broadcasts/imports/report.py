@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import re
 import tempfile
 from collections.abc import Sequence
@@ -51,10 +50,7 @@ class ErrorReport:
             )
             self.left_out = 0
         self._file.seek(0)
-        out = io.StringIO()
-        while chunk := self._file.read(1024 * 1024):
-            out.write(chunk)
-        return out.getvalue()
+        return self._file.read()  # one string, not a StringIO and a copy of it
 
     def close(self) -> None:
         self._file.close()

@@ -26,7 +26,6 @@ EXCLUDED_REASONS = {
     "test_contact": "this is a test contact; test contacts are never broadcast to",
 }
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
-_BAD_WHITESPACE = re.compile(r"[\n\r\t]| {5}")
 
 
 @dataclass(slots=True)
@@ -71,10 +70,14 @@ class RowChecker:
         self.base_length = len(_PLACEHOLDER.sub("", body or ""))
         self.check_length = bool(body)
         self.template = template
+        # (name, column, uses in the body): what the per-row loop needs, in one tuple.
+        self.param_columns = [(name, index, self.uses[name]) for name, index in columns.params]
 
     def check(self, line: int, cells: list[str]) -> Row | Rejected:
+        # Runs for every row of every file: lookups are hoisted and cheap tests come first.
         width = self.width
-        if len(cells) > width and any(c.strip() for c in cells[width:]):
+        count = len(cells)
+        if count > width and any(c.strip() for c in cells[width:]):
             return Rejected(
                 line,
                 "row_malformed",
@@ -82,19 +85,19 @@ class RowChecker:
                 "(a value containing the delimiter must be quoted)",
                 cells,
             )
-        raw_phone = cells[self.phone_index] if self.phone_index < len(cells) else ""
+        raw_phone = cells[self.phone_index] if self.phone_index < count else ""
         phone, reason = self.normalise(raw_phone)
         if phone is None:
             return Rejected(line, reason, PHONE_REASONS[reason], cells)
         params: dict[str, str] = {}
         length = self.base_length
-        for name, index in self.params:
-            value = cells[index].strip() if index < len(cells) else ""
+        for name, index, uses in self.param_columns:
+            value = cells[index].strip() if index < count else ""
             if not value:
                 return Rejected(
                     line, "param_missing", f"parameter {self.labels[name]} is empty", cells
                 )
-            if _BAD_WHITESPACE.search(value):
+            if "\n" in value or "\r" in value or "\t" in value or "     " in value:
                 return Rejected(
                     line,
                     "param_invalid",
@@ -110,7 +113,7 @@ class RowChecker:
                     f"(WhatsApp allows {BODY_LIMIT})",
                     cells,
                 )
-            length += len(value) * self.uses[name]
+            length += len(value) * uses
             params[name] = value
         if self.check_length and length > BODY_LIMIT:
             return Rejected(
@@ -120,10 +123,12 @@ class RowChecker:
                 f"(WhatsApp allows {BODY_LIMIT})",
                 cells,
             )
+        if not self.attributes:
+            return Row(line, phone, params, {}, None, cells)
         attributes: dict[str, str] = {}
         contact_name: str | None = None
         for key, index in self.attributes:
-            if index < len(cells):
+            if index < count:
                 value = cells[index].strip()
                 if value:
                     attributes[key] = value

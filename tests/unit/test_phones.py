@@ -8,6 +8,7 @@ import random
 import phonenumbers
 import pytest
 from phonenumbers import PhoneNumberFormat
+from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 
 from broadcasts.imports.phones import (
     PHONE_REASONS,
@@ -139,12 +140,17 @@ def _samples() -> list[str]:
                 samples.append(digits[:-4] + tail)
                 samples.append(digits + rng.choice("0123456789"))
                 samples.append(digits[:-1])
+    # Random numbers of every calling code: national prefixes, leading zeros, every length.
+    for code in sorted(COUNTRY_CODE_TO_REGION_CODE):
+        for _ in range(25):
+            size = rng.randint(3, 14)
+            samples.append(str(code) + "".join(rng.choice("0123456789") for _ in range(size)))
     return samples
 
 
 def test_fast_path_accepts_only_what_phonenumbers_accepts() -> None:
     samples = _samples()
-    assert len(samples) > 5000
+    assert len(samples) > 10_000
     fast_hits = 0
     for digits in samples:
         fast = fast_e164(digits)
