@@ -1,9 +1,10 @@
 """Webhook intake: signed POSTs to the real web server, acknowledgement latency, worker drain rate.
 
 For SQLite and PostgreSQL: starts `broadcast-bot web` (uvicorn, httptools, uvloop), seeds a sent
-broadcast, then, with no worker running, posts pre-signed Meta status webhooks from an aiohttp load
-generator on this machine — single-status bodies, then 100-status batched bodies — and measures
-accepted webhooks/s and p50/p99 acknowledgement latency. Then `broadcast-bot worker --burst`
+broadcast, then, with no worker running, posts pre-signed Meta status webhooks from a lean load
+generator on this machine (benchmarks/http_load.py; its CPU per POST is reported beside the
+server's) — single-status bodies, then 100-status batched bodies — and measures accepted
+webhooks/s and p50/p99 acknowledgement latency. Then `broadcast-bot worker --burst`
 (1, then 2 processes) drains what was stored; it reports status events processed per second.
 Checks: every body sent is in the inbox once (zero lost) and counters equal a recount.
 """
@@ -25,12 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from redis import Redis
 from sqlalchemy import create_engine, func, insert, select, text, update
 from sqlalchemy.engine import make_url
 
 from benchmarks import summary
+from benchmarks.http_load import build_post, post_all
 from benchmarks.stack import peak_rss_mb
 from bot.cli.web import default_workers
 from broadcasts.db import make_engine
@@ -51,6 +52,7 @@ BATCH_SIZE = 100
 CONCURRENCY = 64
 WEB_WORKERS = int(os.environ.get("BENCH_WEB_WORKERS", "0"))  # 0: `web`'s own default
 GOAL_SINGLE = 2000.0
+JSON = {"Content-Type": "application/json"}
 GOAL_BATCHED_EVENTS = 3000.0
 GOAL_P99_MS = 100.0
 
@@ -175,36 +177,14 @@ def seed(db_url: str, recipients: int) -> str:
     return broadcast_id
 
 
-async def fire(url: str, bodies: list[bytes]) -> Load:
-    signed = [
-        (
-            b,
-            {
-                "X-Hub-Signature-256": "sha256=" + sign(b, SECRET),
-                "Content-Type": "application/json",
-            },
-        )
+def fire(url: str, bodies: list[bytes]) -> Load:
+    """Post every body, signed beforehand, over CONCURRENCY keep-alive connections."""
+    requests = [
+        build_post(url, b, {"X-Hub-Signature-256": "sha256=" + sign(b, SECRET), **JSON})
         for b in bodies
     ]
-    latencies: list[float] = []
-    ok = 0
-    cursor = iter(signed)
-    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
-    async with aiohttp.ClientSession(connector=connector) as client:
-
-        async def user() -> None:
-            nonlocal ok
-            for raw, headers in cursor:
-                started = time.perf_counter()
-                async with client.post(url, data=raw, headers=headers) as response:
-                    await response.read()
-                    latencies.append(time.perf_counter() - started)
-                    ok += response.status == 200
-
-        started = time.perf_counter()
-        await asyncio.gather(*(user() for _ in range(CONCURRENCY)))
-        elapsed = time.perf_counter() - started
-    return Load(len(bodies), 0, ok, elapsed, latencies)
+    results = asyncio.run(post_all(url, requests, CONCURRENCY))
+    return Load(len(bodies), 0, results.ok, results.seconds, results.latencies)
 
 
 _engines: dict[str, Any] = {}
@@ -316,10 +296,10 @@ def run_backend(name: str, db_url: str) -> dict[str, Any]:
         stored = 0
         for kind, state, workers, bodies in plans:
             warm = len(bodies) // 20  # warm-up posts (stored and processed too, not timed)
-            asyncio.run(fire(url, bodies[:warm]))
+            fire(url, bodies[:warm])
             cpu_before = tree_cpu_seconds(web.pid)
             own_before = time.process_time()
-            load = asyncio.run(fire(url, bodies[warm:]))
+            load = fire(url, bodies[warm:])
             server_cpu_ms = (tree_cpu_seconds(web.pid) - cpu_before) * 1000 / max(load.ok, 1)
             client_cpu_ms = (time.process_time() - own_before) * 1000 / max(load.ok, 1)
             per_body = 1 if kind == "single" else BATCH_SIZE

@@ -238,6 +238,5 @@ class WebhookCounter:
 
 
 def install(app: Starlette, runtime: Runtime) -> None:
-    """Add GET /metrics and the webhook counter to the app."""
+    """Add GET /metrics to the app (bot.webhook_http wraps each webhook POST in WebhookCounter)."""
     app.router.routes.append(Route("/metrics", MetricsEndpoint(runtime).get, methods=["GET"]))
-    app.add_middleware(WebhookCounter, runtime=runtime)

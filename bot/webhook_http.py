@@ -11,10 +11,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.http_bodies import BodyTooLarge, Disconnected, read_body, refused
 from bot.inbox_writer import InboxWriter
+from bot.metrics_http import WebhookCounter
 from jobs.inbox import NewEvent, dedup_key
 from jobs.runtime import Runtime
 from kapso.webhooks import is_meta_payload, verify_kapso_signature, verify_meta_signature
@@ -171,10 +172,40 @@ class WebhookEndpoints:
         return header or str(payload.get("event") or ("batch" if payload.get("batch") else "?"))
 
 
-def routes(runtime: Runtime) -> list[BaseRoute]:
-    endpoints = WebhookEndpoints(runtime)
+class WebhookIntake:
+    """The app in front of Starlette's: webhook POSTs go straight to their endpoint.
+
+    Intake is the hot path, and Starlette's error and exception middleware and router are work
+    done again for every POST; the rest (the GET handshake, Slack, health, metrics) goes through
+    Starlette as before.
+    """
+
+    def __init__(self, app: ASGIApp, posts: dict[str, ASGIApp]) -> None:
+        self.app = app
+        self.posts = posts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            endpoint = self.posts.get(scope["path"])
+            if endpoint is not None:
+                await endpoint(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def posts(endpoints: WebhookEndpoints) -> dict[str, ASGIApp]:
+    """The webhook POST endpoints by path, each counted by source and result."""
+    runtime = endpoints.runtime
+    return {
+        ROUTES["meta"]: WebhookCounter(RawPost(endpoints.meta), runtime),
+        ROUTES["kapso"]: WebhookCounter(RawPost(endpoints.kapso), runtime),
+    }
+
+
+def routes(endpoints: WebhookEndpoints, posts: dict[str, ASGIApp]) -> list[BaseRoute]:
+    """The webhook routes for Starlette: the handshake, and the POSTs again so that a wrong
+    method gets its 405 (POSTs themselves never reach it, see WebhookIntake)."""
     return [
-        Route("/webhooks/whatsapp", endpoints.verify, methods=["GET"]),
-        Route("/webhooks/whatsapp", RawPost(endpoints.meta), methods=["POST"]),
-        Route("/webhooks/kapso", RawPost(endpoints.kapso), methods=["POST"]),
+        Route(ROUTES["meta"], endpoints.verify, methods=["GET"]),
+        *(Route(path, app, methods=["POST"]) for path, app in posts.items()),
     ]

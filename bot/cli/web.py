@@ -58,6 +58,9 @@ def web(cli_ctx: CliContext, host: str, port: int | None, workers: int, access_l
         proxy_headers=True,
         forwarded_allow_ips="*",
         timeout_graceful_shutdown=20,
+        # uvicorn's 5 s default killed and restarted each process, forever, while a busy machine
+        # took longer than that to import the app (seen at load average 20 on 2 cores).
+        timeout_worker_healthcheck=60,
     )
 
 
