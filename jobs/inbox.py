@@ -17,18 +17,17 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from broadcasts.models import InboxEvent, utcnow
+from jobs import keys
 from jobs import runtime as runtime_mod
 from jobs.queues import WEBHOOKS, queue
 from jobs.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-PROCESS_JOB = "jobs.inbox.process"
 # A job carries at most this many inbox rows, or about this many body bytes, so several
 # workers share a burst instead of one taking it all.
 JOB_MAX_EVENTS = 200
 JOB_MAX_BYTES = 512 * 1024
-KICK_KEY = "bb:inbox:kick"  # set while a job that takes whatever waits is queued
 KICK_TTL_SECONDS = 30  # a kick whose job was lost lapses; the maintenance requeue is the net
 KICK_BUDGET_SECONDS = 1.0  # one such job works this long, then hands the rest to a new job
 # (short: agent and Slack jobs of the same process wait behind it)
@@ -98,7 +97,7 @@ def enqueue(redis: Redis[bytes], ids: Sequence[int]) -> None:
     """Queue processing of inbox rows (already durable: a lost job is found by the sweeper)."""
     q = queue(WEBHOOKS, redis)
     for part in chunks((i, 0) for i in ids):
-        q.enqueue(PROCESS_JOB, part, job_timeout=600, result_ttl=0, failure_ttl=86400)
+        q.enqueue(process, part, job_timeout=600, result_ttl=0, failure_ttl=86400)
 
 
 def enqueue_sized(redis: Redis[bytes], rows: Sequence[tuple[int, int]]) -> None:
@@ -111,11 +110,9 @@ def enqueue_sized(redis: Redis[bytes], rows: Sequence[tuple[int, int]]) -> None:
 
 def kick(redis: Redis[bytes]) -> bool:
     """Queue a job that processes whatever is waiting, unless one is queued already."""
-    if not redis.set(KICK_KEY, b"1", nx=True, ex=KICK_TTL_SECONDS):
+    if not redis.set(keys.INBOX_KICK, b"1", nx=True, ex=KICK_TTL_SECONDS):
         return False
-    queue(WEBHOOKS, redis).enqueue(
-        PROCESS_JOB, [], job_timeout=600, result_ttl=0, failure_ttl=86400
-    )
+    queue(WEBHOOKS, redis).enqueue(process, [], job_timeout=600, result_ttl=0, failure_ttl=86400)
     return True
 
 
@@ -173,7 +170,7 @@ def _not_recently_queued(redis: Redis[bytes], ids: Sequence[int], seconds: float
         part = ids[start : start + 1000]
         pipe = redis.pipeline(transaction=False)
         for event_id in part:
-            pipe.set(f"bb:inbox:requeued:{event_id}", b"1", nx=True, ex=ttl)
+            pipe.set(keys.inbox_requeued(event_id), b"1", nx=True, ex=ttl)
         fresh += [i for i, first in zip(part, pipe.execute(), strict=True) if first]
     return fresh
 
@@ -224,7 +221,7 @@ def process(ids: list[int]) -> int:
     runtime = runtime_mod.current()
     if ids:
         return _process_batch(runtime, ids + _waiting_beside(runtime, ids))
-    runtime.redis.delete(KICK_KEY)  # from here on, a new body queues a new job
+    runtime.redis.delete(keys.INBOX_KICK)  # from here on, a new body queues a new job
     done, deadline = 0, time.monotonic() + KICK_BUDGET_SECONDS
     while True:
         batch = _waiting_beside(runtime, [])
