@@ -48,8 +48,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from benchmarks.stack import OPERATOR, Stack, drop_postgres, fresh_postgres
-from bot import cards, job_handlers
-from bot.slack_client import make_client
+from bot.slack import card_messages, job_handlers
+from bot.slack.client import make_client
 from broadcasts.db import make_engine, transaction
 from broadcasts.lifecycle import READ_ONLY
 from broadcasts.models import Broadcast, Recipient
@@ -430,7 +430,7 @@ def run(workers: int, recipients: int) -> Result:
         with transaction(runtime.sessions) as session:
             broadcast = session.get(Broadcast, send_id)
             assert broadcast is not None
-            card_ts = cards.post_card(make_client(settings), session, broadcast, CHANNEL)
+            card_ts = card_messages.post_card(make_client(settings), session, broadcast, CHANNEL)
         for i in range(workers):
             stack.start_worker(f"worker{i}")  # no --queue: every queue, as the Procfile runs it
         wait_until(lambda: Worker.count(connection=redis) >= workers, 60, "the workers", 0.2)

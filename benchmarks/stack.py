@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot import job_handlers
-from bot.demo import free_port, wait_http
+from bot.ops.demo_stack import free_port, wait_http
+from bot.slack import job_handlers
 from broadcasts import configs, service
 from broadcasts.actors import Actor
 from broadcasts.db import transaction

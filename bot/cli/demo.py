@@ -13,12 +13,12 @@ from typing import Any
 import click
 from sqlalchemy import func, select
 
-from bot import devservers
 from bot.cli.broadcasts import broadcast_dict, metrics_table
 from bot.cli.context import CliContext, pass_cli
 from bot.cli.recipients import render_summary
 from bot.cli.sending import progress_line
-from bot.demo import (
+from bot.ops import devservers
+from bot.ops.demo_stack import (
     AGENT_SECRET,
     AGENT_SECRET_ENV,
     APP_SECRET,

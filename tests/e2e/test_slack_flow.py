@@ -10,7 +10,7 @@ from typing import Any
 
 from rq import SimpleWorker
 
-from bot.blocks import ids
+from bot.slack.blocks import ids
 from broadcasts import configs
 from broadcasts.db import transaction
 from broadcasts.metrics import Counts, recount, stored_counts

@@ -13,7 +13,7 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from slack_sdk.errors import SlackApiError
 
-from bot.metered_slack import MeteredWebClient
+from bot.slack.metered_client import MeteredWebClient
 from broadcasts.configs import get_config
 from broadcasts.db import transaction
 from broadcasts.enums import BroadcastStatus
