@@ -27,7 +27,7 @@ from broadcasts.db import transaction
 from broadcasts.recipients import NewRecipient, insert_recipients
 from jobs.runtime import Runtime
 from jobs.settings import Settings
-from jobs.whatsapp import sync_templates
+from jobs.whatsapp_sync import sync_templates
 from migrations import run_upgrade
 
 BIN = str(Path(sys.executable).with_name("broadcast-bot"))

@@ -22,7 +22,7 @@ Handler = Callable[..., Any]
 
 
 class Slot(StrEnum):
-    # (broadcast_id, kind, data): show a broadcast event (jobs.events.EventKind) to people.
+    # (broadcast_id, kind, data): show a broadcast event (broadcast_events.EventKind) to people.
     BROADCAST_EVENT = "broadcast-event"
     # (delivery_id): hand an inbound reply to an agent of kind `slack`.
     SLACK_AGENT_DELIVERY = "slack-agent-delivery"

@@ -27,7 +27,7 @@ from broadcasts.errors import BroadcastBotError
 from broadcasts.models import WhatsAppConfig
 from broadcasts.urls import mask_credentials
 from jobs.settings import Settings
-from jobs.whatsapp import target_for
+from jobs.whatsapp_targets import target_for
 from kapso.client import ApiTarget, NumberLimits, WhatsAppClient
 from kapso.errors import ADVICE, WhatsAppError
 from migrations import current_revision, head_revision

@@ -1,8 +1,8 @@
 """Broadcast events shown in Slack: the card edited in place, milestones and alerts in its thread.
 
-`handle_event` is the job the engine queues for every event (jobs/events.py), registered for
-its slot at start-up (bot/slack/job_handlers.py); `refresh` is the only path that edits a running
-card, within the budget of bot/slack/edit_budget.py.
+`handle_event` is the job the engine queues for every event (jobs/broadcast_events.py), registered
+for its slot at start-up (bot/slack/job_handlers.py); `refresh` is the only path that edits a
+running card, within the budget of bot/slack/edit_budget.py.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from broadcasts.db import transaction
 from broadcasts.durations import duration_text
 from broadcasts.enums import BroadcastStatus
 from broadcasts.models import Broadcast
-from jobs.events import EventKind
+from jobs.broadcast_events import EventKind
 from jobs.queues import SLACK, queue
 from jobs.runtime import Runtime, current
 

@@ -8,7 +8,7 @@ from broadcasts.configs import list_configs
 from broadcasts.db import transaction
 from broadcasts.errors import BroadcastBotError
 from jobs.runtime import current
-from jobs.whatsapp import sync_templates
+from jobs.whatsapp_sync import sync_templates
 
 
 def sync_and_tell(user_id: str) -> None:

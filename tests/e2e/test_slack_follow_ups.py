@@ -13,7 +13,7 @@ from broadcasts.db import transaction
 from broadcasts.metrics import recount, stored_counts
 from broadcasts.models import Broadcast
 from jobs.queues import SLACK
-from jobs.whatsapp import sync_templates
+from jobs.whatsapp_sync import sync_templates
 from kapso.sandbox.config import SandboxConfig
 from kapso.sandbox.runner import Sandbox, run_sandbox
 from tests.e2e.test_slack_flow import APP_SECRET, CHANNEL, texts, until, work, work_queues

@@ -15,8 +15,8 @@ from bot.slack.client import make_client
 from bot.slack.edit_budget import CardThrottle
 from broadcasts import service
 from broadcasts.db import transaction
-from jobs import events
-from jobs.events import EventKind
+from jobs import broadcast_events
+from jobs.broadcast_events import EventKind
 from jobs.queues import SLACK, queue
 from jobs.worker import BroadcastJob
 from tests.factories import add_recipients, make_broadcast
@@ -237,7 +237,7 @@ def test_an_event_is_queued_under_the_name_every_release_runs(
     env: SlackEnv, sending: tuple[str, str, str]
 ) -> None:
     broadcast_id, channel, ts = sending
-    events.publish(env.runtime.redis, broadcast_id, EventKind.RESUMED, by="U0ANA")
+    broadcast_events.publish(env.runtime.redis, broadcast_id, EventKind.RESUMED, by="U0ANA")
     [job] = queue(SLACK, env.runtime.redis).get_jobs()
     assert (job.func_name, job.args[1]) == ("bot.slack.notifications.handle_event", "resumed")
     work_slack_queue(env)

@@ -43,7 +43,7 @@ def test_the_domain_names_no_slack_markup_and_no_cli_command() -> None:
 
 def test_web_and_worker_processes_never_load_the_sandbox() -> None:
     code = (
-        "import sys, bot.http.app, jobs.worker, jobs.control, bot.slack.flows\n"
+        "import sys, bot.http.app, jobs.worker, jobs.broadcast_control, bot.slack.flows\n"
         "print(sorted(m for m in sys.modules if m.startswith('kapso.sandbox')))"
     )
     out = subprocess.run(

@@ -12,7 +12,7 @@ import pytest
 from rq.utils import import_attribute
 
 from bot.slack import job_handlers
-from jobs import events, keys
+from jobs import broadcast_events, keys
 from jobs.handlers import Handlers, MissingHandler, Slot, dotted_name
 
 VALID_JOB_ID = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -102,7 +102,7 @@ def test_every_former_job_name_runs_the_function_that_moved() -> None:
 
 def test_an_unknown_event_kind_is_refused_before_anything_is_queued() -> None:
     with pytest.raises(ValueError, match="unknown broadcast event 'import_done'"):
-        events.publish(None, "b-1", "import_done")  # type: ignore[arg-type]
+        broadcast_events.publish(None, "b-1", "import_done")  # type: ignore[arg-type]
 
 
 def test_job_ids_are_valid_rq_ids_whatever_the_input() -> None:

@@ -16,7 +16,7 @@ from bot.slack.authz import Act, Authoriser
 from bot.slack.blocks import ids, modals, state
 from broadcasts.db import transaction
 from broadcasts.errors import BroadcastBotError
-from jobs import control
+from jobs import broadcast_control
 from jobs.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -79,13 +79,13 @@ def on_card_button(
                 view = flows.schedule_modal(runtime, client, broadcast_id, user)
                 client.views_open(trigger_id=trigger, view=state.with_origin(view, channel))
             case ids.CARD_UNSCHEDULE:
-                control.unschedule(runtime, broadcast_id, by=by)
+                broadcast_control.unschedule(runtime, broadcast_id, by=by)
             case ids.CARD_CANCEL:
-                control.cancel(runtime, broadcast_id, by=by)
+                broadcast_control.cancel(runtime, broadcast_id, by=by)
             case ids.CARD_PAUSE:
-                control.pause(runtime, broadcast_id, by=by, reason=f"paused by <@{user}>")
+                broadcast_control.pause(runtime, broadcast_id, by=by, reason=f"paused by <@{user}>")
             case ids.CARD_RESUME:
-                control.resume(runtime, broadcast_id, by=by)
+                broadcast_control.resume(runtime, broadcast_id, by=by)
             case ids.CARD_REPORT:
                 slack_jobs.enqueue_report(runtime, broadcast_id, user)
             case ids.CARD_EDIT:

@@ -16,7 +16,7 @@ from bot.slack.authz import Act
 from bot.slack.blocks import kit, messages, state
 from broadcasts.db import transaction
 from broadcasts.errors import BroadcastBotError, ValidationFailed
-from jobs import control
+from jobs import broadcast_control
 from jobs.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -125,15 +125,15 @@ def _run(verb: str, ref: str, runtime: Runtime, user: str) -> dict[str, Any]:
     if verb == "status":
         return {"text": f"Status of {kit.escape(ref)}", "blocks": flows.status_blocks(runtime, ref)}
     if verb == "pause":
-        b = control.pause(runtime, ref, by=by, reason=f"paused by {kit.mention(user)}")
+        b = broadcast_control.pause(runtime, ref, by=by, reason=f"paused by {kit.mention(user)}")
         return {
             "text": f"Paused *{kit.escape(b.name)}*; `/broadcast resume {b.id[:8]}` continues it."
         }
     if verb == "resume":
-        b = control.resume(runtime, ref, by=by)
+        b = broadcast_control.resume(runtime, ref, by=by)
         return {"text": f"Resumed *{kit.escape(b.name)}*."}
     if verb == "cancel":
-        b, skipped = control.cancel(runtime, ref, by=by)
+        b, skipped = broadcast_control.cancel(runtime, ref, by=by)
         return {
             "text": f"Cancelled *{kit.escape(b.name)}*; {kit.number(skipped)} recipients skipped."
         }

@@ -17,7 +17,7 @@ from bot.slack.blocks.state import FieldError
 from broadcasts import service
 from broadcasts.db import transaction
 from broadcasts.errors import BroadcastBotError, ValidationFailed
-from jobs import control
+from jobs import broadcast_control
 from jobs.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ def on_send_confirm(
     broadcast_id = str(state.metadata(view).get("broadcast", ""))
     try:
         authz.check(user, Act.SEND, broadcast_id, from_channel=state.origin(view))
-        control.start(runtime, broadcast_id, by=slack_user(user))
+        broadcast_control.start(runtime, broadcast_id, by=slack_user(user))
     except BroadcastBotError as exc:
         ack(
             response_action="update",
@@ -111,7 +111,7 @@ def on_schedule(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: B
     try:
         authz.check(user, Act.SCHEDULE, broadcast_id, from_channel=state.origin(view))
         at = state.schedule_at(view)
-        control.schedule(runtime, broadcast_id, at, by=slack_user(user))
+        broadcast_control.schedule(runtime, broadcast_id, at, by=slack_user(user))
     except FieldError as exc:
         _errors(ack, exc)
         return
@@ -133,7 +133,9 @@ def on_send_test(
     try:
         authz.check(user, Act.TEST_SEND, broadcast_id, from_channel=state.origin(view))
         data = state.send_test(view)
-        control.check_test_send(runtime, broadcast_id, phone=data.phone, params=data.params)
+        broadcast_control.check_test_send(
+            runtime, broadcast_id, phone=data.phone, params=data.params
+        )
     except FieldError as exc:
         _errors(ack, exc)
         return
@@ -150,7 +152,7 @@ def on_send_test(
     )
     view_id = str((body.get("view") or {}).get("id") or view.get("id") or "")
     try:
-        wamid = control.test_send(
+        wamid = broadcast_control.test_send(
             runtime, broadcast_id, phone=data.phone, params=data.params, by=slack_user(user)
         )
     except BroadcastBotError as exc:

@@ -26,13 +26,13 @@ from broadcasts.imports.phones import PHONE_REASONS, normalise_phone
 from broadcasts.models import Broadcast, utcnow
 from broadcasts.replies import record_test_send
 from broadcasts.templates import ensure_approved
-from jobs import events
-from jobs.events import EventKind
+from jobs import broadcast_events
+from jobs.broadcast_events import EventKind
 from jobs.lane_plan import lane_count
 from jobs.limiter import reserve_sync
 from jobs.runtime import Runtime
 from jobs.sender import enqueue_lanes
-from jobs.whatsapp import spec_for, target_for
+from jobs.whatsapp_targets import spec_for, target_for
 from kapso.client import WhatsAppClient
 from kapso.errors import WhatsAppError
 from kapso.templates import MissingParameter, build_components
@@ -47,7 +47,7 @@ def start(runtime: Runtime, ref: str, *, by: Actor) -> Broadcast:
         lanes = lane_count(broadcast, runtime.settings)
         recipients = broadcast.pending_count  # the note says this even if it is shown late
     enqueue_lanes(runtime, broadcast.id, lanes)
-    events.publish(
+    broadcast_events.publish(
         runtime.redis, broadcast.id, EventKind.STARTED, by=by.id, via=by.via, recipients=recipients
     )
     return broadcast
@@ -73,7 +73,7 @@ def pause(runtime: Runtime, ref: str, *, by: Actor, reason: str | None = None) -
     broadcast = _while_sending(
         runtime, lambda session: service.pause_broadcast(session, ref, by=by, reason=reason)
     )
-    events.publish(
+    broadcast_events.publish(
         runtime.redis, broadcast.id, EventKind.PAUSED, by=by.id, via=by.via, reason=reason
     )
     return broadcast
@@ -84,7 +84,7 @@ def resume(runtime: Runtime, ref: str, *, by: Actor) -> Broadcast:
         broadcast = service.resume_broadcast(session, ref, by=by)
         lanes = lane_count(broadcast, runtime.settings)
     enqueue_lanes(runtime, broadcast.id, lanes)
-    events.publish(runtime.redis, broadcast.id, EventKind.RESUMED, by=by.id, via=by.via)
+    broadcast_events.publish(runtime.redis, broadcast.id, EventKind.RESUMED, by=by.id, via=by.via)
     return broadcast
 
 
@@ -92,7 +92,7 @@ def cancel(runtime: Runtime, ref: str, *, by: Actor) -> tuple[Broadcast, int]:
     broadcast, skipped = _while_sending(
         runtime, lambda session: service.cancel_broadcast(session, ref, by=by)
     )
-    events.publish(
+    broadcast_events.publish(
         runtime.redis, broadcast.id, EventKind.CANCELLED, by=by.id, via=by.via, skipped=skipped
     )
     return broadcast, skipped
@@ -101,7 +101,7 @@ def cancel(runtime: Runtime, ref: str, *, by: Actor) -> tuple[Broadcast, int]:
 def schedule(runtime: Runtime, ref: str, at: datetime, *, by: Actor) -> Broadcast:
     with transaction(runtime.sessions) as session:
         broadcast = service.schedule_broadcast(session, ref, at, by=by)
-    events.publish(
+    broadcast_events.publish(
         runtime.redis, broadcast.id, EventKind.SCHEDULED, by=by.id, via=by.via, at=at.isoformat()
     )
     return broadcast
@@ -110,7 +110,9 @@ def schedule(runtime: Runtime, ref: str, at: datetime, *, by: Actor) -> Broadcas
 def unschedule(runtime: Runtime, ref: str, *, by: Actor) -> Broadcast:
     with transaction(runtime.sessions) as session:
         broadcast = service.unschedule_broadcast(session, ref, by=by)
-    events.publish(runtime.redis, broadcast.id, EventKind.UNSCHEDULED, by=by.id, via=by.via)
+    broadcast_events.publish(
+        runtime.redis, broadcast.id, EventKind.UNSCHEDULED, by=by.id, via=by.via
+    )
     return broadcast
 
 
