@@ -48,12 +48,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from benchmarks.stack import OPERATOR, Stack, drop_postgres, fresh_postgres
-from bot import cards, job_handlers
-from bot.slack_client import make_client
+from bot.slack import card_messages, job_handlers
+from bot.slack.client import make_client
 from broadcasts.db import make_engine, transaction
 from broadcasts.lifecycle import READ_ONLY
 from broadcasts.models import Broadcast, Recipient
-from jobs import control
+from jobs import broadcast_control
 from jobs.agents import SIGNATURE_HEADER, agent_signature
 from jobs.runtime import Runtime, install
 from jobs.settings import Settings
@@ -430,7 +430,7 @@ def run(workers: int, recipients: int) -> Result:
         with transaction(runtime.sessions) as session:
             broadcast = session.get(Broadcast, send_id)
             assert broadcast is not None
-            card_ts = cards.post_card(make_client(settings), session, broadcast, CHANNEL)
+            card_ts = card_messages.post_card(make_client(settings), session, broadcast, CHANNEL)
         for i in range(workers):
             stack.start_worker(f"worker{i}")  # no --queue: every queue, as the Procfile runs it
         wait_until(lambda: Worker.count(connection=redis) >= workers, 60, "the workers", 0.2)
@@ -439,11 +439,13 @@ def run(workers: int, recipients: int) -> Result:
 
         rt = runtime
         started = time.time()
-        act(result, "start A", lambda: control.start(rt, send_id, by=OPERATOR))
+        act(result, "start A", lambda: broadcast_control.start(rt, send_id, by=OPERATOR))
         wait_until(lambda: accepted_count(stack) >= int(recipients * 0.29), 120, "the pause point")
-        paused = act(result, "pause A", lambda: control.pause(rt, send_id, by=OPERATOR))
+        paused = act(result, "pause A", lambda: broadcast_control.pause(rt, send_id, by=OPERATOR))
         result.paused_quiet = wait_quiet(stack)
-        resumed = act(result, "resume A", lambda: control.resume(rt, send_id, by=OPERATOR))
+        resumed = act(
+            result, "resume A", lambda: broadcast_control.resume(rt, send_id, by=OPERATOR)
+        )
         wait_until(
             lambda: any(s in watcher.status_at for s in READ_ONLY),
             recipients / RATE * 3 + 60,
@@ -452,13 +454,15 @@ def run(workers: int, recipients: int) -> Result:
         )
 
         before_cancel = accepted_count(stack)
-        act(result, "start B", lambda: control.start(rt, cancel_id, by=OPERATOR))
+        act(result, "start B", lambda: broadcast_control.start(rt, cancel_id, by=OPERATOR))
         wait_until(
             lambda: accepted_count(stack) >= before_cancel + recipients // 8,
             120,
             "the cancel point",
         )
-        cancelled = act(result, "cancel B", lambda: control.cancel(rt, cancel_id, by=OPERATOR))
+        cancelled = act(
+            result, "cancel B", lambda: broadcast_control.cancel(rt, cancel_id, by=OPERATOR)
+        )
         result.cancelled_quiet = wait_quiet(stack)
 
         messages = stack.sandbox_messages()

@@ -35,7 +35,7 @@ from benchmarks.stack import OPERATOR, Stack, cpu_seconds, fresh_postgres, peak_
 from broadcasts.db import transaction
 from broadcasts.lifecycle import READ_ONLY
 from broadcasts.service import get_broadcast
-from jobs import control
+from jobs import broadcast_control
 from jobs.queues import SEND, queue
 from jobs.runtime import install
 
@@ -103,7 +103,7 @@ def run(cap: int, recipients: int, numbers: int = 1) -> RunResult:
         install(runtime)
         started = time.time()
         for broadcast_id in broadcasts.values():
-            control.start(runtime, broadcast_id, by=OPERATOR)
+            broadcast_control.start(runtime, broadcast_id, by=OPERATOR)
         failed: dict[str, int] = {}
         for pnid, broadcast_id in broadcasts.items():
             while True:

@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 from redis import Redis
 
-from bot.logs import Masker, MaskingFilter, TextFormatter
-from bot.metrics_http import render
+from bot.http.metrics import render
+from bot.ops.logs import Masker, MaskingFilter, TextFormatter
 from broadcasts.sending import Outcome
 from jobs import keys
 from jobs.runtime import Runtime

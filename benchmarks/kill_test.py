@@ -23,7 +23,7 @@ from broadcasts.enums import RecipientStatus as R
 from broadcasts.metrics import recount, stored_counts
 from broadcasts.models import InboxEvent, Recipient
 from broadcasts.service import get_broadcast
-from jobs import control
+from jobs import broadcast_control
 from jobs.runtime import install
 
 REDIS_URL = os.environ.get("KILL_TEST_REDIS_URL", "redis://127.0.0.1:6379/10")
@@ -59,7 +59,7 @@ def main() -> int:
         runtime = stack.runtime()
         install(runtime)
         time.sleep(1.5)
-        control.start(runtime, broadcast_id, by=OPERATOR)
+        broadcast_control.start(runtime, broadcast_id, by=OPERATOR)
         expected = RECIPIENTS / RATE
         log(
             f"sending {RECIPIENTS} recipients at {RATE}/s (~{expected:.0f} s without interruptions)"

@@ -19,15 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot import job_handlers
-from bot.demo import free_port, wait_http
+from bot.ops.demo_stack import free_port, wait_http
+from bot.slack import job_handlers
 from broadcasts import configs, service
 from broadcasts.actors import Actor
 from broadcasts.db import transaction
 from broadcasts.recipients import NewRecipient, insert_recipients
 from jobs.runtime import Runtime
 from jobs.settings import Settings
-from jobs.whatsapp import sync_templates
+from jobs.whatsapp_sync import sync_templates
 from migrations import run_upgrade
 
 BIN = str(Path(sys.executable).with_name("broadcast-bot"))

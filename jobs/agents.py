@@ -321,7 +321,7 @@ def list_deliveries(
 
 def send_agent_reply(runtime: Runtime, conversation_id: str, text: str, by: Actor) -> Message:
     """Send a teammate's text to the contact, inside WhatsApp's 24-hour customer-service window."""
-    from jobs.whatsapp import target_for
+    from jobs.whatsapp_targets import target_for
     from kapso.client import WhatsAppClient
 
     body = text.strip()

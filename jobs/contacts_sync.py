@@ -12,7 +12,7 @@ from broadcasts.contacts import ContactData, upsert_contacts
 from broadcasts.db import transaction
 from broadcasts.enums import Provider
 from jobs.runtime import Runtime
-from jobs.whatsapp import WhatsAppCallFailed, target_for
+from jobs.whatsapp_targets import WhatsAppCallFailed, target_for
 from kapso.client import ApiTarget, WaContact, WhatsAppClient
 from kapso.errors import WhatsAppError
 

@@ -22,7 +22,7 @@ Handler = Callable[..., Any]
 
 
 class Slot(StrEnum):
-    # (broadcast_id, kind, data): show a broadcast event (jobs.events.EventKind) to people.
+    # (broadcast_id, kind, data): show a broadcast event (broadcast_events.EventKind) to people.
     BROADCAST_EVENT = "broadcast-event"
     # (delivery_id): hand an inbound reply to an agent of kind `slack`.
     SLACK_AGENT_DELIVERY = "slack-agent-delivery"
@@ -37,6 +37,7 @@ class Handlers:
 
     def __init__(self) -> None:
         self._by_slot: dict[Slot, Handler] = {}
+        self._former: dict[str, Handler] = {}
 
     def register(self, slot: Slot, func: Handler) -> None:
         """Fill `slot`; registering the same function again is harmless, another one is an error."""
@@ -57,6 +58,14 @@ class Handlers:
             return self._by_slot[slot]
         except KeyError:
             raise MissingHandler(_missing_text([slot])) from None
+
+    def register_former_name(self, name: str, func: Handler) -> None:
+        """`func` moved: jobs an earlier release queued under the dotted `name` run it."""
+        self._former[name] = func
+
+    def former(self, name: str) -> Handler | None:
+        """The function now behind a job queued under a former dotted name, if it moved."""
+        return self._former.get(name)
 
     def check_complete(self) -> None:
         """Raise unless every slot has its handler (called when a worker starts)."""

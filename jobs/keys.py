@@ -83,7 +83,7 @@ def template_sync_job(user_id: str) -> str:
     return job_id("template-sync", user_id)
 
 
-# --- the card-edit budget (bot.throttle) -------------------------------------------------------
+# --- the card-edit budget (bot.slack.edit_budget) ---------------------------------------------
 
 
 def card_budget(broadcast_id: str) -> str:

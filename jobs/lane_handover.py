@@ -10,8 +10,8 @@ from typing import Any
 from broadcasts import sending, service
 from broadcasts.enums import BroadcastStatus
 from broadcasts.models import Broadcast, utcnow
-from jobs import events
-from jobs.events import EventKind
+from jobs import broadcast_events
+from jobs.broadcast_events import EventKind
 from jobs.lane_db import in_transaction
 from jobs.lane_plan import Plan, status_of
 from jobs.lane_stop import EndReason, StopReason
@@ -68,7 +68,7 @@ class HandOver:
             when = utcnow() + timedelta(seconds=plan.pause_seconds)
             await self._db(lambda s: sending.heartbeat(s, self.broadcast_id, next_batch_at=when))
             self.follow_up = FollowUp(1, plan.pause_seconds)
-            events.publish(self.runtime.redis, self.broadcast_id, EventKind.PROGRESS)
+            broadcast_events.publish(self.runtime.redis, self.broadcast_id, EventKind.PROGRESS)
             return str(EndReason.BATCH_DONE)
         if not run.exhausted:  # time slice over or worker shutting down: continue elsewhere
             self.follow_up = FollowUp(plan.lanes, 0.0)
@@ -79,7 +79,7 @@ class HandOver:
         """Nothing left to claim now: complete, or come back when deferred retries are due."""
         result, due = await self._db(_finish, self.broadcast_id)
         if result == "completed":
-            events.publish(self.runtime.redis, self.broadcast_id, EventKind.COMPLETED)
+            broadcast_events.publish(self.runtime.redis, self.broadcast_id, EventKind.COMPLETED)
         elif due is not None:
             self.follow_up = FollowUp(1, max(0.0, (due - utcnow()).total_seconds()))
         elif result == "others in flight":  # they may come back as retries: look again soon
@@ -95,7 +95,9 @@ class HandOver:
 
         kind = await self._db(stop)
         if kind:
-            events.publish(self.runtime.redis, self.broadcast_id, kind, reason=reason, auto=True)
+            broadcast_events.publish(
+                self.runtime.redis, self.broadcast_id, kind, reason=reason, auto=True
+            )
 
 
 def _finish(session: Any, broadcast_id: str) -> tuple[str, datetime | None]:

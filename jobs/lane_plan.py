@@ -11,7 +11,7 @@ from broadcasts import service
 from broadcasts.enums import BroadcastStatus
 from broadcasts.models import Broadcast
 from jobs.settings import Settings
-from jobs.whatsapp import spec_for, target_for
+from jobs.whatsapp_targets import spec_for, target_for
 from kapso.client import ApiTarget
 from kapso.templates import TemplateSpec
 

@@ -18,8 +18,8 @@ from broadcasts.db import transaction
 from broadcasts.enums import BroadcastStatus
 from broadcasts.errors import BroadcastBotError
 from broadcasts.models import Broadcast, utcnow
-from jobs import control, events, inbox, keys
-from jobs.events import EventKind
+from jobs import broadcast_control, broadcast_events, inbox, keys
+from jobs.broadcast_events import EventKind
 from jobs.lane_plan import lane_count
 from jobs.runtime import Runtime
 from jobs.sender import enqueue_lanes
@@ -49,7 +49,7 @@ def run_once(runtime: Runtime) -> dict[str, int]:
 
 def _start_scheduled(runtime: Runtime, broadcast_id: str) -> int:
     try:
-        control.start(runtime, broadcast_id, by=Actor.system())
+        broadcast_control.start(runtime, broadcast_id, by=Actor.system())
         return 1
     except BroadcastBotError as exc:
         reason = f"The scheduled start failed: {exc}"
@@ -57,7 +57,7 @@ def _start_scheduled(runtime: Runtime, broadcast_id: str) -> int:
         with transaction(runtime.sessions) as session:
             broadcast = service.unschedule_broadcast(session, broadcast_id, by=Actor.system())
             broadcast.status_reason = reason
-        events.publish(runtime.redis, broadcast_id, EventKind.ALERT, reason=reason)
+        broadcast_events.publish(runtime.redis, broadcast_id, EventKind.ALERT, reason=reason)
         return 0
 
 
@@ -83,7 +83,7 @@ def _tend(runtime: Runtime, broadcast_id: str) -> str | None:
                 and broadcast.next_batch_at > now - timedelta(seconds=2)
             )
     if completed:
-        events.publish(runtime.redis, broadcast_id, EventKind.COMPLETED)
+        broadcast_events.publish(runtime.redis, broadcast_id, EventKind.COMPLETED)
         return "completed"
     if fresh or waiting or _lanes_alive(runtime, broadcast_id, lanes):
         return None

@@ -36,7 +36,7 @@ from redis.lock import Lock
 from broadcasts import sending
 from broadcasts.enums import BroadcastStatus
 from broadcasts.models import utcnow
-from jobs import events, keys, offload
+from jobs import broadcast_events, keys, offload
 from jobs.lane_db import in_transaction
 from jobs.lane_dispatch import Dispatcher
 from jobs.lane_errors import ErrorPolicy
@@ -315,7 +315,7 @@ class Lane:
             if time.monotonic() - last_progress >= PROGRESS_SECONDS:
                 last_progress = time.monotonic()
                 await asyncio.to_thread(
-                    events.publish, self.runtime.redis, self.broadcast_id, "progress"
+                    broadcast_events.publish, self.runtime.redis, self.broadcast_id, "progress"
                 )
 
 

@@ -43,7 +43,7 @@ from broadcasts.recipient_status import (
 from broadcasts.replies import attribute_reply
 from broadcasts.sending import MAX_ATTEMPTS, backoff
 from broadcasts.templates import set_status
-from jobs import agents, events
+from jobs import agents, broadcast_events
 from jobs.delivery_retries import enqueue_delivery
 from jobs.runtime import Runtime
 from jobs.sender import enqueue_lanes
@@ -122,7 +122,7 @@ class Processor:
                 self._preference(session, event)
         for broadcast_id in deltas.broadcast_ids():  # the Slack card shows the new counts
             self._after.append(
-                partial(events.publish, self.runtime.redis, broadcast_id, "progress")
+                partial(broadcast_events.publish, self.runtime.redis, broadcast_id, "progress")
             )
         deltas.flush(session)
 
@@ -243,7 +243,13 @@ class Processor:
             )
             if kind:
                 self._after.append(
-                    partial(events.publish, self.runtime.redis, broadcast.id, kind, reason=reason)
+                    partial(
+                        broadcast_events.publish,
+                        self.runtime.redis,
+                        broadcast.id,
+                        kind,
+                        reason=reason,
+                    )
                 )
         elif broadcast.status == BroadcastStatus.SENDING:
             self._after.append(partial(enqueue_lanes, self.runtime, broadcast.id, 1, delay=delay))
@@ -426,7 +432,9 @@ class Processor:
                 continue
             log.warning("broadcast %s %s: %s", broadcast.id, kind, reason)
             self._after.append(
-                partial(events.publish, self.runtime.redis, broadcast.id, kind, reason=reason)
+                partial(
+                    broadcast_events.publish, self.runtime.redis, broadcast.id, kind, reason=reason
+                )
             )
 
 

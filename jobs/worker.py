@@ -26,6 +26,7 @@ import time
 from typing import Any
 
 from rq import SimpleWorker
+from rq.job import Job
 
 from jobs import agents, maintenance, offload, sender
 from jobs.handlers import registry
@@ -44,6 +45,21 @@ ROLES: dict[str, tuple[str, ...]] = {
 HAND_OVER_SECONDS = 10.0  # how long a stopping process waits for its lanes to hand over
 RESTART_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
 PR_SET_PDEATHSIG = 1
+
+
+class BroadcastJob(Job):
+    """A job whose function may have moved since it was queued: RQ imports a job's function by
+    the dotted name stored with it, so a name the adapter registered as former runs the function
+    that now lives elsewhere (jobs already in Redis survive an upgrade that moves modules)."""
+
+    @property
+    def func(self) -> Any:
+        name = self.func_name
+        if name is not None and not self.instance:
+            moved = registry.former(name)
+            if moved is not None:
+                return moved
+        return super().func
 
 
 class BroadcastWorker(SimpleWorker):
@@ -74,7 +90,9 @@ def run(
     try:
         while True:
             worker = BroadcastWorker(
-                [queue(name, runtime.redis) for name in queues], connection=runtime.redis
+                [queue(name, runtime.redis) for name in queues],
+                connection=runtime.redis,
+                job_class=BroadcastJob,
             )
             result = bool(worker.work(with_scheduler=True, burst=burst, logging_level="WARNING"))
             if not burst or sender.shutting_down.is_set():

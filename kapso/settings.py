@@ -41,7 +41,7 @@ def provider_defaults(provider: str) -> dict[str, str]:
 
 
 class ProviderSettings(BaseSettings):
-    """Kapso's and Meta's URLs and secrets; secrets stay out of reprs (and logs: bot/logs.py
+    """Kapso's and Meta's URLs and secrets; secrets stay out of reprs (and logs: bot/ops/logs.py
     masks every secret-named setting's value)."""
 
     model_config = SettingsConfigDict(

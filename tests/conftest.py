@@ -13,7 +13,8 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import devservers, job_handlers
+from bot.ops import devservers
+from bot.slack import job_handlers
 from broadcasts.db import make_engine, make_session_factory, transaction
 from broadcasts.models import Base
 from migrations import run_upgrade

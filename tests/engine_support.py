@@ -19,7 +19,7 @@ from jobs import maintenance
 from jobs.queues import SEND, queue
 from jobs.runtime import Runtime, install
 from jobs.settings import Settings
-from jobs.whatsapp import sync_templates
+from jobs.whatsapp_sync import sync_templates
 from kapso.sandbox.config import SandboxConfig
 from kapso.sandbox.runner import Sandbox, run_sandbox
 from tests.factories import OPERATOR

@@ -17,7 +17,7 @@ import uvicorn
 from redis import Redis
 from rq import Queue, SimpleWorker
 
-from bot.server import create_app
+from bot.http.app import create_app
 from jobs import inbox
 from jobs.queues import AGENTS, WEBHOOKS
 from jobs.runtime import Runtime, install

@@ -14,7 +14,7 @@ from broadcasts.errors import BroadcastBotError
 from broadcasts.models import WhatsAppConfig
 from broadcasts.pacing import SEED_BATCH_PAUSE_SECONDS, SEED_BATCH_SIZE, SEED_RATE_MPS
 from broadcasts.urls import mask_credentials
-from jobs.whatsapp import refresh_limits
+from jobs.whatsapp_sync import refresh_limits
 from kapso.settings import provider_defaults
 
 

@@ -9,8 +9,8 @@ from functools import cached_property
 import click
 from sqlalchemy.orm import Session
 
-from bot import job_handlers
 from bot.actors import cli_operator
+from bot.slack import job_handlers
 from broadcasts.actors import Actor
 from broadcasts.db import transaction
 from jobs.runtime import Runtime, install

@@ -13,12 +13,12 @@ from typing import Any
 import click
 from sqlalchemy import func, select
 
-from bot import devservers
 from bot.cli.broadcasts import broadcast_dict, metrics_table
 from bot.cli.context import CliContext, pass_cli
 from bot.cli.recipients import render_summary
 from bot.cli.sending import progress_line
-from bot.demo import (
+from bot.ops import devservers
+from bot.ops.demo_stack import (
     AGENT_SECRET,
     AGENT_SECRET_ENV,
     APP_SECRET,
@@ -36,9 +36,9 @@ from broadcasts.metrics import stored_counts
 from broadcasts.models import AgentDelivery, InboxEvent
 from broadcasts.report import write_recipient_report
 from broadcasts.urls import mask_credentials
-from jobs import control
+from jobs import broadcast_control
 from jobs.runtime import Runtime
-from jobs.whatsapp import sync_templates
+from jobs.whatsapp_sync import sync_templates
 from kapso.settings import provider_defaults
 from migrations import run_upgrade
 
@@ -217,7 +217,7 @@ def _run(cli_ctx: CliContext, csv_path: Path, report_path: Path, started: float)
                 )
             click.echo(f"5/7 Imported {csv_path.name}:\n")
             click.echo(_indent(render_summary(summary)) + "\n")
-            control.start(cli_ctx.runtime, broadcast_id, by=cli_ctx.actor)
+            broadcast_control.start(cli_ctx.runtime, broadcast_id, by=cli_ctx.actor)
             click.echo("6/7 Sending (Ctrl-C stops the demo and its processes):")
             _follow(cli_ctx, processes, screen, broadcast_id)
             click.echo("7/7 Waiting for the last delivery receipts and replies…")

@@ -6,7 +6,7 @@ import click
 
 from bot.cli.context import json_option
 from bot.cli.output import emit_json
-from bot.doctor import FAIL, REQUIREMENTS, WARN, diagnose, summary
+from bot.ops.doctor_checks import FAIL, REQUIREMENTS, WARN, diagnose, summary
 
 COLOURS = {"PASS": "green", "WARN": "yellow", "FAIL": "red"}
 

@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 import bot.cli
 from bot import next_steps
 from bot.cli.context import CliContext, pass_cli
-from bot.logs import configure_for_command
+from bot.ops.logs import configure_for_command
 from broadcasts.errors import BroadcastBotError
 from broadcasts.urls import mask_credentials
 from migrations import run_upgrade

@@ -22,7 +22,7 @@ from broadcasts.metrics import stored_counts
 from broadcasts.pacing import estimate_seconds
 from broadcasts.report import write_recipient_report
 from broadcasts.send_check import send_preview
-from jobs import control
+from jobs import broadcast_control
 
 
 @click.command("start")
@@ -40,7 +40,7 @@ def start(cli_ctx: CliContext, ref: str, yes: bool, as_json: bool) -> None:
         click.echo(confirmation_text(cli_ctx, ref))
         if not yes and sys.stdin.isatty():
             click.confirm("Send now?", abort=True)
-    broadcast = control.start(cli_ctx.runtime, ref, by=cli_ctx.actor)
+    broadcast = broadcast_control.start(cli_ctx.runtime, ref, by=cli_ctx.actor)
     _report(
         cli_ctx,
         broadcast.id,
@@ -57,7 +57,7 @@ def start(cli_ctx: CliContext, ref: str, yes: bool, as_json: bool) -> None:
 @pass_cli
 def pause(cli_ctx: CliContext, ref: str, reason: str | None, as_json: bool) -> None:
     """Pause REF: no new message starts; in-flight ones finish."""
-    broadcast = control.pause(cli_ctx.runtime, ref, by=cli_ctx.actor, reason=reason)
+    broadcast = broadcast_control.pause(cli_ctx.runtime, ref, by=cli_ctx.actor, reason=reason)
     _report(
         cli_ctx,
         broadcast.id,
@@ -73,7 +73,7 @@ def pause(cli_ctx: CliContext, ref: str, reason: str | None, as_json: bool) -> N
 @pass_cli
 def resume(cli_ctx: CliContext, ref: str, as_json: bool) -> None:
     """Resume a paused REF where it stopped."""
-    broadcast = control.resume(cli_ctx.runtime, ref, by=cli_ctx.actor)
+    broadcast = broadcast_control.resume(cli_ctx.runtime, ref, by=cli_ctx.actor)
     _report(cli_ctx, broadcast.id, as_json, f"Resumed '{broadcast.name}'.")
 
 
@@ -83,7 +83,7 @@ def resume(cli_ctx: CliContext, ref: str, as_json: bool) -> None:
 @pass_cli
 def cancel(cli_ctx: CliContext, ref: str, as_json: bool) -> None:
     """Cancel REF: recipients not yet sent become `skipped`; it is read-only after."""
-    broadcast, skipped = control.cancel(cli_ctx.runtime, ref, by=cli_ctx.actor)
+    broadcast, skipped = broadcast_control.cancel(cli_ctx.runtime, ref, by=cli_ctx.actor)
     _report(
         cli_ctx,
         broadcast.id,
@@ -100,7 +100,7 @@ def cancel(cli_ctx: CliContext, ref: str, as_json: bool) -> None:
 def schedule(cli_ctx: CliContext, ref: str, at: str, as_json: bool) -> None:
     """Schedule REF for AT, an ISO 8601 time with its zone (2026-12-20T10:00:00+01:00 or …Z)."""
     when = _parse_time(at)
-    broadcast = control.schedule(cli_ctx.runtime, ref, when, by=cli_ctx.actor)
+    broadcast = broadcast_control.schedule(cli_ctx.runtime, ref, when, by=cli_ctx.actor)
     assert broadcast.scheduled_at is not None
     _report(
         cli_ctx,
@@ -117,7 +117,7 @@ def schedule(cli_ctx: CliContext, ref: str, at: str, as_json: bool) -> None:
 @pass_cli
 def unschedule(cli_ctx: CliContext, ref: str, as_json: bool) -> None:
     """Cancel REF's schedule; it goes back to draft."""
-    broadcast = control.unschedule(cli_ctx.runtime, ref, by=cli_ctx.actor)
+    broadcast = broadcast_control.unschedule(cli_ctx.runtime, ref, by=cli_ctx.actor)
     _report(cli_ctx, broadcast.id, as_json, f"'{broadcast.name}' is a draft again.")
 
 
@@ -141,7 +141,9 @@ def test(cli_ctx: CliContext, ref: str, phone: str, params: tuple[str, ...], as_
         if not sep or not name.strip():
             raise ValidationFailed(f"--param '{item}' is not NAME=VALUE.", field="param")
         values[name.strip()] = value
-    wamid = control.test_send(cli_ctx.runtime, ref, phone=phone, params=values, by=cli_ctx.actor)
+    wamid = broadcast_control.test_send(
+        cli_ctx.runtime, ref, phone=phone, params=values, by=cli_ctx.actor
+    )
     if as_json:
         emit_json({"wamid": wamid, "to": phone})
     else:

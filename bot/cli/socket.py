@@ -15,7 +15,7 @@ def socket(cli_ctx: CliContext) -> None:
     """Connect to Slack with SLACK_APP_TOKEN (Socket Mode) and handle the app's traffic."""
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-    from bot.slack_app import build_app
+    from bot.slack.app import build_app
 
     runtime = cli_ctx.runtime
     settings = runtime.settings

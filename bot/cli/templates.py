@@ -12,7 +12,7 @@ from broadcasts import configs as config_service
 from broadcasts import templates as template_service
 from broadcasts.errors import BroadcastBotError
 from broadcasts.models import Template
-from jobs.whatsapp import TemplateSyncResult, sync_templates
+from jobs.whatsapp_sync import TemplateSyncResult, sync_templates
 from kapso.templates import csv_header, render_body
 
 

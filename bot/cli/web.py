@@ -45,7 +45,7 @@ def web(cli_ctx: CliContext, host: str, port: int | None, workers: int, access_l
 
     settings = cli_ctx.runtime.settings
     uvicorn.run(
-        "bot.server:create_app",
+        "bot.http.app:create_app",
         factory=True,
         host=host,
         port=port or settings.port,

@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 from starlette.applications import Starlette
 
-from bot.server import create_app
+from bot.http.app import create_app
 from broadcasts import service
 from broadcasts.db import transaction
 from broadcasts.models import utcnow

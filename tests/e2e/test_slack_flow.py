@@ -10,14 +10,14 @@ from typing import Any
 
 from rq import SimpleWorker
 
-from bot.blocks import ids
+from bot.slack.blocks import ids
 from broadcasts import configs
 from broadcasts.db import transaction
 from broadcasts.metrics import Counts, recount, stored_counts
 from broadcasts.models import Broadcast
 from jobs import maintenance
 from jobs.queues import ALL, SLACK, queue
-from jobs.whatsapp import sync_templates
+from jobs.whatsapp_sync import sync_templates
 from kapso.sandbox.config import SandboxConfig
 from kapso.sandbox.runner import Sandbox, run_sandbox
 from tests.factories import OPERATOR

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot import cards
-from bot.blocks import ids
-from bot.slack_client import make_client
+from bot.slack import card_messages
+from bot.slack.blocks import ids
+from bot.slack.client import make_client
 from broadcasts import configs, service
 from broadcasts.db import transaction
 from broadcasts.metrics import recount, stored_counts
 from broadcasts.models import Broadcast
 from jobs.queues import SLACK
-from jobs.whatsapp import sync_templates
+from jobs.whatsapp_sync import sync_templates
 from kapso.sandbox.config import SandboxConfig
 from kapso.sandbox.runner import Sandbox, run_sandbox
 from tests.e2e.test_slack_flow import APP_SECRET, CHANNEL, texts, until, work, work_queues
@@ -112,7 +112,7 @@ def test_edit_a_draft_then_retry_a_broadcast_that_failed_on_a_revoked_key(
                     by=OPERATOR,
                     channel_id=CHANNEL,
                 )
-                cards.post_card(make_client(env.runtime.settings), session, draft, CHANNEL)
+                card_messages.post_card(make_client(env.runtime.settings), session, draft, CHANNEL)
                 bid, card_ts = draft.id, draft.card_message_id or ""
             run_follow_ups(env, sb, bid, card_ts)
 

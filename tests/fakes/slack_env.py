@@ -13,7 +13,7 @@ import uvicorn
 from redis import Redis
 from rq import SimpleWorker
 
-from bot.server import create_app
+from bot.http.app import create_app
 from jobs.queues import ALL, queue
 from jobs.runtime import Runtime, install
 from jobs.settings import Settings

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from bot import agent_threads
 from bot.actors import cli_operator
+from bot.slack import agent_threads
 from broadcasts import configs
 from broadcasts.conversations import add_message, contact_for_sender, open_conversation
 from broadcasts.db import transaction

@@ -22,9 +22,9 @@ from broadcasts.db import transaction
 from broadcasts.enums import BroadcastStatus as S
 from broadcasts.enums import RecipientStatus as R
 from broadcasts.models import InboxEvent, Recipient
-from jobs import control, inbox, keys, sender
+from jobs import broadcast_control, inbox, keys, sender
 from jobs.runtime import Runtime
-from jobs.whatsapp import sync_templates
+from jobs.whatsapp_sync import sync_templates
 from kapso.sandbox.config import SandboxConfig
 from tests.engine_support import (
     Env,
@@ -99,9 +99,9 @@ def test_pause_in_the_middle_of_a_batch_stops_new_sends_and_resume_finishes_once
 ) -> None:
     with sending_env(db_url, redis_url) as env, worker_process(env):
         bid = new_broadcast(env, phones(400), rate_mps=RATE, **PACES[pace])  # type: ignore[arg-type]
-        control.start(env.runtime, bid, by=OPERATOR)
+        broadcast_control.start(env.runtime, bid, by=OPERATOR)
         wait_for(lambda: len(sent_to_sandbox(env)) >= 40, what="sending to start")
-        control.pause(env.runtime, bid, by=OPERATOR)
+        broadcast_control.pause(env.runtime, bid, by=OPERATOR)
         paused_at = time.time()
         wait_for(lambda: not any(r.status == R.SENDING for r in rows(env, bid)), what="settle")
         late = [
@@ -116,7 +116,7 @@ def test_pause_in_the_middle_of_a_batch_stops_new_sends_and_resume_finishes_once
         assert status_of(env, bid) == S.PAUSED
         assert_counters_match(env, bid)
 
-        control.resume(env.runtime, bid, by=OPERATOR)  # one batch of 500 holds all 400
+        broadcast_control.resume(env.runtime, bid, by=OPERATOR)  # one batch of 500 holds all 400
         wait_for(lambda: status_of(env, bid) == S.COMPLETED, what="completion")
         sent = Counter(m["to"] for m in sent_to_sandbox(env))
         assert sorted(sent) == sorted(p.lstrip("+") for p in phones(400))
@@ -130,9 +130,9 @@ def test_cancel_in_the_middle_of_a_batch_stops_new_sends_and_skips_the_rest(
 ) -> None:
     with sending_env(db_url, redis_url) as env, worker_process(env):
         bid = new_broadcast(env, phones(400), rate_mps=RATE, **PACES[pace])  # type: ignore[arg-type]
-        control.start(env.runtime, bid, by=OPERATOR)
+        broadcast_control.start(env.runtime, bid, by=OPERATOR)
         wait_for(lambda: len(sent_to_sandbox(env)) >= 40, what="sending to start")
-        control.cancel(env.runtime, bid, by=OPERATOR)
+        broadcast_control.cancel(env.runtime, bid, by=OPERATOR)
         cancelled_at = time.time()
         wait_for(lambda: not any(r.status == R.SENDING for r in rows(env, bid)), what="settle")
         time.sleep(1.5)  # anything still going out would reach the sandbox by now
@@ -154,7 +154,7 @@ def test_a_failing_lane_watcher_is_logged_and_stops_the_lane(
     AttributeError in the watcher. The lane must say so and stop, not send on unwatched."""
     with sending_env(db_url, redis_url) as env:
         bid = new_broadcast(env, phones(300), rate_mps=RATE, batch_size=500)
-        control.start(env.runtime, bid, by=OPERATOR)
+        broadcast_control.start(env.runtime, bid, by=OPERATOR)
         lock = env.runtime.redis.lock(keys.lane_lock(bid, 0), timeout=5)  # thread-local
         assert lock.acquire(blocking=False)
         with caplog.at_level(logging.ERROR, logger="jobs.sender"):
@@ -226,8 +226,8 @@ def test_one_worker_sends_two_broadcasts_at_once_and_keeps_processing_webhooks(
         first = _new_on(env, "main", phones(200))
         second = _new_on(env, "second", phones(200, start=500))
         with worker_process(env):
-            control.start(env.runtime, first, by=OPERATOR)
-            control.start(env.runtime, second, by=OPERATOR)
+            broadcast_control.start(env.runtime, first, by=OPERATOR)
+            broadcast_control.start(env.runtime, second, by=OPERATOR)
 
             def both_sending() -> bool:
                 numbers = Counter(str(m["phone_number_id"]) for m in sent_to_sandbox(env))

@@ -15,8 +15,8 @@ from rq import Queue, SimpleWorker
 from sqlalchemy import inspect
 from sqlalchemy.engine import make_url
 
-from bot import devservers
-from bot.demo import free_port
+from bot.ops import devservers
+from bot.ops.demo_stack import free_port
 from broadcasts.db import make_engine
 from migrations import run_upgrade
 from tests import conftest

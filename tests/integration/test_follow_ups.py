@@ -23,7 +23,7 @@ from broadcasts.recipient_status import (
     mark_sent,
     mark_skipped,
 )
-from jobs import control
+from jobs import broadcast_control
 from kapso.errors import resend_wait
 from tests.engine_support import assert_counters_match, drain, new_broadcast, sending_env
 from tests.factories import OPERATOR, add_recipients, make_broadcast
@@ -220,14 +220,14 @@ def test_retry_of_a_broadcast_failed_on_a_revoked_key_reaches_everyone_once(
     with sending_env(db_url, redis_url) as env:
         env.sandbox.revoke_key()
         bid = new_broadcast(env, phones)
-        control.start(env.runtime, bid, by=OPERATOR)
+        broadcast_control.start(env.runtime, bid, by=OPERATOR)
         assert drain(env, bid) == S.FAILED
         env.sandbox.restore_key()
         with transaction(env.runtime.sessions) as session:
             retry_id = follow_ups.retry_failed(
                 session, bid, by=OPERATOR, resend_wait=resend_wait
             ).broadcast.id
-        control.start(env.runtime, retry_id, by=OPERATOR)
+        broadcast_control.start(env.runtime, retry_id, by=OPERATOR)
         assert drain(env, retry_id) == S.COMPLETED
         sent_to = sorted(m["to"] for m in env.sandbox.messages())
         assert sent_to == sorted(p.lstrip("+") for p in phones)

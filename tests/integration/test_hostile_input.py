@@ -24,10 +24,10 @@ from slack_bolt import BoltContext
 from slack_sdk import WebClient
 from sqlalchemy import func, select
 
-from bot import cards
-from bot.blocks import ids, modals, state
-from bot.slack_app import _on_error
-from bot.slack_client import make_client
+from bot.slack import card_messages
+from bot.slack.app import _on_error
+from bot.slack.blocks import ids, modals, state
+from bot.slack.client import make_client
 from broadcasts.db import transaction
 from broadcasts.models import AuditEntry, Broadcast, InboxEvent, Recipient, Template
 from kapso.client import ApiTarget, WhatsAppClient
@@ -63,7 +63,7 @@ def card_for(env: SlackEnv, broadcast_id: str) -> str:
     with transaction(env.runtime.sessions) as session:
         broadcast = session.get(Broadcast, broadcast_id)
         assert broadcast is not None
-        return cards.post_card(make_client(env.runtime.settings), session, broadcast, CAMP)
+        return card_messages.post_card(make_client(env.runtime.settings), session, broadcast, CAMP)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, select
 
-from bot.inbox_writer import store_events
+from bot.http.inbox_writer import store_events
 from broadcasts.models import InboxEvent
 from jobs.inbox import NewEvent, dedup_key
 

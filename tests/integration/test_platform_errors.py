@@ -8,7 +8,7 @@ from broadcasts.db import transaction
 from broadcasts.enums import BroadcastStatus as S
 from broadcasts.enums import RecipientStatus as R
 from broadcasts.models import Broadcast, Contact, Recipient
-from jobs import control
+from jobs import broadcast_control
 from kapso.sandbox.config import SandboxConfig
 from tests.engine_support import assert_counters_match, drain, new_broadcast, sending_env
 from tests.factories import OPERATOR
@@ -42,7 +42,7 @@ def test_an_account_level_error_pauses_after_a_handful_and_fails_nobody(
 ) -> None:
     with sending_env(db_url, redis_url, slow_sandbox(reject_rules={"": 131063})) as env:
         bid = new_broadcast(env, phones(120))  # the default batch is 500
-        control.start(env.runtime, bid, by=OPERATOR)
+        broadcast_control.start(env.runtime, bid, by=OPERATOR)
         assert drain(env, bid, until=frozenset({S.PAUSED, S.FAILED, S.COMPLETED})) == S.PAUSED
         attempts = env.sandbox.stats()["codes"].get("131063", 0)
         assert 1 <= attempts <= 5
@@ -58,11 +58,11 @@ def test_a_revoked_credential_fails_the_broadcast_and_a_payment_problem_pauses_i
 ) -> None:
     with sending_env(db_url, redis_url, slow_sandbox(reject_rules={"": 131042})) as env:
         bid = new_broadcast(env, phones(30))
-        control.start(env.runtime, bid, by=OPERATOR)
+        broadcast_control.start(env.runtime, bid, by=OPERATOR)
         assert drain(env, bid, until=frozenset({S.PAUSED, S.FAILED, S.COMPLETED})) == S.PAUSED
         assert "131042" in reason(env, bid) and "payment" in reason(env, bid)
         env.sandbox.revoke_key()
-        control.resume(env.runtime, bid, by=OPERATOR)
+        broadcast_control.resume(env.runtime, bid, by=OPERATOR)
         assert drain(env, bid, until=frozenset({S.PAUSED, S.FAILED, S.COMPLETED})) == S.FAILED
         assert "190" in reason(env, bid)
         assert not [r for r in rows(env, bid) if r.status == R.FAILED]
@@ -73,7 +73,7 @@ def test_a_run_of_the_same_unknown_code_pauses_with_metas_message(
 ) -> None:
     with sending_env(db_url, redis_url, slow_sandbox(reject_rules={"": 139999})) as env:
         bid = new_broadcast(env, phones(40))
-        control.start(env.runtime, bid, by=OPERATOR)
+        broadcast_control.start(env.runtime, bid, by=OPERATOR)
         assert drain(env, bid, until=frozenset({S.PAUSED, S.FAILED, S.COMPLETED})) == S.PAUSED
         assert "139999" in reason(env, bid) and "Rejected" in reason(env, bid)
         assert not [r for r in rows(env, bid) if r.status == R.FAILED]
@@ -89,7 +89,7 @@ def test_kapso_marketing_stop_skips_and_opts_out_instead_of_failing(
         with transaction(env.runtime.sessions) as session:
             session.add(Contact(phone=stopped, source="import", attributes={}))
         bid = new_broadcast(env, phones(10))
-        control.start(env.runtime, bid, by=OPERATOR)
+        broadcast_control.start(env.runtime, bid, by=OPERATOR)
         assert drain(env, bid) == S.COMPLETED
         by_phone = {r.phone: r for r in rows(env, bid)}
         assert by_phone[stopped].status == R.SKIPPED

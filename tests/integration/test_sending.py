@@ -17,8 +17,8 @@ from broadcasts.errors import IllegalTransition, ValidationFailed
 from broadcasts.models import Broadcast, Contact, Recipient, utcnow
 from broadcasts.recipient_status import apply_delivery_status
 from broadcasts.service import get_broadcast
-from jobs import control, maintenance
-from jobs.whatsapp import sync_templates
+from jobs import broadcast_control, maintenance
+from jobs.whatsapp_sync import sync_templates
 from kapso.sandbox.config import SandboxConfig
 from tests.engine_support import assert_counters_match, drain, new_broadcast, sending_env, work
 from tests.factories import OPERATOR
@@ -38,7 +38,7 @@ def recipients(env, broadcast_id: str) -> list[Recipient]:  # type: ignore[no-un
 def test_every_recipient_gets_exactly_one_message(db_url: str, redis_url: str) -> None:
     with sending_env(db_url, redis_url) as env:
         bid = new_broadcast(env, phones(120), batch_size=50)
-        control.start(env.runtime, bid, by=OPERATOR)
+        broadcast_control.start(env.runtime, bid, by=OPERATOR)
         assert drain(env, bid) == S.COMPLETED
         sent_to = Counter(m["to"] for m in env.sandbox.messages())
         assert sorted(sent_to) == sorted(p.lstrip("+") for p in phones(120))
@@ -64,7 +64,7 @@ def test_permanent_errors_fail_the_recipient_with_code_and_reason(
     with sending_env(db_url, redis_url, sandbox) as env:
         numbers = [*phones(10), "+14155550131", "+14155550150"]
         bid = new_broadcast(env, numbers)
-        control.start(env.runtime, bid, by=OPERATOR)
+        broadcast_control.start(env.runtime, bid, by=OPERATOR)
         assert drain(env, bid) == S.COMPLETED
         by_phone = {r.phone: r for r in recipients(env, bid)}
         assert by_phone["+14155550131"].status == R.FAILED
@@ -85,7 +85,7 @@ def test_rate_limit_answers_are_retried_never_failures(db_url: str, redis_url: s
         with transaction(env.runtime.sessions) as session:
             configs.set_pacing(session, "main", by=OPERATOR, throughput_mps=200)
         bid = new_broadcast(env, phones(60))
-        control.start(env.runtime, bid, by=OPERATOR)
+        broadcast_control.start(env.runtime, bid, by=OPERATOR)
         assert drain(env, bid, timeout=120) == S.COMPLETED
         assert env.sandbox.stats()["throughput_rejections"] > 0
         assert {r.status for r in recipients(env, bid)} == {R.SENT}
@@ -99,7 +99,7 @@ def test_paused_template_stops_the_broadcast_instead_of_failing_everyone(
     with sending_env(db_url, redis_url) as env:
         env.sandbox.set_template_status("holiday_promotion", "PAUSED")
         bid = new_broadcast(env, phones(30))
-        control.start(env.runtime, bid, by=OPERATOR)
+        broadcast_control.start(env.runtime, bid, by=OPERATOR)
         assert drain(env, bid, until=frozenset({S.PAUSED, S.FAILED, S.COMPLETED})) == S.PAUSED
         rows = recipients(env, bid)
         assert {r.status for r in rows} == {R.PENDING}
@@ -115,7 +115,7 @@ def test_revoked_credential_fails_the_broadcast_with_the_reason(
     with sending_env(db_url, redis_url) as env:
         env.sandbox.revoke_key()
         bid = new_broadcast(env, phones(10))
-        control.start(env.runtime, bid, by=OPERATOR)
+        broadcast_control.start(env.runtime, bid, by=OPERATOR)
         assert drain(env, bid) == S.FAILED
         assert {r.status for r in recipients(env, bid)} == {R.PENDING}
 
@@ -126,7 +126,7 @@ def test_opted_out_contacts_are_skipped_with_a_reason(db_url: str, redis_url: st
 
         with transaction(env.runtime.sessions) as session:
             session.add(Contact(phone=phones(5)[0], opted_out_at=utcnow(), opt_out_reason="STOP"))
-        control.start(env.runtime, bid, by=OPERATOR)
+        broadcast_control.start(env.runtime, bid, by=OPERATOR)
         assert drain(env, bid) == S.COMPLETED
         by_phone = {r.phone: r for r in recipients(env, bid)}
         assert by_phone[phones(5)[0]].status == R.SKIPPED
@@ -141,17 +141,17 @@ def test_pause_stops_new_sends_and_resume_continues_where_it_stopped(
     sandbox = SandboxConfig(latency_ms=5, throughput=1000, pair_rate=False)
     with sending_env(db_url, redis_url, sandbox) as env:
         bid = new_broadcast(env, phones(40), batch_size=10, batch_pause_seconds=0.2, rate_mps=20)
-        control.start(env.runtime, bid, by=OPERATOR)
+        broadcast_control.start(env.runtime, bid, by=OPERATOR)
         work(env)  # one batch of 10, then the next is scheduled after the pause
-        control.pause(env.runtime, bid, by=OPERATOR)
+        broadcast_control.pause(env.runtime, bid, by=OPERATOR)
         drain(env, bid, until=frozenset({S.PAUSED}))
         sent_while_paused = len(env.sandbox.messages())
         assert 10 <= sent_while_paused < 40
         work(env)
         assert len(env.sandbox.messages()) == sent_while_paused
         with pytest.raises(IllegalTransition, match="already paused"):
-            control.pause(env.runtime, bid, by=OPERATOR)
-        control.resume(env.runtime, bid, by=OPERATOR)
+            broadcast_control.pause(env.runtime, bid, by=OPERATOR)
+        broadcast_control.resume(env.runtime, bid, by=OPERATOR)
         assert drain(env, bid) == S.COMPLETED
         assert Counter(m["to"] for m in env.sandbox.messages()) == Counter(
             p[1:] for p in phones(40)
@@ -162,9 +162,9 @@ def test_pause_stops_new_sends_and_resume_continues_where_it_stopped(
 def test_cancel_leaves_unsent_recipients_skipped(db_url: str, redis_url: str) -> None:
     with sending_env(db_url, redis_url) as env:
         bid = new_broadcast(env, phones(30), batch_size=10, batch_pause_seconds=30)
-        control.start(env.runtime, bid, by=OPERATOR)
+        broadcast_control.start(env.runtime, bid, by=OPERATOR)
         work(env)
-        _, skipped = control.cancel(env.runtime, bid, by=OPERATOR)
+        _, skipped = broadcast_control.cancel(env.runtime, bid, by=OPERATOR)
         assert skipped == 20
         statuses = Counter(r.status for r in recipients(env, bid))
         assert statuses == {R.SENT: 10, R.SKIPPED: 20}
@@ -178,7 +178,7 @@ def test_circuit_breaker_pauses_when_a_batch_mostly_fails(db_url: str, redis_url
     with sending_env(db_url, redis_url, sandbox) as env:
         numbers = [f"+1415555{i:03d}7" for i in range(30)] + phones(30, 5000)
         bid = new_broadcast(env, numbers, batch_size=30, failure_threshold=0.5)
-        control.start(env.runtime, bid, by=OPERATOR)
+        broadcast_control.start(env.runtime, bid, by=OPERATOR)
         assert drain(env, bid, until=frozenset({S.PAUSED, S.COMPLETED})) == S.PAUSED
         with transaction(env.runtime.sessions) as session:
             assert "Auto-paused" in (get_broadcast(session, bid).status_reason or "")
@@ -191,19 +191,19 @@ def test_start_is_refused_without_recipients_or_with_a_paused_template(
     with sending_env(db_url, redis_url) as env:
         empty = new_broadcast(env, [])
         with pytest.raises(ValidationFailed, match="no recipients"):
-            control.start(env.runtime, empty, by=OPERATOR)
+            broadcast_control.start(env.runtime, empty, by=OPERATOR)
         bid = new_broadcast(env, phones(2))
 
         env.sandbox.set_template_status("holiday_promotion", "PAUSED")
         sync_templates(env.runtime, "main")
         with pytest.raises(ValidationFailed, match="is PAUSED"):
-            control.start(env.runtime, bid, by=OPERATOR)
+            broadcast_control.start(env.runtime, bid, by=OPERATOR)
 
 
 def test_test_send_reaches_one_number_outside_the_metrics(db_url: str, redis_url: str) -> None:
     with sending_env(db_url, redis_url) as env:
         bid = new_broadcast(env, phones(3))
-        wamid = control.test_send(
+        wamid = broadcast_control.test_send(
             env.runtime, bid, phone="+447400123456", params={"1": "Ana"}, by=OPERATOR
         )
         (message,) = env.sandbox.messages()
@@ -213,7 +213,9 @@ def test_test_send_reaches_one_number_outside_the_metrics(db_url: str, redis_url
         assert wamid
         # Refused before any call to WhatsApp, as Slack's modal and the CLI refuse it.
         with pytest.raises(ValidationFailed, match="Parameter '1' of template .* is missing"):
-            control.test_send(env.runtime, bid, phone="+447400123456", params={}, by=OPERATOR)
+            broadcast_control.test_send(
+                env.runtime, bid, phone="+447400123456", params={}, by=OPERATOR
+            )
         assert len(env.sandbox.messages()) == 1
         assert_counters_match(env, bid)
 
@@ -222,7 +224,7 @@ def test_a_schedule_starts_the_broadcast_when_due(db_url: str, redis_url: str) -
 
     with sending_env(db_url, redis_url) as env:
         bid = new_broadcast(env, phones(5))
-        control.schedule(env.runtime, bid, utcnow() + timedelta(seconds=1), by=OPERATOR)
+        broadcast_control.schedule(env.runtime, bid, utcnow() + timedelta(seconds=1), by=OPERATOR)
 
         assert maintenance.run_once(env.runtime)["started"] == 0
         time.sleep(1.1)
@@ -235,7 +237,7 @@ def test_claims_of_a_dead_worker_are_released_and_sent_once(db_url: str, redis_u
 
     with sending_env(db_url, redis_url, send_claim_grace_seconds=0.2) as env:
         bid = new_broadcast(env, phones(8))
-        control.start(env.runtime, bid, by=OPERATOR)
+        broadcast_control.start(env.runtime, bid, by=OPERATOR)
         with transaction(env.runtime.sessions) as session:  # a worker claims, then dies
             assert len(sending.claim(session, bid, 3)) == 3
 
@@ -250,7 +252,7 @@ def test_maintenance_revives_a_broadcast_whose_queue_was_lost(db_url: str, redis
 
     with sending_env(db_url, redis_url) as env:
         bid = new_broadcast(env, phones(6))
-        control.start(env.runtime, bid, by=OPERATOR)
+        broadcast_control.start(env.runtime, bid, by=OPERATOR)
         env.runtime.redis.flushdb()  # Redis lost the queued lanes
 
         with transaction(env.runtime.sessions) as session:
@@ -267,10 +269,10 @@ def test_dead_claims_of_a_cancelled_broadcast_are_skipped_unless_a_webhook_prove
 ) -> None:
     with sending_env(db_url, redis_url, send_claim_grace_seconds=0.2) as env:
         bid = new_broadcast(env, phones(6))
-        control.start(env.runtime, bid, by=OPERATOR)
+        broadcast_control.start(env.runtime, bid, by=OPERATOR)
         with transaction(env.runtime.sessions) as session:  # a worker claims 2, then dies
             claimed = sending.claim(session, bid, 2)
-        control.cancel(env.runtime, bid, by=OPERATOR)
+        broadcast_control.cancel(env.runtime, bid, by=OPERATOR)
         time.sleep(0.3)
         assert maintenance.run_once(env.runtime)["released"] == 2
         rows = {r.id: r for r in recipients(env, bid)}

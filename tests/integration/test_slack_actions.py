@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot import cards
-from bot.blocks import ids
-from bot.slack_client import make_client
+from bot.slack import card_messages
+from bot.slack.blocks import ids
+from bot.slack.client import make_client
 from broadcasts import configs
 from broadcasts.db import transaction
 from broadcasts.models import AuditEntry, Broadcast
@@ -32,7 +32,7 @@ def draft(env: SlackEnv) -> tuple[str, str, str]:
     with transaction(env.runtime.sessions) as session:
         broadcast = make_broadcast(session)
         add_recipients(session, broadcast, ["+14155550101", "+14155550102", "+14155550103"])
-        ts = cards.post_card(client, session, broadcast, "C0CAMP")
+        ts = card_messages.post_card(client, session, broadcast, "C0CAMP")
         return broadcast.id, "C0CAMP", ts
 
 

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot import cards
-from bot.slack_client import make_client
+from bot.slack import card_messages
+from bot.slack.client import make_client
 from broadcasts import service
 from broadcasts.db import transaction
 from broadcasts.models import Broadcast, Recipient
@@ -32,7 +32,7 @@ def card(env: SlackEnv) -> tuple[str, str, str]:
     client = make_client(env.runtime.settings)
     with transaction(env.runtime.sessions) as session:
         broadcast = make_broadcast(session)
-        ts = cards.post_card(client, session, broadcast, "C0CAMP")
+        ts = card_messages.post_card(client, session, broadcast, "C0CAMP")
         return broadcast.id, "C0CAMP", ts
 
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot import cards
-from bot.blocks import ids
-from bot.slack_client import make_client
+from bot.slack import card_messages
+from bot.slack.blocks import ids
+from bot.slack.client import make_client
 from broadcasts import service
 from broadcasts.db import transaction
 from broadcasts.models import Broadcast, Recipient, utcnow
@@ -33,7 +33,7 @@ def draft(env: SlackEnv) -> str:
     with transaction(env.runtime.sessions) as session:
         broadcast = make_broadcast(session)
         add_recipients(session, broadcast, PHONES)
-        cards.post_card(make_client(env.runtime.settings), session, broadcast, "C0CAMP")
+        card_messages.post_card(make_client(env.runtime.settings), session, broadcast, "C0CAMP")
         return broadcast.id
 
 
@@ -163,7 +163,7 @@ def test_only_admins_may_edit_a_scheduled_broadcast(db_url: str, redis_url: str)
         with transaction(env.runtime.sessions) as session:
             broadcast = make_broadcast(session)
             add_recipients(session, broadcast, PHONES)
-            cards.post_card(make_client(env.runtime.settings), session, broadcast, "C0CAMP")
+            card_messages.post_card(make_client(env.runtime.settings), session, broadcast, "C0CAMP")
             service.schedule_broadcast(
                 session, broadcast.id, utcnow() + timedelta(hours=1), by=OPERATOR
             )

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.blocks import ids
+from bot.slack.blocks import ids
 from broadcasts import service
 from broadcasts.db import transaction
 from broadcasts.models import Broadcast

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from bot.blocks import ids
+from bot.slack.blocks import ids
 from broadcasts import service
 from broadcasts.db import transaction
 from broadcasts.models import Contact, Conversation, WhatsAppConfig, utcnow
@@ -79,7 +79,7 @@ def thread_message(ts: str, text: str) -> dict[str, object]:
 def test_an_event_delivered_three_times_reaches_the_customer_once(
     env: SlackEnv, sandbox: Sandbox, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="bot.listeners.events")
+    caplog.set_level(logging.INFO, logger="bot.slack.listeners.events")
     to = conversation_thread(env)
     replies = env.sender.redeliver(thread_message("1700000100.000200", "On my way"), times=3)
     assert [r.status_code for r in replies] == [200, 200, 200]  # acked at once, every time
@@ -93,7 +93,7 @@ def test_an_event_delivered_three_times_reaches_the_customer_once(
 def test_the_same_message_under_a_new_event_id_is_not_sent_again(
     env: SlackEnv, sandbox: Sandbox, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="bot.listeners.events")
+    caplog.set_level(logging.INFO, logger="bot.slack.listeners.events")
     to = conversation_thread(env)
     message = thread_message("1700000100.000300", "See you at 5")
     env.sender.redeliver(message, times=1, event_id="Ev0FIRST")
@@ -107,7 +107,7 @@ def test_the_same_message_under_a_new_event_id_is_not_sent_again(
 
 
 def send_test_view(env: SlackEnv, broadcast_id: str) -> dict[str, object]:
-    from bot import flows
+    from bot.slack import flows
 
     view = flows.send_test_modal(env.runtime, broadcast_id)
     return dict(view, id="V0TEST", hash="h0")

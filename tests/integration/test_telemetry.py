@@ -13,12 +13,12 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from slack_sdk.errors import SlackApiError
 
-from bot.metered_slack import MeteredWebClient
+from bot.slack.metered_client import MeteredWebClient
 from broadcasts.configs import get_config
 from broadcasts.db import transaction
 from broadcasts.enums import BroadcastStatus
 from broadcasts.sending import Outcome, OutcomeKind
-from jobs import control
+from jobs import broadcast_control
 from jobs.limiter import RateLimiter
 from jobs.telemetry import Meter, SendMeter, meter_for, read_counters, send_rates
 from kapso.sandbox.config import SandboxConfig
@@ -133,7 +133,7 @@ def test_a_real_broadcast_shows_up_in_the_counters(db_url: str, redis_url: str) 
             get_config(session, "main").phone_number_id = number
         phones = [f"+1415555{i:04d}" for i in range(12)] + ["+14155550131"]
         bid = new_broadcast(env, phones)
-        control.start(env.runtime, bid, by=OPERATOR)
+        broadcast_control.start(env.runtime, bid, by=OPERATOR)
         assert drain(env, bid) == BroadcastStatus.COMPLETED
     assert meter_for(redis_url).flush()  # what the worker's background thread does each second
     counters = read_counters(Redis.from_url(redis_url))

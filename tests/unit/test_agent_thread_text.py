@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bot.agent_threads import message_text
+from bot.slack.agent_threads import message_text
 from broadcasts.models import Contact, Message
 from jobs.agents import typed_message
 from kapso.webhooks import message_content

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from bot.blocks import card, home, messages, modals
-from bot.blocks.card import CardData, card_blocks
-from bot.blocks.kit import progress_bar
+from bot.slack.blocks import card, home, messages, modals
+from bot.slack.blocks.card import CardData, card_blocks
+from bot.slack.blocks.kit import progress_bar
 from broadcasts.durations import duration_text
 from broadcasts.metrics import Counts
 

@@ -35,7 +35,7 @@ def test_the_domain_imports_no_adapter_and_no_provider() -> None:
 def test_the_domain_names_no_slack_markup_and_no_cli_command() -> None:
     for path in (ROOT / "broadcasts").rglob("*.py"):
         text = path.read_text(encoding="utf-8")
-        assert "<@" not in text, path  # mentions are Slack's to write (bot/blocks/kit.py)
+        assert "<@" not in text, path  # mentions are Slack's to write (bot/slack/blocks/kit.py)
         for line in text.splitlines():
             if not line.lstrip().startswith("#") and '"""' not in line:
                 assert "`broadcast-bot " not in line, f"{path}: {line.strip()}"
@@ -43,7 +43,7 @@ def test_the_domain_names_no_slack_markup_and_no_cli_command() -> None:
 
 def test_web_and_worker_processes_never_load_the_sandbox() -> None:
     code = (
-        "import sys, bot.server, jobs.worker, jobs.control, bot.flows\n"
+        "import sys, bot.http.app, jobs.worker, jobs.broadcast_control, bot.slack.flows\n"
         "print(sorted(m for m in sys.modules if m.startswith('kapso.sandbox')))"
     )
     out = subprocess.run(

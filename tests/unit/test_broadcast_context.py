@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot.agent_threads import header_text
+from bot.slack.agent_threads import header_text
 from broadcasts.models import Broadcast, Recipient, Template, TestSend
 from jobs.agents import broadcast_context, context_of_test_send
 

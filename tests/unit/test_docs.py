@@ -89,7 +89,7 @@ def test_code_cites_only_documents_that_are_in_the_repository() -> None:
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
 def test_every_repository_path_a_page_names_exists(page: Path) -> None:
-    # `bot/authz.py`, `tests/conftest.py`, `.ci/run`…: a file moved without its docs fails here.
+    # `bot/slack/authz.py`, `tests/conftest.py`, `.ci/run`…: a file moved without its docs fails.
     named = re.findall(r"`(\.?[a-z_]+/[\w./-]+)`", page.read_text(encoding="utf-8"))
     paths = [p for p in named if (ROOT / p.split("/")[0]).is_dir() and "*" not in p]
     missing = [p for p in paths if not (ROOT / p).exists()]

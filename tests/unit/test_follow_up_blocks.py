@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.blocks import ids, messages, modals
-from bot.blocks.card import card_blocks
-from bot.blocks.state import edit_draft
+from bot.slack.blocks import ids, messages, modals
+from bot.slack.blocks.card import card_blocks
+from bot.slack.blocks.state import edit_draft
 from broadcasts.audit import AuditLine, describe
 from tests.unit.test_blocks import LONG, assert_within_limits, sample_card
 

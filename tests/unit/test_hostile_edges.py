@@ -11,15 +11,15 @@ from datetime import UTC, datetime
 import pytest
 from slack_sdk import WebClient
 
-from bot.agent_threads import header_text, message_text
-from bot.authz import Authoriser
-from bot.blocks import ids, state
-from bot.blocks.card import CardData, card_blocks, fallback_text
-from bot.blocks.kit import escape, escape_keeping_mentions
-from bot.blocks.state import FieldError
-from bot.logs import configure_logging
-from bot.slack_files import token_may_go_to
-from bot.slack_http import Refusal, verify
+from bot.http.slack_routes import Refusal, verify
+from bot.ops.logs import configure_logging
+from bot.slack.agent_threads import header_text, message_text
+from bot.slack.authz import Authoriser
+from bot.slack.blocks import ids, state
+from bot.slack.blocks.card import CardData, card_blocks, fallback_text
+from bot.slack.blocks.kit import escape, escape_keeping_mentions
+from bot.slack.blocks.state import FieldError
+from bot.slack.files import token_may_go_to
 from broadcasts.errors import NotAuthorised, ValidationFailed
 from broadcasts.metrics import Counts
 from broadcasts.urls import check_agent_url, mask_credentials

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from rq.utils import import_attribute
 
-from bot import job_handlers
-from jobs import events, keys
+from bot.slack import job_handlers
+from jobs import broadcast_events, keys
 from jobs.handlers import Handlers, MissingHandler, Slot, dotted_name
 
 VALID_JOB_ID = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -28,8 +28,8 @@ def test_the_slack_adapter_fills_every_slot() -> None:
     handlers.check_complete()
     assert {slot: dotted_name(handlers.get(slot)) for slot in Slot} == {
         # The names jobs queued before handlers were registered carry: they still run.
-        Slot.BROADCAST_EVENT: "bot.notifications.handle_event",
-        Slot.SLACK_AGENT_DELIVERY: "bot.agent_threads.deliver",
+        Slot.BROADCAST_EVENT: "bot.slack.notifications.handle_event",
+        Slot.SLACK_AGENT_DELIVERY: "bot.slack.agent_threads.deliver",
     }
 
 
@@ -74,13 +74,13 @@ def test_a_worker_started_without_the_adapter_refuses_to_start() -> None:
 @pytest.mark.parametrize(
     "name",
     [
-        "bot.notifications.handle_event",
-        "bot.notifications.refresh_card",
-        "bot.cards.post_note_job",
-        "bot.slack_files.ingest_file",
-        "bot.reports.post_report",
-        "bot.templates_sync.sync_and_tell",
-        "bot.agent_threads.deliver",
+        "bot.slack.notifications.handle_event",
+        "bot.slack.notifications.refresh_card",
+        "bot.slack.card_messages.post_note_job",
+        "bot.slack.files.ingest_file",
+        "bot.slack.reports.post_report",
+        "bot.slack.templates_sync.sync_and_tell",
+        "bot.slack.agent_threads.deliver",
         "jobs.agents.deliver",
         "jobs.inbox.process",
         "jobs.sender.run_lane",
@@ -90,9 +90,19 @@ def test_jobs_queued_by_the_previous_release_still_find_their_function(name: str
     assert callable(import_attribute(name))
 
 
+def test_every_former_job_name_runs_the_function_that_moved() -> None:
+    handlers = Handlers()
+    job_handlers.register(handlers)
+    for former, func in job_handlers.FORMER_NAMES.items():
+        assert handlers.former(former) is func
+        assert import_attribute(dotted_name(func)) is func  # registered where RQ finds it
+        with pytest.raises((ImportError, AttributeError)):
+            import_attribute(former)  # really moved: only the registration finds it
+
+
 def test_an_unknown_event_kind_is_refused_before_anything_is_queued() -> None:
     with pytest.raises(ValueError, match="unknown broadcast event 'import_done'"):
-        events.publish(None, "b-1", "import_done")  # type: ignore[arg-type]
+        broadcast_events.publish(None, "b-1", "import_done")  # type: ignore[arg-type]
 
 
 def test_job_ids_are_valid_rq_ids_whatever_the_input() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.logs import Masker, configure_for_command, configure_logging, mask_phone
+from bot.ops.logs import Masker, configure_for_command, configure_logging, mask_phone
 from broadcasts.errors import SettingsError
 from jobs.settings import Settings
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from bot.listeners.commands import COMMAND
+from bot.slack.listeners.commands import COMMAND
 
 MANIFEST = Path(__file__).resolve().parents[2] / "manifest.yml"
 URL = {"type": "string", "pattern": r"^https?:\/\/", "maxLength": 3500}

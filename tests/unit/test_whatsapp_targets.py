@@ -6,7 +6,7 @@ import pytest
 
 from broadcasts.errors import SettingsError
 from broadcasts.models import Template, WhatsAppConfig
-from jobs.whatsapp import spec_for, target_for
+from jobs.whatsapp_targets import spec_for, target_for
 
 
 def config(provider: str = "kapso", env: str = "KAPSO_API_KEY") -> WhatsAppConfig:
