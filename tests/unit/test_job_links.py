@@ -96,7 +96,7 @@ def test_every_former_job_name_runs_the_function_that_moved() -> None:
     for former, func in job_handlers.FORMER_NAMES.items():
         assert handlers.former(former) is func
         assert import_attribute(dotted_name(func)) is func  # registered where RQ finds it
-        with pytest.raises((ImportError, AttributeError)):
+        with pytest.raises((ImportError, AttributeError, ValueError)):
             import_attribute(former)  # really moved: only the registration finds it
 
 
