@@ -64,6 +64,7 @@ class Outcome:
     retry_at: datetime | None = None
     counts_as_attempt: bool = True
     opt_out: bool = False
+    throttled: bool = False  # WhatsApp asked the number to slow down (the error policy decides)
 
 
 @dataclass

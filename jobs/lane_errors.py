@@ -54,7 +54,12 @@ class ErrorPolicy:
             push = min(c.delay_seconds or 1.0, THROTTLE_PUSH)
             await self.limiter.slow_down(self.phone_number_id, push)
             return sending.Outcome(
-                r.id, OutcomeKind.RETRY, code=exc.code, title=exc.title, counts_as_attempt=False
+                r.id,
+                OutcomeKind.RETRY,
+                code=exc.code,
+                title=exc.title,
+                counts_as_attempt=False,
+                throttled=True,
             )
         if r.attempts >= sending.MAX_ATTEMPTS:
             return _failed(r, exc)

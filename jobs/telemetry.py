@@ -31,7 +31,6 @@ RATE_LAG_SECONDS = 2  # the newest seconds may still sit in some process's tally
 BUCKET_TTL_SECONDS = 60
 RATE_NUMBER_FORGET_SECONDS = 3600
 FLUSH_SECONDS = 1.0
-THROTTLE_CODES = frozenset({130429, None})  # `retry` with 130429, or a bare HTTP 429
 
 
 @dataclass(frozen=True)
@@ -191,7 +190,7 @@ class SendMeter:
                 sent += 1
             elif o.kind in (OutcomeKind.FAILED, OutcomeKind.RETRY):
                 kinds[(o.kind, o.code)] += 1
-                throttled += o.kind == OutcomeKind.RETRY and o.code in THROTTLE_CODES
+                throttled += o.throttled  # decided by the lane's error policy (jobs/lane_errors.py)
         number = {"phone_number_id": self.phone_number_id}
         for (kind, code), n in kinds.items():
             name = "messages_failed" if kind == OutcomeKind.FAILED else "messages_retried"

@@ -104,8 +104,9 @@ def test_a_lane_group_counts_sent_failed_retried_throttled_and_limiter_waits(
             Outcome(1, OutcomeKind.SENT),
             Outcome(2, OutcomeKind.SENT),
             Outcome(3, OutcomeKind.FAILED, code=990026),
-            Outcome(4, OutcomeKind.RETRY, code=130429),
-            Outcome(5, OutcomeKind.RETRY, code=None),  # a bare HTTP 429
+            Outcome(4, OutcomeKind.RETRY, code=130429, throttled=True),
+            Outcome(5, OutcomeKind.RETRY, code=None, throttled=True),  # a bare HTTP 429
+            Outcome(9, OutcomeKind.RETRY, code=None),  # no answer: retried, not a throttle
             Outcome(6, OutcomeKind.RETRY, code=990000),
             Outcome(7, "release"),
         ]

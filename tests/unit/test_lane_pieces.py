@@ -139,3 +139,31 @@ def test_the_same_unknown_code_in_a_row_pauses_with_a_hint(policy: ErrorPolicy) 
     assert policy.halt.reason is StopReason.BROADCAST_ERROR
     assert policy.broadcast_error is not None
     assert "does not know" in str(policy.broadcast_error)
+
+
+def test_only_a_throttle_answer_is_counted_as_throttled() -> None:
+    # 130429 and a bare HTTP 429 slow the number down (real Redis) and come back as a throttled
+    # retry; no answer at all is retried but is not a throttle (telemetry counts only the first).
+    from tests.conftest import REDIS_BASE_URL, SHARED_DB, redis_db_for
+
+    async def scenario() -> list[Outcome]:
+        redis = AsyncRedis.from_url(f"{REDIS_BASE_URL}/{redis_db_for(SHARED_DB)}")
+        policy = ErrorPolicy(RateLimiter(redis), "lane-pieces-throttle", Halt())
+        answers = [
+            WhatsAppError(code=130429, title="rate limit hit", http_status=400),
+            WhatsAppError(code=None, title="Too Many Requests", http_status=429),
+            WhatsAppError(code=None, title="connection reset", http_status=None),
+        ]
+        try:
+            return [await policy.outcome(RECIPIENT, exc) for exc in answers]
+        finally:
+            await redis.aclose()
+
+    outcomes = run(scenario())
+    assert isinstance(outcomes, list)
+    assert [(o.kind, o.throttled) for o in outcomes] == [
+        (OutcomeKind.RETRY, True),
+        (OutcomeKind.RETRY, True),
+        (OutcomeKind.RETRY, False),
+    ]
+    assert not outcomes[0].counts_as_attempt
