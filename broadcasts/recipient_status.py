@@ -16,8 +16,9 @@ from typing import Any, Protocol
 from sqlalchemy import Row, select, text, update
 from sqlalchemy.orm import Session
 
-from broadcasts.enums import BroadcastStatus
+from broadcasts.enums import UNSENT, BroadcastStatus
 from broadcasts.enums import RecipientStatus as R
+from broadcasts.lifecycle import ACTIVE
 from broadcasts.metrics import Counts, bump, counts_of
 from broadcasts.models import Broadcast, Recipient, utcnow
 
@@ -83,7 +84,7 @@ def mark_sent(
         recipient.message_status = message_status or recipient.message_status
         if recipient.sent_at is None and recipient.status != R.SKIPPED:
             recipient.sent_at = at
-        if recipient.status in (R.PENDING, R.SENDING):
+        if recipient.status in UNSENT:
             recipient.status = R.SENT
             recipient.next_attempt_at = None
             return True
@@ -116,7 +117,7 @@ def mark_failed(
 def mark_skipped(
     session: Session, recipient: Recipient, *, reason: str, deltas: CounterDeltas | None = None
 ) -> bool:
-    if recipient.status not in (R.PENDING, R.SENDING):
+    if recipient.status not in UNSENT:
         return False
     with tracked(session, recipient, deltas):
         recipient.status = R.SKIPPED
@@ -405,9 +406,7 @@ def release_stale_claims(
     now = now or utcnow()
     cutoff = now - older_than
     stale = (Recipient.status == R.SENDING, Recipient.claimed_at < cutoff)
-    active = select(Broadcast.id).where(
-        Broadcast.status.in_([BroadcastStatus.SENDING, BroadcastStatus.PAUSED])
-    )
+    active = select(Broadcast.id).where(Broadcast.status.in_(ACTIVE))
     released = session.execute(
         update(Recipient)
         .where(Recipient.broadcast_id.in_(active), *stale)
