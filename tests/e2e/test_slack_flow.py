@@ -71,40 +71,50 @@ def texts(blocks: list[dict[str, Any]]) -> str:
     return json.dumps(blocks, ensure_ascii=False)
 
 
-def test_a_broadcast_from_slash_command_to_the_final_card(db_url: str, redis_url: str) -> None:
-    with slack_env(db_url, redis_url, whatsapp_app_secret=APP_SECRET) as env:
-        sandbox = SandboxConfig(
-            latency_ms=5,
-            throughput=1000,
-            pair_rate=False,
-            webhook_url=f"{env.base_url}/webhooks/whatsapp",
-            app_secret=APP_SECRET,
-            speed=20.0,
-            read_rate=1.0,
-            reply_rate=0.5,
-            seed=7,
+def sandbox_for(env: SlackEnv, *, read_rate: float, reply_rate: float) -> SandboxConfig:
+    """A quick sandbox posting signed status webhooks to the app under test."""
+    return SandboxConfig(
+        latency_ms=5,
+        throughput=1000,
+        pair_rate=False,
+        webhook_url=f"{env.base_url}/webhooks/whatsapp",
+        app_secret=APP_SECRET,
+        speed=20.0,
+        read_rate=read_rate,
+        reply_rate=reply_rate,
+        seed=7,
+    )
+
+
+def add_main_config(env: SlackEnv, sb: Sandbox, *, batch_size: int) -> None:
+    """Configuration "main" on the sandbox, replies to agent "support", templates synced."""
+    with transaction(env.runtime.sessions) as session:
+        configs.add_config(
+            session,
+            name="main",
+            provider="sandbox",
+            phone_number_id="100200300",
+            business_account_id="900800700",
+            api_base_url=sb.base_url,
+            credential_env="KAPSO_API_KEY",
+            agent="support",
+            throughput_mps=50,
+            batch_size=batch_size,
+            batch_pause_seconds=0,
+            by=OPERATOR,
         )
-        with run_sandbox(sandbox) as sb:
-            with transaction(env.runtime.sessions) as session:
-                configs.add_agent(
-                    session, name="support", kind="slack", channel_id=AGENTS, by=OPERATOR
-                )
-                configs.add_config(
-                    session,
-                    name="main",
-                    provider="sandbox",
-                    phone_number_id="100200300",
-                    business_account_id="900800700",
-                    api_base_url=sb.base_url,
-                    credential_env="KAPSO_API_KEY",
-                    agent="support",
-                    throughput_mps=50,
-                    batch_size=4,
-                    batch_pause_seconds=0,
-                    by=OPERATOR,
-                )
-            sync_templates(env.runtime, "main")
-            run_flow(env, sb)
+    sync_templates(env.runtime, "main")
+
+
+def test_a_broadcast_from_slash_command_to_the_final_card(db_url: str, redis_url: str) -> None:
+    with (
+        slack_env(db_url, redis_url, whatsapp_app_secret=APP_SECRET) as env,
+        run_sandbox(sandbox_for(env, read_rate=1.0, reply_rate=0.5)) as sb,
+    ):
+        with transaction(env.runtime.sessions) as session:
+            configs.add_agent(session, name="support", kind="slack", channel_id=AGENTS, by=OPERATOR)
+        add_main_config(env, sb, batch_size=4)
+        run_flow(env, sb)
 
 
 def run_flow(env: SlackEnv, sb: Sandbox) -> None:

@@ -13,10 +13,17 @@ from broadcasts.db import transaction
 from broadcasts.metrics import recount, stored_counts
 from broadcasts.models import Broadcast
 from jobs.queues import SLACK
-from jobs.whatsapp_sync import sync_templates
-from kapso.sandbox.config import SandboxConfig
 from kapso.sandbox.runner import Sandbox, run_sandbox
-from tests.e2e.test_slack_flow import APP_SECRET, CHANNEL, texts, until, work, work_queues
+from tests.e2e.test_slack_flow import (
+    APP_SECRET,
+    CHANNEL,
+    add_main_config,
+    sandbox_for,
+    texts,
+    until,
+    work,
+    work_queues,
+)
 from tests.factories import OPERATOR
 from tests.fakes import slack_payloads as p
 from tests.fakes.slack_env import SlackEnv, slack_env
@@ -66,55 +73,32 @@ def _press(env: SlackEnv, action_id: str, broadcast_id: str, ts: str, opens: str
 def test_edit_a_draft_then_retry_a_broadcast_that_failed_on_a_revoked_key(
     db_url: str, redis_url: str
 ) -> None:
-    with slack_env(db_url, redis_url, whatsapp_app_secret=APP_SECRET) as env:
-        sandbox = SandboxConfig(
-            latency_ms=5,
-            throughput=1000,
-            pair_rate=False,
-            webhook_url=f"{env.base_url}/webhooks/whatsapp",
-            app_secret=APP_SECRET,
-            speed=20.0,
-            read_rate=0.0,
-            reply_rate=0.0,
-            seed=7,
-        )
-        with run_sandbox(sandbox) as sb:
-            with transaction(env.runtime.sessions) as session:
-                configs.add_agent(
-                    session,
-                    name="support",
-                    kind="webhook",
-                    url="http://127.0.0.1:9/a",
-                    allow_private_urls=True,  # a local agent nobody answers
-                    by=OPERATOR,
-                )
-                configs.add_config(
-                    session,
-                    name="main",
-                    provider="sandbox",
-                    phone_number_id="100200300",
-                    business_account_id="900800700",
-                    api_base_url=sb.base_url,
-                    credential_env="KAPSO_API_KEY",
-                    agent="support",
-                    throughput_mps=50,
-                    batch_size=500,
-                    batch_pause_seconds=0,
-                    by=OPERATOR,
-                )
-            sync_templates(env.runtime, "main")
-            with transaction(env.runtime.sessions) as session:
-                draft = service.create_broadcast(
-                    session,
-                    name="Holiday Sale",
-                    config_ref="main",
-                    template_ref="holiday_promotion",
-                    by=OPERATOR,
-                    channel_id=CHANNEL,
-                )
-                card_messages.post_card(make_client(env.runtime.settings), session, draft, CHANNEL)
-                bid, card_ts = draft.id, draft.card_message_id or ""
-            run_follow_ups(env, sb, bid, card_ts)
+    with (
+        slack_env(db_url, redis_url, whatsapp_app_secret=APP_SECRET) as env,
+        run_sandbox(sandbox_for(env, read_rate=0.0, reply_rate=0.0)) as sb,
+    ):
+        with transaction(env.runtime.sessions) as session:
+            configs.add_agent(
+                session,
+                name="support",
+                kind="webhook",
+                url="http://127.0.0.1:9/a",
+                allow_private_urls=True,  # a local agent nobody answers
+                by=OPERATOR,
+            )
+        add_main_config(env, sb, batch_size=500)
+        with transaction(env.runtime.sessions) as session:
+            draft = service.create_broadcast(
+                session,
+                name="Holiday Sale",
+                config_ref="main",
+                template_ref="holiday_promotion",
+                by=OPERATOR,
+                channel_id=CHANNEL,
+            )
+            card_messages.post_card(make_client(env.runtime.settings), session, draft, CHANNEL)
+            bid, card_ts = draft.id, draft.card_message_id or ""
+        run_follow_ups(env, sb, bid, card_ts)
 
 
 def run_follow_ups(env: SlackEnv, sb: Sandbox, bid: str, card_ts: str) -> None:
