@@ -181,18 +181,23 @@ def _post_new_card(
 
 
 def _announce(
+    runtime: Runtime,
     client: WebClient,
-    session: Any,
-    new: Broadcast,
-    original: Broadcast,
+    new_id: str,
+    original_id: str,
     text: str,
     channel_id: str | None,
 ) -> str:
-    """Post the new draft's card, note `text` under the original's; returns the user's answer."""
-    where = _post_new_card(client, session, new, channel_id)
-    card_messages.note(client, original, text)
+    """After the draft's commit (Slack never shows a draft that does not exist): post its card,
+    note `text` under the original's; returns the user's answer."""
+    with transaction(runtime.sessions) as session:
+        new = session.get(Broadcast, new_id)
+        original = session.get(Broadcast, original_id)
+        assert new is not None and original is not None  # just committed; nothing deletes them
+        where = _post_new_card(client, session, new, channel_id)
+        card_messages.note(client, original, text)
     if where is None:
-        text += f" (No card: `/broadcast status {new.id[:8]}` shows it.)"
+        text += f" (No card: `/broadcast status {new_id[:8]}` shows it.)"
     return text
 
 
@@ -219,7 +224,8 @@ def retry_failed(
             f"🔁 {kit.mention(user_id)} made *{safe(retry.name)}* (`{retry.id[:8]}`), a draft "
             f"retry: {result.selection.explain()} Review it and press *Send* on its card."
         )
-        return _announce(client, session, retry, result.original, text, channel_id)
+        ids = retry.id, result.original.id
+    return _announce(runtime, client, *ids, text, channel_id)
 
 
 def duplicate(
@@ -236,7 +242,8 @@ def duplicate(
             f"(`{copy.id[:8]}`) with {kit.number(result.copied)} recipients"
             f"{left if result.opted_out else ''}."
         )
-        return _announce(client, session, copy, result.original, text, channel_id)
+        ids = copy.id, result.original.id
+    return _announce(runtime, client, *ids, text, channel_id)
 
 
 def audit_blocks(runtime: Runtime, ref: str) -> list[dict[str, Any]]:
