@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012_platforms"
-down_revision = "0018_retry_link"
+down_revision = "0001"
 branch_labels = None
 depends_on = None
 

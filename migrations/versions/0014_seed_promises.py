@@ -1,7 +1,7 @@
 """seed promises: opt-outs per broadcast, test sends, number limits, recipients per country
 
 Revision ID: 0014_seed_promises
-Revises: 0001
+Revises: 0012_platforms
 Create Date: 2026-12-01 09:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014_seed_promises"
-down_revision = "0001"
+down_revision = "0012_platforms"
 branch_labels = None
 depends_on = None
 

@@ -9,7 +9,7 @@ most rows, where it costs nothing). wa_id is unknown until a message is sent, so
 NULLs out.
 
 Revision ID: 0015_recipients_bulk_load
-Revises: 0012_platforms
+Revises: 0018_retry_link
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015_recipients_bulk_load"
-down_revision = "0012_platforms"
+down_revision = "0018_retry_link"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """broadcasts.retry_of_id: a retry broadcast points at the broadcast it retries
 
 Revision ID: 0018_retry_link
-Revises: 0001
+Revises: 0014_seed_promises
 Create Date: 2026-12-01 08:50:00.000000
 """
 
