@@ -194,17 +194,32 @@ class Rebooker:
         return await future
 
     async def _book(self) -> None:
-        while self.waiting:
-            group, self.waiting = self.waiting, []
-            try:
-                reservation = await self.limiter.acquire(
-                    self.phone_number_id, self.rate, len(group)
-                )
-            except Exception as exc:
-                for future in group:
-                    future.set_exception(exc)
-                continue
-            offsets = reservation.offsets()
-            for future, offset in zip(group, offsets, strict=False):
-                future.set_result(reservation.issued_at + offset)
-            self.waiting = group[len(offsets) :] + self.waiting
+        group: list[asyncio.Future[float]] = []
+        try:
+            while self.waiting:
+                group, self.waiting = self.waiting, []
+                try:
+                    reservation = await self.limiter.acquire(
+                        self.phone_number_id, self.rate, len(group)
+                    )
+                except Exception as exc:
+                    _fail(group, exc)
+                    continue
+                offsets = reservation.offsets()
+                for future, offset in zip(group, offsets, strict=False):
+                    if not future.done():  # a waiter cancelled meanwhile takes nothing
+                        future.set_result(reservation.issued_at + offset)
+                self.waiting = group[len(offsets) :] + self.waiting
+                group = []
+        except BaseException as exc:
+            # Nobody awaits this task: without this every waiting send would hang for good.
+            log.exception("slot booking for %s failed", self.phone_number_id)
+            _fail(group + self.waiting, exc if isinstance(exc, Exception) else RuntimeError(exc))
+            self.waiting = []
+            raise
+
+
+def _fail(futures: list[asyncio.Future[float]], exc: Exception) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_exception(exc)

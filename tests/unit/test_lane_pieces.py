@@ -167,3 +167,24 @@ def test_only_a_throttle_answer_is_counted_as_throttled() -> None:
         (OutcomeKind.RETRY, False),
     ]
     assert not outcomes[0].counts_as_attempt
+
+
+def test_a_send_cancelled_while_its_slot_is_booked_does_not_strand_the_others() -> None:
+    # A pause cancels waiting sends; the booking task (nobody awaits it) used to die on the
+    # cancelled waiter and leave every other send waiting for good.
+    from jobs.lane_dispatch import Rebooker
+    from tests.conftest import REDIS_BASE_URL, SHARED_DB, redis_db_for
+
+    async def scenario() -> float:
+        redis = AsyncRedis.from_url(f"{REDIS_BASE_URL}/{redis_db_for(SHARED_DB)}")
+        rebooker = Rebooker(RateLimiter(redis), "lane-pieces-rebook", 1000.0)
+        try:
+            first = asyncio.create_task(rebooker.slot())
+            second = asyncio.create_task(rebooker.slot())
+            await asyncio.sleep(0)  # both wait; the booking task is on its way to Redis
+            first.cancel()
+            return await asyncio.wait_for(second, 10)
+        finally:
+            await redis.aclose()
+
+    assert isinstance(run(scenario()), float)
