@@ -13,7 +13,7 @@ from typing import Any
 
 from redis import Redis
 
-from jobs.handlers import Slot, registry
+from jobs.handlers import MissingHandler, Slot, registry
 from jobs.queues import SLACK, queue
 
 log = logging.getLogger(__name__)
@@ -38,8 +38,10 @@ def publish(redis: Redis[bytes], broadcast_id: str, kind: EventKind | str, **dat
         kind = EventKind(kind)
     except ValueError:
         raise ValueError(f"unknown broadcast event {kind!r}") from None
-    handler = registry.get(Slot.BROADCAST_EVENT)  # a process without its adapter fails loudly
     try:
+        # Workers refuse to start without the adapter's handlers (jobs/worker.run); anywhere else
+        # a missing one is logged below, never raised into the sender or a webhook.
+        handler = registry.get(Slot.BROADCAST_EVENT)
         queue(SLACK, redis).enqueue(
             handler,
             broadcast_id,
@@ -49,5 +51,7 @@ def publish(redis: Redis[bytes], broadcast_id: str, kind: EventKind | str, **dat
             result_ttl=60,
             failure_ttl=86400,
         )
+    except MissingHandler:
+        log.error("%s event for broadcast %s not shown: no adapter registered", kind, broadcast_id)
     except Exception:  # Redis down: the card catches up on the next refresh
         log.warning("could not queue %s event for broadcast %s", kind, broadcast_id, exc_info=True)

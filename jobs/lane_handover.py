@@ -3,6 +3,7 @@ lanes to queue next (queued by the caller once the run has let go of its lock)."
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -50,6 +51,12 @@ class HandOver:
     async def _db(self, fn: Any, *args: Any) -> Any:
         return await in_transaction(self.runtime.sessions, fn, *args)
 
+    async def _publish(self, kind: str, **data: Any) -> None:
+        """Off the lane's event loop, like every other Redis call the lane makes in a thread."""
+        await asyncio.to_thread(
+            broadcast_events.publish, self.runtime.redis, self.broadcast_id, kind, **data
+        )
+
     async def after(self, plan: Plan, run: RunEnd) -> str:
         """After the slice: stop the broadcast, complete it, or queue what comes next."""
         if run.broadcast_error is not None:
@@ -68,7 +75,7 @@ class HandOver:
             when = utcnow() + timedelta(seconds=plan.pause_seconds)
             await self._db(lambda s: sending.heartbeat(s, self.broadcast_id, next_batch_at=when))
             self.follow_up = FollowUp(1, plan.pause_seconds)
-            broadcast_events.publish(self.runtime.redis, self.broadcast_id, EventKind.PROGRESS)
+            await self._publish(EventKind.PROGRESS)
             return str(EndReason.BATCH_DONE)
         if not run.exhausted:  # time slice over or worker shutting down: continue elsewhere
             self.follow_up = FollowUp(plan.lanes, 0.0)
@@ -79,7 +86,7 @@ class HandOver:
         """Nothing left to claim now: complete, or come back when deferred retries are due."""
         result, due = await self._db(_finish, self.broadcast_id)
         if result == "completed":
-            broadcast_events.publish(self.runtime.redis, self.broadcast_id, EventKind.COMPLETED)
+            await self._publish(EventKind.COMPLETED)
         elif due is not None:
             self.follow_up = FollowUp(1, max(0.0, (due - utcnow()).total_seconds()))
         elif result == "others in flight":  # they may come back as retries: look again soon
@@ -95,9 +102,7 @@ class HandOver:
 
         kind = await self._db(stop)
         if kind:
-            broadcast_events.publish(
-                self.runtime.redis, self.broadcast_id, kind, reason=reason, auto=True
-            )
+            await self._publish(kind, reason=reason, auto=True)
 
 
 def _finish(session: Any, broadcast_id: str) -> tuple[str, datetime | None]:

@@ -37,6 +37,7 @@ from broadcasts import sending
 from broadcasts.enums import BroadcastStatus
 from broadcasts.models import utcnow
 from jobs import broadcast_events, keys, offload
+from jobs.broadcast_events import EventKind
 from jobs.lane_db import in_transaction
 from jobs.lane_dispatch import Dispatcher
 from jobs.lane_errors import ErrorPolicy
@@ -315,7 +316,10 @@ class Lane:
             if time.monotonic() - last_progress >= PROGRESS_SECONDS:
                 last_progress = time.monotonic()
                 await asyncio.to_thread(
-                    broadcast_events.publish, self.runtime.redis, self.broadcast_id, "progress"
+                    broadcast_events.publish,
+                    self.runtime.redis,
+                    self.broadcast_id,
+                    EventKind.PROGRESS,
                 )
 
 

@@ -44,6 +44,7 @@ from broadcasts.replies import attribute_reply
 from broadcasts.sending import MAX_ATTEMPTS, backoff
 from broadcasts.templates import set_status
 from jobs import agents, broadcast_events
+from jobs.broadcast_events import EventKind
 from jobs.delivery_retries import enqueue_delivery
 from jobs.runtime import Runtime
 from jobs.sender import enqueue_lanes
@@ -122,7 +123,9 @@ class Processor:
                 self._preference(session, event)
         for broadcast_id in deltas.broadcast_ids():  # the Slack card shows the new counts
             self._after.append(
-                partial(broadcast_events.publish, self.runtime.redis, broadcast_id, "progress")
+                partial(
+                    broadcast_events.publish, self.runtime.redis, broadcast_id, EventKind.PROGRESS
+                )
             )
         deltas.flush(session)
 
