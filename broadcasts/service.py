@@ -119,10 +119,15 @@ def _validate_threshold(value: float | None) -> None:
 
 
 def discard_unposted_draft(session: Session, broadcast_id: str) -> None:
-    """Remove a draft whose card could not be posted: shown nowhere, so nobody added anything
-    to it and nothing is lost."""
+    """Remove a draft whose card could not be posted and that holds no recipients (the CLI could
+    have added some meanwhile: that draft is kept, recipients have no foreign key to cascade)."""
     draft = session.get(Broadcast, broadcast_id)
-    if draft is not None and draft.status == S.DRAFT and draft.card_message_id is None:
+    if (
+        draft is not None
+        and draft.status == S.DRAFT
+        and draft.card_message_id is None
+        and not draft.total_count
+    ):
         session.delete(draft)
 
 

@@ -13,7 +13,7 @@ from broadcasts.db import transaction
 from broadcasts.enums import BroadcastStatus as S
 from broadcasts.enums import RecipientStatus as R
 from broadcasts.errors import IllegalTransition, NextStep, NotFoundError, ValidationFailed
-from broadcasts.models import Recipient, utcnow
+from broadcasts.models import Broadcast, Recipient, utcnow
 from broadcasts.recipients import NewRecipient, insert_recipients
 from tests.factories import OPERATOR, add_recipients, make_broadcast, make_config
 
@@ -149,3 +149,17 @@ def test_pacing_overrides_fall_back_to_the_configuration(session: Session) -> No
     assert service.effective_pacing(broadcast) == (50, 0.0, 250.0)  # never above the number's rate
     with pytest.raises(ValidationFailed, match="failure threshold"):
         service.update_pacing(session, broadcast.id, by=OPERATOR, failure_threshold=2)
+
+
+def test_a_draft_whose_card_failed_is_discarded_only_while_it_holds_nobody(
+    session: Session,
+) -> None:
+    empty = make_broadcast(session, "Shown nowhere")
+    filled = make_broadcast(session, "Filled from the CLI meanwhile")
+    add_recipients(session, filled, ["+14155550101"])
+    session.flush()
+    service.discard_unposted_draft(session, empty.id)
+    service.discard_unposted_draft(session, filled.id)
+    session.flush()
+    assert session.get(Broadcast, empty.id) is None
+    assert session.get(Broadcast, filled.id) is not None  # its recipients keep their broadcast
