@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from broadcasts import sending
+from broadcasts.backoff import backoff_seconds
 from broadcasts.models import utcnow
 from broadcasts.sending import OutcomeKind
 from jobs.lane_stop import Halt, StopReason
@@ -65,7 +66,8 @@ class ErrorPolicy:
             return _failed(r, exc)
         backoff = sending.backoff(r.attempts)
         if c.action is ErrorAction.RETRY_RECIPIENT:
-            backoff = min(3600.0, 4.0**r.attempts)
+            # WhatsApp's own advice for these codes: wait longer each time (4 s, 16 s … 1 h).
+            backoff = backoff_seconds(r.attempts, base=4.0, factor=4.0, cap=3600.0)
         # The table's delay is a floor: a 24 h marketing limit is never retried sooner.
         delay = max(c.delay_seconds or 0.0, backoff)
         return sending.Outcome(
