@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -48,3 +54,21 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session that commits on success and rolls back on any error."""
     with factory() as session, session.begin():
         yield session
+
+
+def retrying_transaction(
+    factory: sessionmaker[Session], fn: Callable[..., T], *args: Any, attempts: int = 10
+) -> T:
+    """`fn(session, *args)` in a transaction, run again (each time a little later) while the
+    database answers busy or picks it as a deadlock victim: writers that race the same rows
+    (lanes recording sends, a user's pause) must not fail for that."""
+    for attempt in range(attempts):
+        try:
+            with transaction(factory) as session:
+                return fn(session, *args)
+        except OperationalError as exc:
+            if attempt == attempts - 1:
+                raise
+            log.warning("transaction retried after %s", type(exc.orig).__name__)
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")

@@ -14,13 +14,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from broadcasts import audit, service
 from broadcasts.actors import Actor
 from broadcasts.callback import encode
-from broadcasts.db import transaction
+from broadcasts.db import retrying_transaction, transaction
 from broadcasts.errors import ValidationFailed
 from broadcasts.imports.phones import PHONE_REASONS, normalise_phone
 from broadcasts.models import Broadcast, utcnow
@@ -54,19 +53,9 @@ def start(runtime: Runtime, ref: str, *, by: Actor) -> Broadcast:
 
 
 def _while_sending(runtime: Runtime, fn: Callable[[Session], T]) -> T:
-    """Run a control change in its own transaction, again if the database picked it as the
-    victim of a deadlock or was busy: pause and cancel race the lanes' writes to the same rows,
-    and a user's press must not fail for that."""
-    for attempt in range(5):
-        try:
-            with transaction(runtime.sessions) as session:
-                return fn(session)
-        except OperationalError as exc:
-            if attempt == 4:
-                raise
-            log.warning("control change retried after %s", type(exc.orig).__name__)
-            time.sleep(0.05 * (attempt + 1))
-    raise AssertionError("unreachable")
+    """A control change in its own transaction, again if the database picked it as the victim
+    of a deadlock: pause and cancel race the lanes' writes to the same rows."""
+    return retrying_transaction(runtime.sessions, fn, attempts=5)
 
 
 def pause(runtime: Runtime, ref: str, *, by: Actor, reason: str | None = None) -> Broadcast:
