@@ -77,17 +77,16 @@ def insert_events(conn: Connection, events: Sequence[NewEvent]) -> list[tuple[in
     return [(int(row[0]), sizes[row[1]]) for row in conn.execute(stmt)]
 
 
-def chunks(rows: Iterable[tuple[int, int]]) -> list[list[int]]:
-    """Split (id, size) pairs into job-sized lists of ids."""
+def chunks(ids: Iterable[int]) -> list[list[int]]:
+    """Split ids into job-sized lists (a job takes at most JOB_MAX_EVENTS; bodies are sized when
+    a job takes waiting ones along, see `_waiting_beside`)."""
     out: list[list[int]] = []
     current: list[int] = []
-    size = 0
-    for event_id, n in rows:
-        if current and (len(current) >= JOB_MAX_EVENTS or size + n > JOB_MAX_BYTES):
+    for event_id in ids:
+        if len(current) >= JOB_MAX_EVENTS:
             out.append(current)
-            current, size = [], 0
+            current = []
         current.append(event_id)
-        size += n
     if current:
         out.append(current)
     return out
@@ -96,20 +95,15 @@ def chunks(rows: Iterable[tuple[int, int]]) -> list[list[int]]:
 def enqueue(redis: Redis[bytes], ids: Sequence[int]) -> None:
     """Queue processing of inbox rows (already durable: a lost job is found by the sweeper)."""
     q = queue(WEBHOOKS, redis)
-    for part in chunks((i, 0) for i in ids):
+    for part in chunks(ids):
         q.enqueue(process, part, job_timeout=600, result_ttl=0, failure_ttl=86400)
 
 
-def enqueue_sized(redis: Redis[bytes], rows: Sequence[tuple[int, int]]) -> None:
+def kick(redis: Redis[bytes]) -> bool:
     """Web intake: make sure a job will look for waiting bodies soon. One such job waits in the
     queue at a time (a stream of single-status POSTs is one job per batch, not one per POST);
-    a job that finds a full batch calls a helper before it starts, so workers share a burst."""
-    if rows:
-        kick(redis)
-
-
-def kick(redis: Redis[bytes]) -> bool:
-    """Queue a job that processes whatever is waiting, unless one is queued already."""
+    a job that finds a full batch calls a helper before it starts, so workers share a burst.
+    False when one is queued already."""
     if not redis.set(keys.INBOX_KICK, b"1", nx=True, ex=KICK_TTL_SECONDS):
         return False
     queue(WEBHOOKS, redis).enqueue(process, [], job_timeout=600, result_ttl=0, failure_ttl=86400)

@@ -39,10 +39,6 @@ class Offload:
             self._running[key] += 1
         self._start(key, fn, args)
 
-    def running(self, key: str) -> int:
-        with self._lock:
-            return self._running.get(key, 0)
-
     def drain(self, timeout: float) -> bool:
         """Wait until nothing runs or waits; False when `timeout` passed first."""
         with self._idle:

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from broadcasts.models import utcnow
-from jobs.inbox import NewEvent, enqueue_sized, requeue_stale
+from jobs.inbox import NewEvent, kick, requeue_stale
 from jobs.runtime import Runtime
 from jobs.telemetry import meter_for
 
@@ -120,7 +120,7 @@ class InboxWriter:
                 await asyncio.sleep(ENQUEUE_GATHER_SECONDS)
                 rows, self._to_enqueue = self._to_enqueue, []
                 try:
-                    await asyncio.to_thread(enqueue_sized, self.runtime.redis, rows)
+                    await asyncio.to_thread(kick, self.runtime.redis)
                 except Exception as exc:  # stored already: the sweeper queues them later
                     log.warning(
                         "could not queue %d webhook bodies (%s); the sweeper will", len(rows), exc

@@ -210,10 +210,10 @@ def _new_on(env: Env, config: str, numbers: list[str]) -> str:
 
 def _store_webhook(runtime: Runtime, body: str) -> int:
     with runtime.engine.begin() as conn:
-        [(event_id, size)] = inbox.insert_events(
+        [(event_id, _size)] = inbox.insert_events(
             conn, [inbox.NewEvent("meta", inbox.dedup_key("meta", body.encode()), None, body)]
         )
-    inbox.enqueue_sized(runtime.redis, [(event_id, size)])
+    inbox.kick(runtime.redis)
     return event_id
 
 
