@@ -204,9 +204,8 @@ def add_contacts(
     all_eligible: bool,
     user_id: str,
 ) -> None:
-    """Add saved contacts as recipients, then refresh the card and say so in its thread."""
-    if not contact_ids and not all_eligible:
-        raise FieldError(ids.B_CONTACTS, "Pick contacts, or tick “Select all eligible contacts”.")
+    """Add saved contacts as recipients, then refresh the card and say so in its thread (the
+    listener has checked, before its ack, that something was picked)."""
     with transaction(runtime.sessions) as session:
         result = contacts.add_contacts_to_broadcast(
             session,
@@ -233,9 +232,9 @@ def add_contacts(
     )
     if left_out:
         text += " Left out: " + ", ".join(left_out) + "."
-    if broadcast.channel_id and broadcast.card_message_id:
+    if broadcast.card_message_id:  # no card: no edit budget to spend
         notifications.show_changes(runtime, broadcast.id)
-        card_messages.post_in_thread(client, broadcast.channel_id, broadcast.card_message_id, text)
+    card_messages.note(client, broadcast, text)
 
 
 def upload_csv_template(

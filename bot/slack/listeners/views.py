@@ -63,7 +63,10 @@ def on_add_contacts(
     user = body["user"]["id"]
     chosen = state.add_contacts(view)
     if not chosen.contact_ids and not chosen.all_eligible:
-        _errors(ack, FieldError(ids.B_CONTACTS, "Pick contacts, or tick “Select all eligible”."))
+        _errors(
+            ack,
+            FieldError(ids.B_CONTACTS, "Pick contacts, or tick “Select all eligible contacts”."),
+        )
         return
     try:
         authz.check(user, Act.EDIT, broadcast_id, from_channel=state.origin(view))
