@@ -81,7 +81,7 @@ def test_the_test_suite_starts_private_servers_and_runs_both_databases(
     assert "started a private Redis" in out
     assert "started a private PostgreSQL" in out
     # Every database test ran on both backends: nothing skipped.
-    assert "6 passed" in out
+    assert "8 passed" in out  # test_migrations.py, 4 tests × 2 databases
     assert "skipped" not in out
     assert leftovers(temp_dir) == []
 
