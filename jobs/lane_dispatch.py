@@ -64,13 +64,21 @@ class Dispatcher:
         group = max(1, int(self.rate * SLOTS_PER_CALL_SECONDS))
         pacers: list[asyncio.Task[None]] = []
         index = 0
-        while index < len(claimed) and not self.halt.stopped:
-            wanted = min(group, len(claimed) - index)
-            reservation = await self.limiter.acquire(self.plan.phone_number_id, self.rate, wanted)
-            slots = [reservation.issued_at + offset for offset in reservation.offsets()]
-            mine = claimed[index : index + len(slots)]
-            pacers.append(self._track(asyncio.create_task(self._pace(mine, slots, stats))))
-            index += len(mine)
+        try:
+            while index < len(claimed) and not self.halt.stopped:
+                wanted = min(group, len(claimed) - index)
+                reservation = await self.limiter.acquire(
+                    self.plan.phone_number_id, self.rate, wanted
+                )
+                slots = [reservation.issued_at + offset for offset in reservation.offsets()]
+                mine = claimed[index : index + len(slots)]
+                pacers.append(self._track(asyncio.create_task(self._pace(mine, slots, stats))))
+                index += len(mine)
+        except Exception:  # e.g. Redis unreachable: what has no slot goes back, unsent, now
+            log.exception(
+                "booking send slots for %s failed; stopping the lane", self.plan.broadcast_id
+            )
+            self.halt.stop(StopReason.TASK_FAILED)
         self._release(claimed[index:])
         return pacers
 

@@ -18,7 +18,8 @@ from jobs import keys
 
 # KEYS: tat, penalty. ARGV: interval_us, max_ahead_us, (unused), wanted slots.
 # Books up to `wanted` consecutive slots that start within max_ahead of now.
-# Returns {slots granted (0 when the next free slot is too far ahead), wait_us, interval_us}.
+# Returns {slots granted (0 when the next free slot is too far ahead), wait_us, interval_us,
+# now_us (the Redis clock the booking was made at)}.
 _RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -30,19 +31,21 @@ if tat < now then tat = now end
 local wait = tat - now
 local ahead = tonumber(ARGV[2])
 if wait > ahead then
-  return {0, wait, math.floor(interval)}
+  return {0, wait, math.floor(interval), now}
 end
 local n = math.min(tonumber(ARGV[4]), math.floor((ahead - wait) / interval) + 1)
 local new_tat = tat + n * interval
 local ttl = math.ceil((new_tat - now) / 1000) + 1000
 redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', ttl)
-return {n, wait, math.floor(interval)}
+return {n, wait, math.floor(interval), now}
 """
 
-# KEYS: tat, penalty. ARGV: delay_us, penalty_ms, step, max_factor, min_gap_us.
-# Multiplicative decrease: each 130429 (at most one per min_gap, since a burst of rejections is
-# one event) divides the number's rate by `step` more; the penalty lapses penalty_ms after the
-# last one and the full rate returns.
+# KEYS: tat, penalty. ARGV: delay_us, penalty_ms, step, max_factor, min_gap_us, first_step.
+# Multiplicative decrease: a 130429 after a calm spell divides the number's rate by
+# `first_step` (one late burst on the way is the usual cause, and the sender already keeps a
+# margin); each further one while the penalty holds (at most one per min_gap, since a burst of
+# rejections is one event) divides it by `step` more: the number really is slower. The penalty
+# lapses penalty_ms after the last one and the full rate returns.
 _SLOW_DOWN = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -50,8 +53,11 @@ local last = tonumber(redis.call('HGET', KEYS[2], 'at') or '0')
 if now - last < tonumber(ARGV[5]) then
   return 0
 end
-local factor = tonumber(redis.call('HGET', KEYS[2], 'factor') or '1')
-factor = math.min(factor * tonumber(ARGV[3]), tonumber(ARGV[4]))
+local held = redis.call('HGET', KEYS[2], 'factor')
+local factor = tonumber(ARGV[6])
+if held then
+  factor = math.min(tonumber(held) * tonumber(ARGV[3]), tonumber(ARGV[4]))
+end
 redis.call('HSET', KEYS[2], 'factor', tostring(factor), 'at', string.format('%.0f', now))
 redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]))
 local target = now + tonumber(ARGV[1])
@@ -63,7 +69,9 @@ end
 return 1
 """
 
-PENALTY_STEP = 1.15  # each 130429 divides the number's rate by this much more
+CLOCK_RTT = 0.002  # a Redis answer this quick tells the offset between its clock and ours
+PENALTY_FIRST_STEP = 1.05  # a 130429 after a calm spell divides the number's rate by this
+PENALTY_STEP = 1.15  # each further one while the penalty holds, by this much more
 PENALTY_MAX = 50.0
 PENALTY_MS = 5_000  # the full rate returns this long after the last 130429
 PENALTY_MIN_GAP_US = 500_000  # rejections closer together than this are one event
@@ -76,9 +84,7 @@ class Reservation:
     slots: int
     wait_seconds: float
     interval_seconds: float
-    issued_at: float = (
-        0.0  # the caller's loop time when the booking was read: slots count from here
-    )
+    issued_at: float = 0.0  # the caller's loop time Redis booked at: slots count from here
 
     @property
     def granted(self) -> bool:
@@ -89,7 +95,7 @@ class Reservation:
 
 
 class RateLimiter:
-    """Async limiter used by the sending lanes (one Redis round trip per message)."""
+    """Async limiter used by the sending lanes (one Redis call books many slots)."""
 
     def __init__(self, redis: AsyncRedis[bytes], *, max_ahead_seconds: float = 1.0) -> None:
         self._redis = redis
@@ -97,20 +103,38 @@ class RateLimiter:
         self._slow_down = redis.register_script(_SLOW_DOWN)
         self._max_ahead_us = int(max_ahead_seconds * 1_000_000)
         self.waited_seconds = 0.0
+        # Loop time minus Redis time, from the last answer that came back within CLOCK_RTT.
+        self._clock_offset: float | None = None
 
     async def reserve(
         self, phone_number_id: str, rate_per_second: float, slots: int = 1
     ) -> Reservation:
         """Book up to `slots` consecutive slots (fewer when they would start too far ahead)."""
+        loop = asyncio.get_running_loop()
+        sent = loop.time()
         reply = await self._reserve(
             keys=keys.rate_limiter(phone_number_id),
             args=[1_000_000 / rate_per_second, self._max_ahead_us, 1, slots],
         )
-        # Count from when the answer was read: Redis booked the slots relative to when it got the
-        # request, which is earlier, so a slot can only be reached late (and a send more than
-        # LATE_SECONDS late is booked again), never early — early sends from two processes
-        # would overlap.
-        return _reservation(reply, asyncio.get_running_loop().time())
+        read = loop.time()
+        return _reservation(reply, self._booked_at(sent, read, int(reply[3]) / 1_000_000))
+
+    def _booked_at(self, sent: float, read: float, redis_now: float) -> float:
+        """The loop time at which Redis booked: the slots count from there.
+
+        Redis booked somewhere between `sent` and `read`. Reading the answer late (a busy event
+        loop) must not shift the slots late: a group sent late overlaps the next group, booked
+        on time, which is a burst over the number's rate. So Redis's clock is mapped onto the
+        loop's through the offset seen on a quick round trip (exact to within CLOCK_RTT, and late
+        rather than early); without one yet, or should the clocks disagree (a clock step), the
+        answer's reading time is taken, as slots reached late are only booked again while slots
+        reached early would overlap another process's."""
+        if read - sent <= CLOCK_RTT:
+            self._clock_offset = read - redis_now
+        if self._clock_offset is None:
+            return read
+        mapped = redis_now + self._clock_offset
+        return mapped if sent <= mapped <= read else read
 
     async def acquire(
         self, phone_number_id: str, rate_per_second: float, slots: int = 1
@@ -133,12 +157,13 @@ class RateLimiter:
                 PENALTY_STEP,
                 PENALTY_MAX,
                 PENALTY_MIN_GAP_US,
+                PENALTY_FIRST_STEP,
             ],
         )
 
 
 def _reservation(reply: list[int], issued_at: float = 0.0) -> Reservation:
-    slots, wait_us, interval_us = (int(v) for v in reply)
+    slots, wait_us, interval_us = (int(v) for v in reply[:3])
     return Reservation(slots, wait_us / 1_000_000, interval_us / 1_000_000, issued_at)
 
 

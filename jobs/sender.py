@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from redis.asyncio import BlockingConnectionPool
 from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import LockError
 from redis.lock import Lock
@@ -61,6 +62,8 @@ PROGRESS_SECONDS = 2.0  # the sending side tells the card how far it got this of
 CHUNK_SECONDS = 2.0  # a claim holds about this much sending at the configured rate
 MAX_IN_FLIGHT = 500
 MIN_BREAKER_SAMPLE = 20
+REDIS_CONNECTIONS = 16  # a lane's own Redis connections (limiter bookings, 130429 reports)
+REDIS_WAIT_SECONDS = 10.0
 
 shutting_down = threading.Event()  # set by the worker on SIGTERM
 
@@ -180,12 +183,19 @@ class Lane:
             return f"stopped: {exc}"
         if plan is None:
             return "not sending"
-        redis = AsyncRedis.from_url(self.runtime.settings.redis_url)
+        # Callers wait for a free connection rather than fail (a burst of answers at once).
+        pool: BlockingConnectionPool[Any] = BlockingConnectionPool.from_url(
+            self.runtime.settings.redis_url,
+            max_connections=REDIS_CONNECTIONS,
+            timeout=REDIS_WAIT_SECONDS,
+        )
+        redis: AsyncRedis[bytes] = AsyncRedis(connection_pool=pool)
         try:
             async with WhatsAppClient(max_in_flight=MAX_IN_FLIGHT) as client:
                 return await self._send_all(plan, client, RateLimiter(redis))
         finally:
             await redis.aclose()  # type: ignore[attr-defined]  # types-redis predates aclose
+            await pool.disconnect()
 
     async def _send_all(self, plan: Plan, client: WhatsAppClient, limiter: RateLimiter) -> str:
         meter = SendMeter(meter_for(self.runtime.settings.redis_url), plan.phone_number_id, limiter)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import time
+from urllib.parse import urlparse
 
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
@@ -96,5 +97,57 @@ def test_throttling_slows_the_number_once_per_burst_of_rejections(redis_url: str
         return first, second
 
     first, second = asyncio.run(go())
-    assert abs(first - 0.0115) < 0.0002  # 1/100 s × 1.15
-    assert abs(second - 0.013225) < 0.0002  # × 1.15 again
+    assert abs(first - 0.0105) < 0.0002  # 1/100 s × 1.05: a first rejection, gently
+    assert abs(second - 0.012075) < 0.0002  # × 1.15: another while the penalty holds
+
+
+async def _delaying_proxy(redis_url: str, delay: list[float]) -> tuple[asyncio.Server, str]:
+    """A TCP proxy in front of Redis that holds each answer back `delay[0]` seconds (as a busy
+    event loop reads it late); requests pass at once."""
+    parsed = urlparse(redis_url)
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, hold: bool) -> None:
+        while data := await reader.read(65536):
+            if hold and delay[0]:
+                await asyncio.sleep(delay[0])
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+    async def serve(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        redis_r, redis_w = await asyncio.open_connection(parsed.hostname, parsed.port or 6379)
+        await asyncio.gather(pipe(client_r, redis_w, False), pipe(redis_r, client_w, True))
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    return server, f"redis://127.0.0.1:{port}{parsed.path or ''}"
+
+
+def test_an_answer_read_late_does_not_move_the_slots_late(redis_url: str) -> None:
+    """An answer read 50 ms late (a busy event loop) must not shift the booked slots 50 ms late:
+    they would overlap the next booking and burst over the number's rate. The slots count from
+    when Redis booked, on its clock mapped onto ours by quick round trips."""
+
+    async def go() -> tuple[float, float, float, float]:
+        delay = [0.0]
+        server, url = await _delaying_proxy(redis_url, delay)
+        client = AsyncRedis.from_url(url)
+        limiter = RateLimiter(client, max_ahead_seconds=60)
+        loop = asyncio.get_running_loop()
+        for _ in range(10):  # quick round trips tell the clocks' offset
+            await limiter.reserve("n5", 1000.0)
+        quick_before = loop.time()
+        quick = await limiter.reserve("n5", 1000.0)
+        delay[0] = 0.05
+        before = loop.time()
+        late = await limiter.reserve("n5", 1000.0)
+        took = loop.time() - before
+        await client.aclose()
+        server.close()
+        spacing = late.issued_at + late.wait_seconds - (quick.issued_at + quick.wait_seconds)
+        return quick.issued_at - quick_before, late.issued_at - before, took, spacing
+
+    quick, late, took, spacing = asyncio.run(go())
+    assert took >= 0.05  # the answer was read late
+    assert 0 <= quick < 0.01 and 0 <= late < 0.01  # booked when sent, not when read
+    assert abs(spacing - 0.001) < 0.002  # the next slot, one interval on

@@ -188,3 +188,88 @@ def test_a_send_cancelled_while_its_slot_is_booked_does_not_strand_the_others() 
             await redis.aclose()
 
     assert isinstance(run(scenario()), float)
+
+
+def test_a_booking_that_fails_hands_every_claimed_recipient_back_unsent() -> None:
+    # Redis unreachable while slots are booked: the lane stops and what it claimed goes back as
+    # never attempted, at once (it used to stay claimed until the stale-claim grace, then be
+    # skipped as "not confirmed" though nothing was sent).
+    from broadcasts.sending import BatchStats
+    from jobs.lane_dispatch import Dispatcher
+    from jobs.lane_plan import Plan
+    from kapso.client import ApiTarget, WhatsAppClient
+    from kapso.templates import TemplateSpec
+
+    recorded: list[Outcome] = []
+
+    async def write(group: list[Outcome]) -> None:
+        recorded.extend(group)
+
+    async def scenario() -> tuple[int, StopReason | None]:
+        halt = Halt()
+        target = ApiTarget("t", "sandbox", "http://127.0.0.1:9/v23.0", "100200300", "9", "k")
+        plan = Plan(
+            "b-unreachable",
+            "t",
+            "100200300",
+            target,
+            TemplateSpec("t", "en_US", "POSITIONAL"),
+            batch_size=500,
+            pause_seconds=0,
+            rate=80.0,
+            failure_threshold=0.5,
+            lanes=1,
+        )
+        unreachable = RateLimiter(AsyncRedis.from_url("redis://127.0.0.1:9"))
+        recorder = Recorder(write, lambda g: None, halt, "t")
+        task = asyncio.create_task(recorder.run())
+        claimed = [Claimed(i, f"+1415555{i:04d}", {}, attempts=0) for i in range(50)]
+        async with WhatsAppClient() as client:
+            dispatcher = Dispatcher(
+                plan, client, unreachable, halt, recorder, ErrorPolicy(unreachable, "1", halt)
+            )
+            pacers = await dispatcher.dispatch(claimed, BatchStats())
+        recorder.close()
+        await task
+        return len(pacers), halt.reason
+
+    pacers, reason = run(scenario())  # type: ignore[misc]
+    assert pacers == 0 and reason is StopReason.TASK_FAILED
+    assert sorted(o.recipient_id for o in recorded) == list(range(50))
+    assert {(o.kind, o.counts_as_attempt) for o in recorded} == {(OutcomeKind.RELEASE, False)}
+
+
+def test_a_burst_of_throttle_answers_slows_the_number_down_once() -> None:
+    # Hundreds of 130429 answers to one burst come back together: one Redis call, not one each
+    # (which exhausted the lane's Redis connections and turned the answers into errors).
+    from tests.conftest import REDIS_BASE_URL, SHARED_DB, redis_db_for
+
+    async def scenario() -> list[Outcome]:
+        redis = AsyncRedis.from_url(
+            f"{REDIS_BASE_URL}/{redis_db_for(SHARED_DB)}", max_connections=2
+        )
+        policy = ErrorPolicy(RateLimiter(redis), "lane-pieces-burst", Halt())
+        answer = WhatsAppError(code=130429, title="rate limit hit", http_status=400)
+        try:
+            return list(
+                await asyncio.gather(*(policy.outcome(RECIPIENT, answer) for _ in range(300)))
+            )
+        finally:
+            await redis.aclose()
+
+    outcomes = run(scenario())
+    assert isinstance(outcomes, list) and len(outcomes) == 300
+    assert {(o.kind, o.throttled) for o in outcomes} == {(OutcomeKind.RETRY, True)}
+
+
+def test_a_worker_process_collects_young_objects_rarely_and_freezes_its_start_up() -> None:
+    # In a process of its own: the collector's settings are process-wide.
+    import subprocess
+    import sys
+
+    check = (
+        "import gc; from jobs.worker import GC_THRESHOLDS, quiet_collector; quiet_collector(); "
+        "assert gc.get_threshold() == GC_THRESHOLDS, gc.get_threshold(); "
+        "assert gc.get_freeze_count() > 10000, gc.get_freeze_count()"
+    )
+    subprocess.run([sys.executable, "-c", check], check=True, timeout=60)
