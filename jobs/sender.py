@@ -11,8 +11,9 @@ jobs.lane_dispatch (slots and requests), jobs.lane_errors (what an error answer 
 jobs.lane_record (outcomes to the database), jobs.lane_handover (what comes after a run) and
 jobs.lane_stop (why a lane stops). This module runs them.
 
-In a worker the lane runs on a thread of its own (jobs.offload), so the worker keeps taking
-status, reply and card jobs while it sends. A watcher task hears pause, cancel and shutdown
+In a worker the lane runs off the RQ loop (jobs.offload), on the event loop all the process's
+lanes share (jobs.lane_loop), so the worker keeps taking status, reply and card jobs while it
+sends. A watcher task hears pause, cancel and shutdown
 within POLL_SECONDS: nothing new starts after that (requests in flight finish). Every background
 task of a lane is watched: one that fails is logged and stops the lane, which the maintenance
 loop then revives from the database.
@@ -37,7 +38,7 @@ from redis.lock import Lock
 from broadcasts import sending
 from broadcasts.enums import BroadcastStatus
 from broadcasts.models import utcnow
-from jobs import broadcast_events, keys, offload
+from jobs import broadcast_events, keys, lane_loop, offload
 from jobs.broadcast_events import EventKind
 from jobs.lane_db import in_transaction
 from jobs.lane_dispatch import Dispatcher
@@ -113,8 +114,9 @@ def run_lane(broadcast_id: str, lane: int = 0) -> str:
 
 def _run_locked(runtime: Runtime, broadcast_id: str, lane: int, lock: Lock) -> str:
     runner = Lane(runtime, broadcast_id, lane, lock)
+    shared = lane_loop.get()
     try:
-        return asyncio.run(runner.run())
+        return shared.run(runner.run()) if shared else asyncio.run(runner.run())
     except Exception:
         log.exception("lane %s/%s failed; the maintenance loop will revive it", broadcast_id, lane)
         return "failed"

@@ -1,7 +1,7 @@
 """The worker: `broadcast-bot worker` runs a process per role, so sending never starves the rest.
 
-- `send` takes the send queue; each lane runs on a thread of its own (jobs.offload), so one
-  process sends several broadcasts at once, each at its number's rate.
+- `send` takes the send queue; lanes run off the RQ loop (jobs.offload), all on one event loop
+  (jobs.lane_loop), so one process sends several broadcasts at once, each at its number's rate.
 - `events` takes webhooks, Slack card/notes, agent deliveries (each agent on threads of its own,
   so a slow agent delays only itself) and runs the maintenance loop.
 - `bulk` takes the imports queue: CSV imports, reports and template syncs, which can keep a
@@ -29,7 +29,7 @@ from typing import Any
 from rq import SimpleWorker
 from rq.job import Job
 
-from jobs import agents, maintenance, offload, sender
+from jobs import agents, lane_loop, maintenance, offload, sender
 from jobs.handlers import registry
 from jobs.queues import AGENTS, ALL, IMPORTS, MAINTENANCE, SEND, SLACK, WEBHOOKS, queue
 from jobs.runtime import Runtime, install
@@ -97,6 +97,8 @@ def run(
     deliveries = offload.Offload(agents.OFFLOAD, per_key=agents.PER_AGENT_IN_FLIGHT)
     offload.install(lanes)
     offload.install(deliveries)
+    shared_loop = lane_loop.LaneLoop()
+    lane_loop.install(shared_loop)
     stop = threading.Event()
     if with_maintenance:
         threading.Thread(
@@ -124,6 +126,8 @@ def run(
                 log.warning("%s still running after %.0f s; leaving", work.name, HAND_OVER_SECONDS)
         offload.uninstall(lanes.name)
         offload.uninstall(deliveries.name)
+        lane_loop.install(None)
+        shared_loop.close()
 
 
 def _die_with_parent() -> None:
