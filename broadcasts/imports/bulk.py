@@ -1,11 +1,13 @@
 """Bulk load of checked CSV rows, chunk by chunk through staging tables, in one transaction.
 
-Each chunk of checked rows goes into a temporary table (PostgreSQL `COPY`, SQLite
-`executemany`); a handful of statements then decide all of its rows at once: which row is a
-number's first in the file, which numbers are opted-out or test contacts, which were recipients
-already, which are inserted, and what every other row is. The database does a chunk while the
-next ones are checked, and everything stays inside the caller's transaction, so an import that
-fails at any point leaves nothing behind.
+Each chunk of checked rows goes into a temporary table (PostgreSQL `COPY`, SQLite a JSON
+array); set-based statements then decide all of its rows at once: which row is a number's first
+in the file, which numbers are opted-out or test contacts, which were recipients already, which
+are inserted, and what every other row is (SQLite: a handful of statements around a table of
+every number's first row; PostgreSQL: one statement, whose INSERT … ON CONFLICT DO NOTHING tells
+the numbers earlier chunks inserted). The database does a chunk while the next ones are checked,
+and everything stays inside the caller's transaction, so an import that fails at any point
+leaves nothing behind.
 """
 
 from __future__ import annotations
