@@ -1,4 +1,5 @@
-"""Encoding checked rows for the bulk load: the same JSON json.dumps writes, escaped for COPY."""
+"""Encoding checked rows for the bulk load: the same JSON json.dumps writes, escaped for COPY
+(with a flag on PostgreSQL for a row whose number an earlier row of the chunk has)."""
 
 from __future__ import annotations
 
@@ -47,8 +48,10 @@ def test_postgres_payload_reads_back_as_copy_text() -> None:
     for line in range(2, 502):
         params = {"1": _text(rng, 6)}
         name = _text(rng, 4) if line % 3 else None
-        staged.add(line, f"+4474{line:08d}", params, name, {})
-        expected.append((str(line), f"+4474{line:08d}", _dumps(params), name, None))
+        number = line if line % 7 else 3  # every 7th row repeats line 3's number
+        staged.add(line, f"+4474{number:08d}", params, name, {})
+        repeat = "t" if line > 3 and number == 3 else "f"
+        expected.append((str(line), f"+4474{number:08d}", _dumps(params), name, None, repeat))
     assert [_copy_fields(row) for row in staged.payload().split("\n")[:-1]] == expected
     assert not staged.with_attributes
 
