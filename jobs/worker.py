@@ -46,12 +46,16 @@ ROLES: dict[str, tuple[str, ...]] = {
 HAND_OVER_SECONDS = 10.0  # how long a stopping process waits for its lanes to hand over
 RESTART_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
 PR_SET_PDEATHSIG = 1
-# Young collections every 20,000 allocations instead of 700, and what the process built before
-# it took work (modules, settings, pools) frozen out of the collector. With the defaults a full
-# collection walks the whole heap every few seconds at 1,000 msg/s and stalls the lane's event
-# loop for tens of milliseconds: a pacer that wakes that late misses its send slots (benchmarks:
-# 1,865 slots missed in 20,000 sends at 1,000/s; 72 with these settings, same peak RSS).
+# A worker process keeps its event loops on time (a pacer that wakes late misses its send
+# slot, which is then booked again: lost capacity). Two things made them late, measured with
+# 20,000 sends at 1,000/s and with 4 numbers × 200/s from two workers:
+# - the collector: young collections every 700 allocations, and full ones walking the whole
+#   heap every few seconds, each stalling the loop for tens of milliseconds (1,865 slots missed
+#   in 20,000; 72 with the settings below and what start-up built frozen out of the collector);
+# - the interpreter lock: a loop waking while a database thread runs waited up to the 5 ms switch
+#   interval, several times over with several threads (~600 slots missed in 8,000; ~300 at 1 ms).
 GC_THRESHOLDS = (20_000, 20, 10)
+SWITCH_INTERVAL_SECONDS = 0.001
 
 
 class BroadcastJob(Job):
@@ -75,12 +79,13 @@ class BroadcastWorker(SimpleWorker):
         super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
 
 
-def quiet_collector() -> None:
-    """Set a long-running worker process's collector for steady event loops (GC_THRESHOLDS);
-    call once, after start-up, in the process that will work (never in a test process)."""
+def steady_loops() -> None:
+    """Set a long-running worker process up for event loops that wake on time (collector and
+    switch interval, see above); call once, after start-up, in the process that will work."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
 
 
 def run(

@@ -43,7 +43,7 @@ def worker(
     `worker` processes, on any machines, to scale out."""
     logging.getLogger().setLevel(cli_ctx.runtime.settings.log_level.upper())
     if queues or burst or len(roles) == 1:
-        worker_mod.quiet_collector()  # a process that works (the supervisor only watches)
+        worker_mod.steady_loops()  # a process that works (the supervisor only watches)
     if queues or burst:
         worker_mod.run(
             cli_ctx.runtime,

@@ -262,14 +262,15 @@ def test_a_burst_of_throttle_answers_slows_the_number_down_once() -> None:
     assert {(o.kind, o.throttled) for o in outcomes} == {(OutcomeKind.RETRY, True)}
 
 
-def test_a_worker_process_collects_young_objects_rarely_and_freezes_its_start_up() -> None:
-    # In a process of its own: the collector's settings are process-wide.
+def test_a_worker_process_sets_up_its_collector_and_switch_interval_for_steady_loops() -> None:
+    # In a process of its own: both settings are process-wide.
     import subprocess
     import sys
 
     check = (
-        "import gc; from jobs.worker import GC_THRESHOLDS, quiet_collector; quiet_collector(); "
-        "assert gc.get_threshold() == GC_THRESHOLDS, gc.get_threshold(); "
-        "assert gc.get_freeze_count() > 10000, gc.get_freeze_count()"
+        "import gc, sys; from jobs import worker; worker.steady_loops(); "
+        "assert gc.get_threshold() == worker.GC_THRESHOLDS, gc.get_threshold(); "
+        "assert gc.get_freeze_count() > 10000, gc.get_freeze_count(); "
+        "assert sys.getswitchinterval() == worker.SWITCH_INTERVAL_SECONDS"
     )
     subprocess.run([sys.executable, "-c", check], check=True, timeout=60)
