@@ -7,9 +7,40 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
+import time
+from pathlib import Path
 
 import benchmarks
 from benchmarks import summary
+
+SETTLE_BUSY = 0.15  # the machine counts as quiet below this share of its CPU busy
+SETTLE_MAX_SECONDS = 90.0
+
+
+def _cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot (Linux); (0, 0) elsewhere."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def settle() -> None:
+    """Wait until the previous benchmark's aftermath (PostgreSQL vacuuming and checkpointing,
+    processes exiting) has stopped using the CPU: two quiet seconds in a row, at most
+    SETTLE_MAX_SECONDS. Each benchmark then starts on the machine the figures assume."""
+    started = time.monotonic()
+    quiet = 0
+    busy, total = _cpu_times()
+    while quiet < 2 and time.monotonic() - started < SETTLE_MAX_SECONDS:
+        time.sleep(1.0)
+        busy2, total2 = _cpu_times()
+        share = (busy2 - busy) / (total2 - total) if total2 > total else 0.0
+        busy, total = busy2, total2
+        quiet = quiet + 1 if share < SETTLE_BUSY else 0
+    print(f"(waited {time.monotonic() - started:.0f} s for a quiet machine)", flush=True)
 
 
 def main(argv: list[str]) -> int:
@@ -25,7 +56,9 @@ def main(argv: list[str]) -> int:
         if name not in names:
             print(f"unknown benchmark {name!r}; known: {', '.join(names)}", file=sys.stderr)
             return 2
+    for name in wanted:
         print(f"\n===== {name} =====", flush=True)
+        settle()
         importlib.import_module(f"benchmarks.{name}").main()
     if summary.rows():
         print("\n===== summary: measured ÷ goal =====")
