@@ -40,11 +40,11 @@ redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', ttl)
 return {n, wait, math.floor(interval), now}
 """
 
-# KEYS: tat, penalty. ARGV: delay_us, penalty_ms, step, max_factor, min_gap_us, first_step.
-# Multiplicative decrease: a 130429 after a calm spell divides the number's rate by
-# `first_step` and is remembered; each further one while it is remembered (at most one per
-# min_gap, since a burst of rejections is one event) divides it by `step` more: the number really
-# is slower. The memory lapses penalty_ms after the last one and the full rate returns.
+# KEYS: tat, penalty. ARGV: delay_us, penalty_ms, step, max_factor, min_gap_us.
+# Multiplicative decrease: a 130429 after a calm spell is only remembered (factor 1); each
+# further one while it is remembered (at most one per min_gap, since a burst of rejections is one
+# event) divides the number's rate by `step` more: the number really is slower. The memory lapses
+# penalty_ms after the last one and the full rate returns.
 _SLOW_DOWN = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -53,7 +53,7 @@ if now - last < tonumber(ARGV[5]) then
   return 0
 end
 local held = redis.call('HGET', KEYS[2], 'factor')
-local factor = tonumber(ARGV[6])
+local factor = 1
 if held then
   factor = math.min(tonumber(held) * tonumber(ARGV[3]), tonumber(ARGV[4]))
 end
@@ -74,8 +74,7 @@ CLOCK_RTT = 0.002  # a Redis answer this quick tells the offset between its cloc
 # API's own timing), not a wrong rate; its messages are retried anyway. Slowing by 5 % for 5 s
 # for each such one cost 4 numbers × 200/s a quarter of a second each (the slowest number 182/s
 # instead of ~190). A second one within PENALTY_MS is a signal, and the decrease starts there.
-PENALTY_FIRST_STEP = 1.0
-PENALTY_STEP = 1.15  # each further one while the penalty holds, by this much more
+PENALTY_STEP = 1.15  # each 130429 after the first while it is remembered slows by this more
 PENALTY_MAX = 50.0
 PENALTY_MS = 5_000  # the full rate returns this long after the last 130429
 PENALTY_MIN_GAP_US = 500_000  # rejections closer together than this are one event
@@ -161,7 +160,6 @@ class RateLimiter:
                 PENALTY_STEP,
                 PENALTY_MAX,
                 PENALTY_MIN_GAP_US,
-                PENALTY_FIRST_STEP,
             ],
         )
 
