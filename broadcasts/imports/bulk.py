@@ -114,6 +114,10 @@ _OURS = (
     "COALESCE((SELECT r.import_id FROM recipients r WHERE r.broadcast_id = :b"
     " AND r.phone = {0}) = :i, false)"
 )
+# A contact's reason to leave its number out, as CASE branches over contacts `ct`.
+_CONTACT_REASON = (
+    f"WHEN ct.opted_out_at IS NOT NULL THEN '{OPTED_OUT}' WHEN ct.is_test THEN '{TEST_CONTACT}'"
+)
 _PG_COPY = "COPY import_chunk (line, phone, params, name, attrs, repeat) FROM STDIN"
 _SQLITE_TABLES = (
     "CREATE TEMP TABLE import_chunk (line INTEGER PRIMARY KEY, phone TEXT NOT NULL,"
@@ -225,8 +229,7 @@ class Load:
         contact = "FROM contacts ct WHERE ct.phone = import_first.phone"
         run(
             f"UPDATE import_first SET contact_id = (SELECT ct.id {contact}),"
-            f" reason = (SELECT CASE WHEN ct.opted_out_at IS NOT NULL THEN '{OPTED_OUT}'"
-            f" WHEN ct.is_test THEN '{TEST_CONTACT}' END {contact})"
+            f" reason = (SELECT CASE {_CONTACT_REASON} END {contact})"
             " WHERE phone IN ("
             f"SELECT c.phone FROM {self.firsts} JOIN contacts ct ON ct.phone = c.phone)"
         )
@@ -272,11 +275,6 @@ class Load:
             copy.write(payload)
         if with_attributes:
             self._upsert_contacts()
-        ours = _OURS
-        contact_reason = (
-            f"WHEN ct.opted_out_at IS NOT NULL THEN '{OPTED_OUT}'"
-            f" WHEN ct.is_test THEN '{TEST_CONTACT}'"
-        )
         if self.had_recipients:
             # One look-up of the number in the broadcast (a scalar subquery: the unique index is
             # probed whatever the statistics say) tells "ours" (the import id) from "already
@@ -284,14 +282,14 @@ class Load:
             reason = (
                 "CASE COALESCE((SELECT COALESCE(r.import_id, -1) FROM recipients r"
                 " WHERE r.broadcast_id = :b AND r.phone = c.phone), 0)"
-                f" WHEN :i THEN NULL WHEN 0 THEN CASE {contact_reason} END"
-                f" ELSE CASE {contact_reason} ELSE '{ALREADY_PRESENT}' END END"
+                f" WHEN :i THEN NULL WHEN 0 THEN CASE {_CONTACT_REASON} END"
+                f" ELSE CASE {_CONTACT_REASON} ELSE '{ALREADY_PRESENT}' END END"
             )
         else:
             # Only a flagged contact needs the look-up (rare): was the number ours already?
             reason = (
                 "CASE WHEN ct.id IS NULL OR (ct.opted_out_at IS NULL AND NOT ct.is_test)"
-                f" THEN NULL WHEN {ours.format('c.phone')} THEN NULL {contact_reason} END"
+                f" THEN NULL WHEN {_OURS.format('c.phone')} THEN NULL {_CONTACT_REASON} END"
             )
         result = self._run(
             "WITH c AS MATERIALIZED ("
@@ -305,7 +303,7 @@ class Load:
             " WHERE reason IS NULL AND NOT repeat ORDER BY line"
             " ON CONFLICT (broadcast_id, phone) DO NOTHING RETURNING phone),"
             " skipped AS MATERIALIZED (SELECT line, phone, "
-            + ours.format("c.phone")
+            + _OURS.format("c.phone")
             + " AS ours FROM c WHERE reason IS NULL AND NOT repeat"
             " AND phone NOT IN (SELECT phone FROM ins)),"
             " excluded AS (INSERT INTO import_excluded (phone, reason)"
