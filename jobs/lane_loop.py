@@ -12,12 +12,14 @@ offload's keys, hand-over and draining work as before.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 # Threads for the lanes' blocking calls (database transactions, lock renewals, events), shared
 # by every lane of the process; each lane has at most a few in use at once.
@@ -37,10 +39,18 @@ class LaneLoop:
 
     def _serve(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
+        try:
+            self.loop.run_forever()
+        except BaseException:
+            log.exception("the lanes' event loop stopped; lanes can no longer start here")
+            raise
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run `coro` on the shared loop; the calling thread waits for its result (or error)."""
+        """Run `coro` on the shared loop; the calling thread waits for its result (or error).
+        A loop that is no longer running is an error at once, never a wait forever."""
+        if not self._thread.is_alive() or self.loop.is_closed():
+            coro.close()
+            raise RuntimeError("the lanes' event loop is not running")
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
     def close(self, timeout: float = 10.0) -> None:

@@ -58,3 +58,17 @@ def test_a_lane_that_fails_raises_on_its_own_thread() -> None:
     finally:
         shared.close()
     assert shared.loop.is_closed()
+
+
+def test_a_lane_started_after_the_loop_stopped_fails_at_once() -> None:
+    # The loop's thread ended (stopped, not closed): waiting on it would never return.
+    shared = LaneLoop()
+    shared.loop.call_soon_threadsafe(shared.loop.stop)
+    shared._thread.join(5)
+
+    async def lane() -> None:
+        return None
+
+    with pytest.raises(RuntimeError, match="not running"):
+        shared.run(lane())  # an error its caller logs, not a wait for good
+    shared.loop.close()
