@@ -177,11 +177,15 @@ def _buttons(card: CardData) -> list[dict[str, object]]:
     report = button("Report", ids.CARD_REPORT, bid)
     edit = button("Edit…", ids.CARD_EDIT, bid)
     duplicate = button("Duplicate", ids.CARD_DUPLICATE, bid)
+    # A draft and a scheduled broadcast are still being prepared: recipients and a test.
+    preparing = [
+        button("Add contacts", ids.CARD_ADD_CONTACTS, bid),
+        button("CSV template", ids.CARD_CSV_TEMPLATE, bid),
+        button("Send test", ids.CARD_SEND_TEST, bid),
+    ]
     if card.status == S.DRAFT:
         return [
-            button("Add contacts", ids.CARD_ADD_CONTACTS, bid),
-            button("CSV template", ids.CARD_CSV_TEMPLATE, bid),
-            button("Send test", ids.CARD_SEND_TEST, bid),
+            *preparing,
             button("Send…", ids.CARD_SEND, bid, style="primary"),
             button("Schedule…", ids.CARD_SCHEDULE, bid),
             edit,
@@ -191,9 +195,7 @@ def _buttons(card: CardData) -> list[dict[str, object]]:
         ]
     if card.status == S.SCHEDULED:
         return [
-            button("Add contacts", ids.CARD_ADD_CONTACTS, bid),
-            button("CSV template", ids.CARD_CSV_TEMPLATE, bid),
-            button("Send test", ids.CARD_SEND_TEST, bid),
+            *preparing,
             button("Send now…", ids.CARD_SEND, bid, style="primary"),
             button("Reschedule…", ids.CARD_SCHEDULE, bid),
             button("Unschedule", ids.CARD_UNSCHEDULE, bid),
