@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
 from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
@@ -33,6 +33,21 @@ def register(app: App) -> None:
     app.view(ids.RETRY_CONFIRM)(on_retry_confirm)
 
 
+class Submission(NamedTuple):
+    """What every broadcast modal's listener starts from: the runtime, the authoriser, who
+    submitted it and the broadcast it is about (from the modal's metadata)."""
+
+    runtime: Runtime
+    authz: Authoriser
+    user: str
+    broadcast_id: str
+
+
+def _submission(body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> Submission:
+    broadcast_id = str(state.metadata(view).get("broadcast", ""))
+    return Submission(context["runtime"], context["authz"], body["user"]["id"], broadcast_id)
+
+
 def _errors(ack: Ack, exc: FieldError) -> None:
     ack(response_action="errors", errors={exc.block_id: kit.clip(exc.message, 300)})
 
@@ -57,10 +72,7 @@ def on_new_broadcast(
 def on_add_contacts(
     ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext
 ) -> None:
-    runtime: Runtime = context["runtime"]
-    authz: Authoriser = context["authz"]
-    broadcast_id = str(state.metadata(view).get("broadcast", ""))
-    user = body["user"]["id"]
+    runtime, authz, user, broadcast_id = _submission(body, view, context)
     chosen = state.add_contacts(view)
     if not chosen.contact_ids and not chosen.all_eligible:
         _errors(
@@ -90,10 +102,7 @@ def on_add_contacts(
 def on_send_confirm(
     ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext
 ) -> None:
-    runtime: Runtime = context["runtime"]
-    authz: Authoriser = context["authz"]
-    user = body["user"]["id"]
-    broadcast_id = str(state.metadata(view).get("broadcast", ""))
+    runtime, authz, user, broadcast_id = _submission(body, view, context)
     try:
         authz.check(user, Act.SEND, broadcast_id, from_channel=state.origin(view))
         broadcast_control.start(runtime, broadcast_id, by=slack_user(user))
@@ -107,10 +116,7 @@ def on_send_confirm(
 
 
 def on_schedule(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
-    runtime: Runtime = context["runtime"]
-    authz: Authoriser = context["authz"]
-    user = body["user"]["id"]
-    broadcast_id = str(state.metadata(view).get("broadcast", ""))
+    runtime, authz, user, broadcast_id = _submission(body, view, context)
     try:
         authz.check(user, Act.SCHEDULE, broadcast_id, from_channel=state.origin(view))
         at = state.schedule_at(view)
@@ -129,10 +135,7 @@ def on_send_test(
 ) -> None:
     """Checks that need no network answer inline; the WhatsApp call (seconds when the API is
     slow) comes after the ack, and its result replaces the modal."""
-    runtime: Runtime = context["runtime"]
-    authz: Authoriser = context["authz"]
-    user = body["user"]["id"]
-    broadcast_id = str(state.metadata(view).get("broadcast", ""))
+    runtime, authz, user, broadcast_id = _submission(body, view, context)
     try:
         authz.check(user, Act.TEST_SEND, broadcast_id, from_channel=state.origin(view))
         data = state.send_test(view)
@@ -178,9 +181,7 @@ def on_edit_draft(
     ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: BoltContext
 ) -> None:
     """Save the edit-draft modal all or nothing; a problem is shown on the field at fault."""
-    authz: Authoriser = context["authz"]
-    user = body["user"]["id"]
-    broadcast_id = str(state.metadata(view).get("broadcast", ""))
+    runtime, authz, user, broadcast_id = _submission(body, view, context)
     try:
         authz.check(user, Act.EDIT, broadcast_id, from_channel=state.origin(view))
     except BroadcastBotError as exc:
@@ -188,7 +189,7 @@ def on_edit_draft(
         return
     try:
         follow_ups.apply_edit(
-            context["runtime"],
+            runtime,
             client,
             broadcast_id,
             state.edit_draft(view),
@@ -209,9 +210,7 @@ def on_retry_confirm(
     Copying many recipients can take longer than Slack waits for an answer, so the modal is
     acknowledged first and updated when the draft exists.
     """
-    authz: Authoriser = context["authz"]
-    user = body["user"]["id"]
-    broadcast_id = str(state.metadata(view).get("broadcast", ""))
+    runtime, authz, user, broadcast_id = _submission(body, view, context)
     try:
         authz.check(user, Act.EDIT, broadcast_id, from_channel=state.origin(view))
     except BroadcastBotError as exc:
@@ -222,9 +221,7 @@ def on_retry_confirm(
         return
     ack(response_action="update", view=modals.notice_modal("Retry failed", "Making the draft…"))
     try:
-        text = follow_ups.retry_failed(
-            context["runtime"], client, broadcast_id, user_id=user, channel_id=None
-        )
+        text = follow_ups.retry_failed(runtime, client, broadcast_id, user_id=user, channel_id=None)
         title = "Retry draft made"
     except BroadcastBotError as exc:
         text, title = kit.escape_keeping_mentions(exc), "No retry made"
