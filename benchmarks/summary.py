@@ -69,11 +69,16 @@ def render(items: list[Row], load: str | None = None) -> str:
         sign = "≥" if r.higher_is_better else "≤"
         lines.append(
             f"| {r.what} | {r.backend or '-'} | {r.measured:,.1f} {r.unit} "
-            f"| {sign} {r.goal:,.0f} {r.unit} | {r.ratio:.2f} "
+            f"| {sign} {r.goal:,.0f} {r.unit} | {_ratio(r.ratio)} "
             f"| {_per_process(r.cpu_per_1000, 3)} | {_per_process(r.peak_rss_mb, 0)} "
             f"| {r.note} |"
         )
     return "\n".join(lines)
+
+
+def _ratio(ratio: float) -> str:
+    # A lower-is-better figure that measured 0 (no 130429 at all) is met however far: say so.
+    return "∞ (met)" if ratio == float("inf") else f"{ratio:.2f}"
 
 
 def dated(

@@ -55,3 +55,9 @@ def test_a_page_without_markers_is_refused_before_anything_runs(tmp_path: Path) 
 def test_the_committed_performance_page_has_its_markers() -> None:
     summary.check_docs_page()
     assert Path(__file__).parents[2] / "docs" / "performance.md" == summary.DOCS_PAGE
+
+
+def test_a_lower_is_better_figure_of_zero_reads_as_met() -> None:
+    none_throttled = Row("send at 1,000/s: 130429 answers", "PostgreSQL", 0, 20, "", False)
+    block = summary.render([none_throttled])
+    assert "| ≤ 20  | ∞ (met) |" in block and "inf" not in block
