@@ -4,7 +4,6 @@ broadcast stops. Every decision comes from the error table (kapso.errors); this 
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 from broadcasts import sending
@@ -12,7 +11,7 @@ from broadcasts.backoff import backoff_seconds
 from broadcasts.models import utcnow
 from broadcasts.sending import OutcomeKind
 from jobs.lane_stop import Halt, StopReason
-from jobs.limiter import PENALTY_MIN_GAP_US, RateLimiter
+from jobs.limiter import RateLimiter
 from kapso.errors import ErrorAction, WhatsAppError
 
 THROTTLE_PUSH = 0.25  # on 130429 the number waits this long and slows down (see jobs.limiter)
@@ -29,7 +28,6 @@ class ErrorPolicy:
         self.phone_number_id = phone_number_id
         self.halt = halt
         self.throttled = 0
-        self._slowed_at = -PENALTY_MIN_GAP_US / 1e6  # loop time this lane last slowed the number
         self.broadcast_error: WhatsAppError | None = None
         self._unknown: tuple[int | None, int] = (None, 0)  # (code, how many in a row)
 
@@ -54,7 +52,8 @@ class ErrorPolicy:
             )
         if exc.code == 130429 or exc.http_status == 429:
             self.throttled += 1
-            await self._slow_down(min(c.delay_seconds or 1.0, THROTTLE_PUSH))
+            push = min(c.delay_seconds or 1.0, THROTTLE_PUSH)
+            await self.limiter.slow_down(self.phone_number_id, push)
             return sending.Outcome(
                 r.id,
                 OutcomeKind.RETRY,
@@ -79,16 +78,6 @@ class ErrorPolicy:
             detail=exc.details,
             retry_at=utcnow() + timedelta(seconds=delay),
         )
-
-    async def _slow_down(self, push: float) -> None:
-        """Tell the limiter once per burst of 130429s: hundreds of answers to one burst come back
-        together, and the limiter counts them as one event anyway (one Redis call, not one per
-        answer, which would exhaust the lane's Redis connections)."""
-        now = asyncio.get_running_loop().time()
-        if now - self._slowed_at < PENALTY_MIN_GAP_US / 1e6:
-            return
-        self._slowed_at = now
-        await self.limiter.slow_down(self.phone_number_id, push)
 
 
 def _failed(r: sending.Claimed, exc: WhatsAppError) -> sending.Outcome:

@@ -9,6 +9,7 @@ whole number back (`slow_down`) and lowers its rate for a while.
 from __future__ import annotations
 
 import asyncio
+import math
 from dataclasses import dataclass
 
 from redis import Redis
@@ -108,6 +109,7 @@ class RateLimiter:
         self.waited_seconds = 0.0
         # Loop time minus Redis time, from the last answer that came back within CLOCK_RTT.
         self._clock_offset: float | None = None
+        self._slowed_at: dict[str, float] = {}  # loop time of the last slow_down, by number
 
     async def reserve(
         self, phone_number_id: str, rate_per_second: float, slots: int = 1
@@ -152,6 +154,13 @@ class RateLimiter:
             await asyncio.sleep(reservation.wait_seconds - self._max_ahead_us / 1_000_000 / 2)
 
     async def slow_down(self, phone_number_id: str, delay_seconds: float) -> None:
+        """Push the number back and lower its rate (see _SLOW_DOWN). The answers to one burst
+        come back together, hundreds at a time, and count as one event: only the first makes
+        the Redis call (one per answer exhausted the lane's Redis connections)."""
+        now = asyncio.get_running_loop().time()
+        if now - self._slowed_at.get(phone_number_id, -math.inf) < PENALTY_MIN_GAP_US / 1e6:
+            return
+        self._slowed_at[phone_number_id] = now
         await self._slow_down(
             keys=keys.rate_limiter(phone_number_id),
             args=[
